@@ -1,0 +1,1 @@
+"""Code every service shares: configuration, storage, errors, auth, server bootstrap, video I/O."""
