@@ -28,20 +28,22 @@ class GenerationOverrides(_message.Message):
     def __init__(self, height: _Optional[int] = ..., width: _Optional[int] = ..., num_frames: _Optional[int] = ..., num_inference_steps: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., guidance_scale_2: _Optional[float] = ..., flow_shift: _Optional[float] = ..., fps: _Optional[int] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("request_id", "prompt_id", "prompt", "negative_prompt", "seed", "overrides")
+    __slots__ = ("request_id", "prompt_id", "prompt", "negative_prompt", "seed", "overrides", "output_prefix")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PROMPT_ID_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     NEGATIVE_PROMPT_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     OVERRIDES_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_PREFIX_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     prompt_id: str
     prompt: str
     negative_prompt: str
     seed: int
     overrides: GenerationOverrides
-    def __init__(self, request_id: _Optional[str] = ..., prompt_id: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., seed: _Optional[int] = ..., overrides: _Optional[_Union[GenerationOverrides, _Mapping]] = ...) -> None: ...
+    output_prefix: str
+    def __init__(self, request_id: _Optional[str] = ..., prompt_id: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., seed: _Optional[int] = ..., overrides: _Optional[_Union[GenerationOverrides, _Mapping]] = ..., output_prefix: _Optional[str] = ...) -> None: ...
 
 class ResolvedParams(_message.Message):
     __slots__ = ("height", "width", "num_frames", "num_inference_steps", "guidance_scale", "guidance_scale_2", "flow_shift", "boundary_ratio", "fps", "negative_prompt", "seed", "max_sequence_length", "scheduler", "acceleration")

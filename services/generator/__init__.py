@@ -1,0 +1,1 @@
+"""The generator service: Wan text-to-video through diffusers, served over gRPC."""

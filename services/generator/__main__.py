@@ -1,0 +1,5 @@
+import sys
+
+from services.generator.cli import main
+
+sys.exit(main())

@@ -1,0 +1,87 @@
+"""`videophy-bench serve generator` / `python -m services.generator`: flags, model loading, serving."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+from videophy.v1 import generator_pb2, generator_pb2_grpc
+
+from services.common.server import ServiceHost, TlsFiles, write_port_file
+from services.common.settings import add_server_flags, env_flag, read_token
+from services.common.storage import Storage
+from services.common.video import DEFAULT_QUALITY
+from services.generator.presets import PRESETS, get_preset
+
+SERVICE_NAME = generator_pb2.DESCRIPTOR.services_by_name["GeneratorService"].full_name
+DEFAULT_PORT = 50051
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="videophy-bench serve generator",
+        description="Serve a Wan text-to-video model over gRPC (GeneratorService, health, reflection).",
+    )
+    add_server_flags(parser, DEFAULT_PORT)
+    g = parser.add_argument_group("model")
+    env_flag(g, "--model", default="tiny", choices=sorted(PRESETS), help="model preset")
+    env_flag(g, "--model-path", default=None,
+             help="local diffusers directory or Hub repo id (default: the preset's Hub repo; tiny: built)")
+    env_flag(g, "--revision", default=None, help="Hub revision (branch, tag or commit) to pin")
+    env_flag(g, "--cache-dir", default=None, help="Hub cache directory (default: HF_HOME)")
+    env_flag(g, "--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    env_flag(g, "--compile", action="store_true", default=False,
+             help="regional torch.compile of the transformer blocks (GPU; warm-up compiles before ready)")
+    env_flag(g, "--no-warmup", action="store_true", default=False, help="report ready without a warm-up run")
+    env_flag(g, "--mp4-quality", default=DEFAULT_QUALITY, type=float, help="imageio-ffmpeg quality 0..10")
+    return parser
+
+
+def make_backend(args: argparse.Namespace):
+    from services.common.runtime import resolve_device
+    from services.generator.diffusers_backend import DiffusersWanBackend, default_tiny_dir, resolve_model_dir
+    from services.generator.tiny import build_tiny_pipeline
+
+    preset = get_preset(args.model)
+    device = resolve_device(args.device)
+    if preset.model_id == "" and not args.model_path:
+        layout = preset.layout
+        model_dir = build_tiny_pipeline(default_tiny_dir(layout), layout=layout)
+        model_dir, revision = resolve_model_dir(preset, str(model_dir), None, None)
+        return DiffusersWanBackend(preset, model_dir, revision, device, model_id=f"videophy-bench/{preset.name}",
+                                   compile_blocks=args.compile)
+    model_dir, revision = resolve_model_dir(preset, args.model_path, args.revision, args.cache_dir)
+    return DiffusersWanBackend(preset, model_dir, revision, device,
+                               model_id=preset.model_id or str(args.model_path), compile_blocks=args.compile)
+
+
+async def serve(args: argparse.Namespace, backend=None) -> None:
+    from services.generator.service import GeneratorServicer
+
+    backend = backend or make_backend(args)
+    servicer = GeneratorServicer(backend, Storage(args.storage_root), mp4_quality=args.mp4_quality)
+    tls = TlsFiles(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
+    host = ServiceHost(
+        bind=args.bind, service_names=[SERVICE_NAME],
+        register=lambda s: generator_pb2_grpc.add_GeneratorServiceServicer_to_server(servicer, s),
+        token=read_token(args.auth_token, args.auth_token_file), tls=tls, grace_s=args.grace_s,
+    )
+    port = await host.start()
+    host.install_signal_handlers()
+    write_port_file(args.port_file, port)
+    try:
+        await servicer.load_and_warm(warmup=not args.no_warmup)
+    except Exception:
+        logging.getLogger(__name__).exception("model load failed")
+        await host.server.stop(0)
+        raise
+    await host.set_ready(True)
+    await host.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve(args))
+    return 0

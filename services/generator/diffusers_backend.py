@@ -1,0 +1,218 @@
+"""The real backend: diffusers' WanPipeline, loaded once per process.
+
+Transformer in bf16 and VAE in fp32 on GPU (fp32 everywhere on CPU). The flow shift is set by
+replacing the scheduler, prompt embeddings are cached so text encoding leaves the per-video path,
+and every step reports progress and checks for cancellation.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import logging
+import os
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from services.common.errors import Cancelled, InvalidRequest
+from services.generator.backend import GenerationJob, GenerationOutput, StepCallback, StopCheck
+from services.generator.presets import Preset
+
+log = logging.getLogger(__name__)
+
+EMBED_CACHE_SIZE = 4096
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def resolve_model_dir(preset: Preset, model_path: str | None, revision: str | None,
+                      cache_dir: str | None) -> tuple[Path, str]:
+    """Local directory of the weights and the revision to record.
+
+    A local directory is used as is (revision "local:<config hash>"); otherwise the preset's Hub repo
+    is fetched through huggingface_hub (honours HF_HOME, HF_TOKEN and HF_HUB_OFFLINE) and the
+    snapshot's commit hash is the revision.
+    """
+    source = model_path or preset.model_id
+    if not source:
+        raise InvalidRequest(f"preset {preset.name} has no Hub repo; pass --model-path")
+    local = Path(source)
+    if local.is_dir():
+        index = local / "model_index.json"
+        if not index.is_file():
+            raise InvalidRequest(f"{local} is not a diffusers pipeline directory (no model_index.json)")
+        digest = hashlib.sha256()
+        for cfg in sorted(local.glob("*/config.json")) + [index]:
+            digest.update(cfg.read_bytes())
+        return local, f"local:{digest.hexdigest()[:12]}"
+    from huggingface_hub import snapshot_download
+
+    path = Path(snapshot_download(source, revision=revision, cache_dir=cache_dir))
+    return path, path.name  # snapshots/<commit sha>
+
+
+class DiffusersWanBackend:
+    """WanPipeline behind the GeneratorBackend contract (see services.generator.backend)."""
+
+    def __init__(self, preset: Preset, model_dir: Path, revision: str, device: str,
+                 model_id: str | None = None, compile_blocks: bool = False) -> None:
+        self.preset = preset
+        self.model_dir = Path(model_dir)
+        self.model_id = model_id or preset.model_id or str(model_dir)
+        self.revision = revision
+        self.device = device
+        self.compile_blocks = compile_blocks
+        self.dtype = "bfloat16" if device.startswith("cuda") else "float32"
+        self.acceleration = "lossless"
+        self.pipe: Any = None
+        self.scheduler_name = ""
+        self._embeds: OrderedDict[str, Any] = OrderedDict()
+        self._low_memory = False
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def load(self) -> None:
+        import torch
+        from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline
+
+        dtype = torch.bfloat16 if self.dtype == "bfloat16" else torch.float32
+        t0 = time.perf_counter()
+        vae = AutoencoderKLWan.from_pretrained(self.model_dir, subfolder="vae", torch_dtype=torch.float32)
+        pipe = WanPipeline.from_pretrained(self.model_dir, vae=vae, torch_dtype=dtype)
+        self._check_layout(pipe)
+        self._base_scheduler_config = dict(pipe.scheduler.config)
+        pipe.scheduler = UniPCMultistepScheduler.from_config(self._base_scheduler_config,
+                                                             flow_shift=self.preset.flow_shift)
+        self.scheduler_name = type(pipe.scheduler).__name__
+        pipe.to(self.device)
+        pipe.set_progress_bar_config(disable=True)
+        if self.compile_blocks and self.device.startswith("cuda"):
+            for name in ("transformer", "transformer_2"):
+                module = getattr(pipe, name, None)
+                if module is not None:
+                    module.compile_repeated_blocks(fullgraph=True)
+            self.acceleration = "lossless+regional-compile"
+        self.pipe = pipe
+        log.info("loaded %s (%s) on %s in %.1fs", self.model_id, self.revision, self.device,
+                 time.perf_counter() - t0)
+
+    def _check_layout(self, pipe: Any) -> None:
+        """The weights must match the preset's architecture (two experts iff a boundary)."""
+        has_two = getattr(pipe, "transformer_2", None) is not None
+        if has_two != (self.preset.boundary_ratio is not None):
+            raise InvalidRequest(
+                f"{self.model_dir} has {'two experts' if has_two else 'one transformer'} but preset "
+                f"{self.preset.name} expects {'two' if self.preset.boundary_ratio else 'one'}")
+
+    def warmup(self) -> None:
+        """One short generation at the preset's size: compiles kernels before we report ready."""
+        from services.generator.presets import resolve
+
+        params = resolve(self.preset, seed=0, num_inference_steps=2)
+        self.generate(GenerationJob("warm up", params), lambda *_: None, lambda: False)
+
+    # -- text ------------------------------------------------------------------------------------
+    def _encode(self, text: str, max_len: int) -> Any:
+        key = _hash(f"{max_len}\x00{text}")
+        if key in self._embeds:
+            self._embeds.move_to_end(key)
+            return self._embeds[key]
+        import torch
+
+        with torch.inference_mode():
+            embeds, _ = self.pipe.encode_prompt(
+                prompt=text, negative_prompt=None, do_classifier_free_guidance=False,
+                num_videos_per_prompt=1, max_sequence_length=max_len, device=self.device,
+            )
+        self._embeds[key] = embeds
+        while len(self._embeds) > EMBED_CACHE_SIZE:
+            self._embeds.popitem(last=False)
+        return embeds
+
+    def prepare(self, prompts: list[str], negative_prompt: str) -> tuple[int, int]:
+        texts = [*prompts, negative_prompt]
+        max_len = self.preset.max_sequence_length
+        cached = sum(_hash(f"{max_len}\x00{t}") in self._embeds for t in texts)
+        for t in texts:
+            self._encode(t, max_len)
+        return len(texts) - cached, cached
+
+    # -- generation ------------------------------------------------------------------------------
+    def _scheduler_for(self, shift: float) -> None:
+        from diffusers import UniPCMultistepScheduler
+
+        if float(self.pipe.scheduler.config.flow_shift) != float(shift):
+            self.pipe.scheduler = UniPCMultistepScheduler.from_config(self._base_scheduler_config,
+                                                                      flow_shift=shift)
+
+    def generate(self, job: GenerationJob, on_step: StepCallback, should_stop: StopCheck) -> GenerationOutput:
+        import torch
+
+        p = job.params
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        prompt_embeds = self._encode(job.prompt, p.max_sequence_length)
+        negative_embeds = self._encode(p.negative_prompt, p.max_sequence_length)
+        timings["text_encode"] = time.perf_counter() - t0
+        self._scheduler_for(p.flow_shift)
+        marks: dict[str, float] = {}
+
+        def callback(pipe: Any, i: int, t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+            if i + 1 == p.num_inference_steps:
+                if self.device.startswith("cuda"):
+                    torch.cuda.synchronize()  # once, after the last step: denoise/decode split
+                marks["denoise_end"] = time.perf_counter()
+            on_step(i + 1, p.num_inference_steps)
+            if should_stop():
+                raise Cancelled(f"cancelled after step {i + 1}/{p.num_inference_steps}")
+            return {}
+
+        kwargs: dict[str, Any] = {}
+        if p.guidance_scale_2 is not None:
+            kwargs["guidance_scale_2"] = p.guidance_scale_2
+        generator = torch.Generator(device=self.device).manual_seed(p.seed)
+        t1 = time.perf_counter()
+        with torch.inference_mode():
+            out = self.pipe(
+                prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds,
+                height=p.height, width=p.width, num_frames=p.num_frames,
+                num_inference_steps=p.num_inference_steps, guidance_scale=p.guidance_scale,
+                generator=generator, output_type="np", max_sequence_length=p.max_sequence_length,
+                callback_on_step_end=callback, **kwargs,
+            )
+        t2 = time.perf_counter()
+        timings["denoise"] = marks.get("denoise_end", t2) - t1
+        timings["vae_decode"] = t2 - marks.get("denoise_end", t2)
+        return GenerationOutput(frames=out.frames[0], timings_s=timings)
+
+    # -- memory ----------------------------------------------------------------------------------
+    def free_memory(self) -> None:
+        import torch
+
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def enable_low_memory(self) -> None:
+        """VAE tiling plus offload of idle components: slower, but fits where the resident mode doesn't."""
+        if self._low_memory:
+            return
+        self.pipe.vae.enable_tiling()
+        if self.device.startswith("cuda"):
+            self.pipe.enable_model_cpu_offload(device=self.device)
+        self._low_memory = True
+        self.acceleration += "+low-memory"
+
+
+def describe_model_dir(model_dir: Path) -> dict[str, Any]:
+    index = Path(model_dir) / "model_index.json"
+    return json.loads(index.read_text()) if index.is_file() else {}
+
+
+def default_tiny_dir(layout: str) -> Path:
+    base = Path(os.environ.get("VIDEOPHY_CACHE", Path.home() / ".cache" / "videophy-bench"))
+    return base / f"tiny-wan-{layout}"

@@ -1,0 +1,232 @@
+"""GeneratorService: a thin gRPC servicer over a GeneratorBackend (proto <-> domain only).
+
+One generation at a time per device (busy -> RESOURCE_EXHAUSTED at once), GPU work on one worker
+thread so health keeps answering, cancellation and deadlines stop denoising at the next step,
+and results are idempotent per request id through a sidecar next to the atomically written MP4.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from google.protobuf import json_format
+from videophy.v1 import common_pb2, generator_pb2, generator_pb2_grpc
+
+from services.common.errors import Busy, InvalidRequest, NotReady, OutOfMemory
+from services.common.runtime import runtime_dict
+from services.common.storage import Storage, safe_component, sha256_file
+from services.common.video import DEFAULT_QUALITY, encode_mp4
+from services.generator.backend import GenerationJob, GenerationOutput, GeneratorBackend
+from services.generator.presets import PRESETS, Params, resolve
+
+log = logging.getLogger(__name__)
+
+MAX_PROMPT_CHARS = 8192
+_OVERRIDE_FIELDS = ("height", "width", "num_frames", "num_inference_steps", "guidance_scale",
+                    "guidance_scale_2", "flow_shift", "fps")
+
+
+def _is_oom(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.OutOfMemoryError)
+
+
+def params_proto(p: Params, scheduler: str = "", acceleration: str = "") -> generator_pb2.ResolvedParams:
+    return generator_pb2.ResolvedParams(
+        height=p.height, width=p.width, num_frames=p.num_frames, num_inference_steps=p.num_inference_steps,
+        guidance_scale=p.guidance_scale, guidance_scale_2=p.guidance_scale_2, flow_shift=p.flow_shift,
+        boundary_ratio=p.boundary_ratio, fps=p.fps, negative_prompt=p.negative_prompt, seed=p.seed,
+        max_sequence_length=p.max_sequence_length, scheduler=scheduler, acceleration=acceleration,
+    )
+
+
+@dataclass
+class _Work:
+    uri: str
+    sidecar_uri: str
+    fingerprint: str
+    job: GenerationJob
+
+
+class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
+    def __init__(self, backend: GeneratorBackend, storage: Storage, mp4_quality: float = DEFAULT_QUALITY):
+        self.backend = backend
+        self.storage = storage
+        self.mp4_quality = mp4_quality
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gpu")
+        self.ready = False
+        self._lock = asyncio.Lock()
+        self._runtime: dict[str, object] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def load_and_warm(self, warmup: bool = True) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self.executor, self.backend.load)
+        if warmup:
+            await loop.run_in_executor(self.executor, self.backend.warmup)
+        self._runtime = runtime_dict(self.backend.device)
+        self.ready = True
+
+    def _runtime_proto(self) -> common_pb2.RuntimeInfo:
+        rt = self._runtime or runtime_dict(self.backend.device)
+        return common_pb2.RuntimeInfo(device=str(rt["device"]), device_name=str(rt["device_name"]),
+                                      hostname=str(rt["hostname"]),
+                                      library_versions=dict(rt["library_versions"]))  # type: ignore[arg-type]
+
+    def _model_proto(self) -> common_pb2.ModelInfo:
+        b = self.backend
+        return common_pb2.ModelInfo(model_id=b.model_id, revision=b.revision, preset=b.preset.name, dtype=b.dtype)
+
+    # -- request parsing ---------------------------------------------------------------------------
+    def _work_for(self, req: generator_pb2.GenerateRequest) -> _Work:
+        if not req.prompt.strip():
+            raise InvalidRequest("prompt is empty")
+        if len(req.prompt) > MAX_PROMPT_CHARS:
+            raise InvalidRequest(f"prompt has {len(req.prompt)} characters (max {MAX_PROMPT_CHARS})")
+        safe_component(req.request_id, "request_id")
+        safe_component(req.prompt_id, "prompt_id")
+        prefix = req.output_prefix or "videos"
+        overrides = {f: getattr(req.overrides, f) for f in _OVERRIDE_FIELDS if req.overrides.HasField(f)}
+        negative = req.negative_prompt if req.HasField("negative_prompt") else None
+        params = resolve(self.backend.preset, seed=req.seed, negative_prompt=negative, **overrides)
+        uri = f"{prefix.strip('/')}/{req.prompt_id}/{req.request_id}.mp4"
+        self.storage.resolve(uri)  # refuses a prefix that leaves the root, before any GPU work
+        fingerprint = hashlib.sha256(json.dumps(
+            [req.prompt, params.as_dict(), self.backend.model_id, self.backend.revision], sort_keys=True,
+            ensure_ascii=False).encode()).hexdigest()
+        return _Work(uri, uri[:-4] + ".json", fingerprint, GenerationJob(req.prompt, params))
+
+    def _cached(self, work: _Work) -> generator_pb2.GenerateResult | None:
+        """The earlier result for this request id when its MP4 is still intact."""
+        try:
+            side = json.loads(self.storage.resolve(work.sidecar_uri).read_text())
+        except (OSError, ValueError):
+            return None
+        if side.get("fingerprint") != work.fingerprint:
+            raise InvalidRequest(f"request_id already used for a different prompt or parameters ({work.uri})")
+        result = json_format.ParseDict(side["result"], generator_pb2.GenerateResult())
+        if not self.storage.intact(work.uri, result.artifact.sha256):
+            return None
+        result.cached = True
+        return result
+
+    # -- RPCs --------------------------------------------------------------------------------------
+    async def Generate(self, request, context):  # noqa: N802 - gRPC method name
+        if not self.ready:
+            raise NotReady("model is still loading")
+        work = self._work_for(request)
+        cached = self._cached(work)
+        if cached is not None:
+            yield generator_pb2.GenerateEvent(request_id=request.request_id, result=cached)
+            return
+        if self._lock.locked():
+            raise Busy("generator busy with another item")
+        async with self._lock:
+            async for event in self._run_locked(request.request_id, work):
+                yield event
+
+    async def _run_locked(self, request_id: str, work: _Work):
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
+        stop = threading.Event()
+        started = time.perf_counter()
+
+        def on_step(k: int, n: int) -> None:
+            loop.call_soon_threadsafe(events.put_nowait, (k, n))
+
+        fut = loop.run_in_executor(self.executor, self._produce, work, on_step, stop.is_set)
+        try:
+            yield generator_pb2.GenerateEvent(request_id=request_id, progress=generator_pb2.GenerateProgress(
+                phase="queued", step=0, total_steps=work.job.params.num_inference_steps))
+            while True:
+                getter = asyncio.ensure_future(events.get())
+                done, _ = await asyncio.wait({getter, fut}, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    k, n = getter.result()
+                    yield generator_pb2.GenerateEvent(request_id=request_id, progress=generator_pb2.GenerateProgress(
+                        phase="denoise", step=k, total_steps=n, elapsed_s=time.perf_counter() - started))
+                    continue
+                getter.cancel()
+                break
+            result = fut.result()  # raises the worker's exception (mapped by the interceptor)
+        except BaseException:
+            stop.set()  # cancel or deadline: the worker stops at the next step
+            try:
+                await asyncio.shield(fut)
+            except BaseException:  # noqa: BLE001 - the original error is what we re-raise
+                pass
+            raise
+        yield generator_pb2.GenerateEvent(request_id=request_id, result=result)
+
+    def _produce(self, work: _Work, on_step, should_stop) -> generator_pb2.GenerateResult:
+        """Worker thread: generate (with the OOM fallback), write MP4 + sidecar atomically."""
+        started = time.perf_counter()
+        out = self._generate_with_fallback(work.job, on_step, should_stop)
+        p = work.job.params
+        t0 = time.perf_counter()
+        with self.storage.atomic_path(work.uri, suffix=".mp4") as tmp:
+            encode_mp4(out.frames, tmp, fps=p.fps, quality=self.mp4_quality)
+        timings = dict(out.timings_s)
+        timings["mp4_encode"] = time.perf_counter() - t0
+        timings["total"] = time.perf_counter() - started
+        path = self.storage.resolve(work.uri)
+        frames, height, width = out.frames.shape[0], out.frames.shape[1], out.frames.shape[2]
+        result = generator_pb2.GenerateResult(
+            artifact=common_pb2.ArtifactRef(uri=work.uri, sha256=sha256_file(path), bytes=path.stat().st_size,
+                                            mime="video/mp4"),
+            num_frames=frames, fps=p.fps, duration_s=frames / p.fps, height=height, width=width,
+            params=params_proto(p, getattr(self.backend, "scheduler_name", ""), self.backend.acceleration),
+            model=self._model_proto(), runtime=self._runtime_proto(), timings_s=timings, attempts=out.attempts,
+        )
+        side = {"fingerprint": work.fingerprint, "prompt": work.job.prompt,
+                "result": json_format.MessageToDict(result)}
+        self.storage.write_bytes_atomic(work.sidecar_uri, json.dumps(side, ensure_ascii=False, indent=1).encode())
+        return result
+
+    def _generate_with_fallback(self, job: GenerationJob, on_step, should_stop) -> GenerationOutput:
+        try:
+            return self.backend.generate(job, on_step, should_stop)
+        except Exception as exc:
+            if not _is_oom(exc):
+                raise
+            log.warning("out of memory; retrying once with VAE tiling and offload: %s", exc)
+        self.backend.free_memory()
+        self.backend.enable_low_memory()
+        try:
+            out = self.backend.generate(job, on_step, should_stop)
+        except Exception as exc:
+            if not _is_oom(exc):
+                raise
+            self.backend.free_memory()
+            raise OutOfMemory(f"out of device memory even with VAE tiling and offload: {exc}") from exc
+        out.attempts = 2
+        return out
+
+    async def Prepare(self, request, context):  # noqa: N802
+        if not self.ready:
+            raise NotReady("model is still loading")
+        if self._lock.locked():
+            raise Busy("generator busy with another item")
+        negative = request.negative_prompt if request.HasField("negative_prompt") else None
+        neg = resolve(self.backend.preset, seed=0, negative_prompt=negative).negative_prompt
+        async with self._lock:
+            t0 = time.perf_counter()
+            encoded, cached = await asyncio.get_running_loop().run_in_executor(
+                self.executor, self.backend.prepare, list(request.prompts), neg)
+        return generator_pb2.PrepareResponse(encoded=encoded, cached=cached, elapsed_s=time.perf_counter() - t0)
+
+    async def GetInfo(self, request, context):  # noqa: N802
+        presets = [
+            generator_pb2.Preset(name=p.name, model_id=p.model_id, defaults=params_proto(resolve(p, seed=0)))
+            for p in PRESETS.values()
+        ]
+        return generator_pb2.GetInfoResponse(model=self._model_proto(), runtime=self._runtime_proto(),
+                                             presets=presets, active_preset=self.backend.preset.name, capacity=1)
