@@ -1,0 +1,5 @@
+import sys
+
+from services.evaluator.cli import main
+
+sys.exit(main())

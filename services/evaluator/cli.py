@@ -1,0 +1,77 @@
+"""`videophy-bench serve evaluator` / `python -m services.evaluator`: flags, judge loading, serving."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import logging
+
+from videophy.v1 import evaluator_pb2, evaluator_pb2_grpc
+
+from services.common.server import ServiceHost, TlsFiles, write_port_file
+from services.common.settings import add_server_flags, env_flag, read_token
+from services.common.storage import Storage
+
+SERVICE_NAME = evaluator_pb2.DESCRIPTOR.services_by_name["EvaluatorService"].full_name
+DEFAULT_PORT = 50052
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="videophy-bench serve evaluator",
+        description="Serve the VideoPhy-2 AutoEval judge (or VideoCon-Physics) over gRPC.",
+    )
+    add_server_flags(parser, DEFAULT_PORT)
+    g = parser.add_argument_group("judge")
+    env_flag(g, "--model", default="tiny",
+             help="tiny, videophy_2_auto (videophysics/videophy_2_auto), videocon_physics, or a local dir")
+    env_flag(g, "--revision", default=None, help="Hub revision to pin")
+    env_flag(g, "--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    env_flag(g, "--dtype", default="auto", choices=["auto", "bfloat16", "float32"],
+             help="auto = bfloat16 on GPU (as the official script), float32 on CPU")
+    env_flag(g, "--lora-checkpoint", default=None, help="extra LoRA weights applied with peft")
+    env_flag(g, "--max-batch", default=4, type=int, help="videos judged per forward (= concurrent calls)")
+    env_flag(g, "--batch-wait-ms", default=50.0, type=float, help="how long to gather a batch")
+    return parser
+
+
+def _factory(args: argparse.Namespace):
+    from services.common.runtime import resolve_device
+    from services.evaluator.judge import load_judge
+
+    device = resolve_device(args.device)
+    dtype = args.dtype if args.dtype != "auto" else ("bfloat16" if device.startswith("cuda") else "float32")
+    return functools.partial(load_judge, args.model, device=device, dtype=dtype, revision=args.revision,
+                             lora_checkpoint=args.lora_checkpoint)
+
+
+async def serve(args: argparse.Namespace, judge_factory=None) -> None:
+    from services.evaluator.service import EvaluatorServicer
+
+    servicer = EvaluatorServicer(judge_factory or _factory(args), Storage(args.storage_root),
+                                 capacity=args.max_batch, batch_wait_s=args.batch_wait_ms / 1000.0)
+    tls = TlsFiles(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
+    host = ServiceHost(
+        bind=args.bind, service_names=[SERVICE_NAME],
+        register=lambda s: evaluator_pb2_grpc.add_EvaluatorServiceServicer_to_server(servicer, s),
+        token=read_token(args.auth_token, args.auth_token_file), tls=tls, grace_s=args.grace_s,
+    )
+    port = await host.start()
+    host.install_signal_handlers()
+    write_port_file(args.port_file, port)
+    try:
+        await servicer.load()
+    except Exception:
+        logging.getLogger(__name__).exception("judge load failed")
+        await host.server.stop(0)
+        raise
+    await host.set_ready(True)
+    await host.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve(args))
+    return 0

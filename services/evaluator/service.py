@@ -1,0 +1,189 @@
+"""EvaluatorService: a thin gRPC servicer over a Judge, with micro-batching of queued videos.
+
+Up to `capacity` calls are accepted at once (GetInfo tells the orchestrator how many worker slots
+to open); a batcher gathers what is queued into one `judge_batch` forward, whose padding keeps each
+score equal to its batch-of-one score. More calls than capacity get RESOURCE_EXHAUSTED at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from videophy.v1 import common_pb2, evaluator_pb2, evaluator_pb2_grpc
+
+from services.common.errors import Busy, FailedPrecondition, InvalidRequest, NotReady
+from services.common.runtime import runtime_dict
+from services.common.storage import Storage, sha256_file
+from services.evaluator.errors import (
+    EmptyVideoError,
+    JudgeInputError,
+    VideoDecodeError,
+    VideoNotFoundError,
+)
+from services.evaluator.judge import Judge, JudgeOutcome, JudgeQuery
+
+log = logging.getLogger(__name__)
+
+TASK_NAMES = {
+    evaluator_pb2.JUDGE_TASK_SA: "sa",
+    evaluator_pb2.JUDGE_TASK_PC: "pc",
+    evaluator_pb2.JUDGE_TASK_RULE: "rule",
+    evaluator_pb2.JUDGE_TASK_VIDEOCON_SA: "videocon_sa",
+    evaluator_pb2.JUDGE_TASK_VIDEOCON_PC: "videocon_pc",
+}
+TASK_ENUMS = {v: k for k, v in TASK_NAMES.items()}
+PARSE_ENUMS = {
+    "parsed": evaluator_pb2.PARSE_STATUS_PARSED,
+    "digit_fallback": evaluator_pb2.PARSE_STATUS_DIGIT_FALLBACK,
+    "unparseable": evaluator_pb2.PARSE_STATUS_UNPARSEABLE,
+    "probability": evaluator_pb2.PARSE_STATUS_PROBABILITY,
+}
+_MISSING_VIDEO = (VideoNotFoundError, VideoDecodeError, EmptyVideoError)
+
+
+def to_service_error(exc: JudgeInputError) -> Exception:
+    """A bad video is a precondition failure (the file may be fixed); bad text/tasks are invalid."""
+    return FailedPrecondition(str(exc)) if isinstance(exc, _MISSING_VIDEO) else InvalidRequest(str(exc))
+
+
+@dataclass
+class _Pending:
+    path: str
+    queries: list[JudgeQuery]
+    done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServiceServicer):
+    def __init__(self, judge_factory, storage: Storage, capacity: int = 4, batch_wait_s: float = 0.05):
+        self._judge_factory = judge_factory
+        self.judge: Judge | None = None
+        self.storage = storage
+        self.capacity = max(1, capacity)
+        self.batch_wait_s = batch_wait_s
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gpu")
+        self.ready = False
+        self._queue: asyncio.Queue[_Pending] | None = None
+        self._inflight = 0
+        self._batcher: asyncio.Task | None = None
+        self._runtime: dict[str, object] | None = None
+
+    async def load(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.judge = await loop.run_in_executor(self.executor, self._judge_factory)
+        self._runtime = runtime_dict(self.judge.info.device)
+        self._queue = asyncio.Queue()
+        self._batcher = asyncio.ensure_future(self._batch_loop())
+        self.ready = True
+
+    # -- protos --------------------------------------------------------------------------------
+    def _model_proto(self) -> common_pb2.ModelInfo:
+        info = self.judge.info
+        return common_pb2.ModelInfo(model_id=info.model_id, revision=info.revision, preset=info.name,
+                                    dtype=info.dtype)
+
+    def _runtime_proto(self) -> common_pb2.RuntimeInfo:
+        rt = self._runtime or {}
+        return common_pb2.RuntimeInfo(device=str(rt.get("device", "")), device_name=str(rt.get("device_name", "")),
+                                      hostname=str(rt.get("hostname", "")),
+                                      library_versions=dict(rt.get("library_versions", {})))
+
+    def _queries(self, request: evaluator_pb2.EvaluateRequest) -> list[JudgeQuery]:
+        if not request.queries:
+            raise InvalidRequest("no queries: name at least one task")
+        queries = []
+        for q in request.queries:
+            name = TASK_NAMES.get(q.task)
+            if name is None:
+                raise InvalidRequest(f"unknown task {q.task}")
+            if name not in self.judge.info.tasks:
+                raise InvalidRequest(f"task {name!r} is not served by {self.judge.info.model_id} "
+                                     f"(serves {', '.join(self.judge.info.tasks)})")
+            if not q.text.strip():
+                raise InvalidRequest(f"empty {'rule' if name == 'rule' else 'caption'} for task {name!r}")
+            queries.append(JudgeQuery(task=name, text=q.text))
+        return queries
+
+    # -- RPCs ----------------------------------------------------------------------------------
+    async def Evaluate(self, request, context):  # noqa: N802 - gRPC method name
+        if not self.ready:
+            raise NotReady("judge is still loading")
+        queries = self._queries(request)
+        path = self.storage.resolve(request.video_uri)
+        if not path.is_file():
+            raise FailedPrecondition(f"video {request.video_uri!r} does not exist under the storage root")
+        if request.video_sha256 and sha256_file(path) != request.video_sha256:
+            raise FailedPrecondition(f"video {request.video_uri!r} does not match the expected sha256")
+        if self._inflight >= self.capacity:
+            raise Busy(f"evaluator busy ({self._inflight}/{self.capacity} videos queued)")
+        self._inflight += 1
+        started = time.perf_counter()
+        try:
+            yield evaluator_pb2.EvaluateEvent(request_id=request.request_id,
+                                              progress=evaluator_pb2.EvaluateProgress(phase="queued"))
+            pending = _Pending(str(path), queries)
+            await self._queue.put(pending)
+            outcome: JudgeOutcome = await asyncio.shield(pending.done)
+        finally:
+            self._inflight -= 1
+        timings = dict(outcome.timings)
+        timings["total"] = time.perf_counter() - started
+        answers = [
+            evaluator_pb2.JudgeAnswer(task=TASK_ENUMS[a.task], score=float(a.score), raw_text=a.raw_text,
+                                      parse_status=PARSE_ENUMS.get(str(getattr(a.parse_status, "value",
+                                                                                a.parse_status)), 0))
+            for a in outcome.answers
+        ]
+        yield evaluator_pb2.EvaluateEvent(request_id=request.request_id, result=evaluator_pb2.EvaluateResult(
+            answers=answers, model=self._model_proto(), runtime=self._runtime_proto(),
+            frame_indices=list(outcome.frame_indices), timings_s=timings))
+
+    async def GetInfo(self, request, context):  # noqa: N802
+        if self.judge is None:
+            raise NotReady("judge is still loading")
+        return evaluator_pb2.EvaluatorInfo(model=self._model_proto(), runtime=self._runtime_proto(),
+                                           tasks=[TASK_ENUMS[t] for t in self.judge.info.tasks],
+                                           capacity=self.capacity)
+
+    # -- batching ------------------------------------------------------------------------------
+    async def _batch_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            deadline = loop.time() + self.batch_wait_s
+            while len(batch) < self.capacity:
+                try:
+                    batch.append(await asyncio.wait_for(self._queue.get(), max(0.0, deadline - loop.time())))
+                except TimeoutError:
+                    break
+            results = await loop.run_in_executor(self.executor, self._judge_items, batch)
+            for pending, result in zip(batch, results, strict=True):
+                if pending.done.done():
+                    continue
+                if isinstance(result, BaseException):
+                    pending.done.set_exception(result)
+                else:
+                    pending.done.set_result(result)
+
+    def _judge_items(self, batch: list[_Pending]) -> list[JudgeOutcome | BaseException]:
+        """Worker thread: one batched forward; on a bad input, fall back to one by one to isolate it."""
+        try:
+            return list(self.judge.judge_batch([(p.path, p.queries) for p in batch]))
+        except JudgeInputError as exc:
+            if len(batch) == 1:
+                return [to_service_error(exc)]
+        except Exception as exc:  # noqa: BLE001 - delivered to each caller, mapped by the interceptor
+            if len(batch) == 1:
+                return [exc]
+        out: list[JudgeOutcome | BaseException] = []
+        for p in batch:
+            try:
+                out.append(self.judge.judge(p.path, p.queries))
+            except JudgeInputError as exc:
+                out.append(to_service_error(exc))
+            except Exception as exc:  # noqa: BLE001
+                out.append(exc)
+        return out
