@@ -1,0 +1,423 @@
+"""The human-judged VideoPhy-2 leaderboard from ``videophy2_test.csv``, the user's runs beside it, and the
+agreement of our judge with the human labels where both scored the same videos.
+
+``videophy2_test.csv`` (HF dataset ``videophysics/videophy2_test``) has one row per (caption, model) with
+human ``sa``/``pc`` (1..5), ``joint`` (0/1), ``action``, ``is_hard`` (0/1), ``model_name``, ``category``,
+``video_url`` and more (an unnamed empty column included). It is converted to the results schema
+(:func:`labels_to_results`: arm = model, prompt_id = caption) so that the leaderboard numbers come from the
+same code as the run numbers (:func:`metrics.subset_table`).
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from . import plots
+from .document import Column, Figure, Report, Section, Table, Text
+from .intervals import DEFAULT_BOOTSTRAP, DEFAULT_SEED
+from .loading import Condition, joint_outcome, prepare_results
+from .metrics import scored, subset_table
+
+HUB_DATASET = "videophysics/videophy2_test"
+HUB_FILENAME = "videophy2_test.csv"
+HUMAN_JUDGE = "human (VideoPhy-2 test set)"
+REQUIRED_COLUMNS = ("caption", "sa", "pc", "model_name")
+
+#: display names of ``model_name`` values
+MODEL_NAMES = {
+    "wan": "Wan2.1-T2V-14B",
+    "cogvideo": "CogVideoX-5B",
+    "cosmos": "Cosmos-Diffusion-7B",
+    "sora": "OpenAI Sora (60-prompt subset)",
+    "ray2": "Luma Ray2",
+    "hunyuan": "HunyuanVideo-13B",
+    "videocrafter": "VideoCrafter2",
+}
+#: published human leaderboard, joint % (all, hard, physical activities, object interactions);
+#: source: Hritikbansal/videophy VIDEOPHY2/README.md
+PUBLISHED_HUMAN = {
+    "wan": (32.6, 21.9, 31.5, 36.2),
+    "cogvideo": (25.0, 0.0, 24.6, 26.1),
+    "cosmos": (24.1, 10.9, 22.6, 27.4),
+    "sora": (23.3, 5.3, 22.2, 26.7),
+    "ray2": (20.3, 8.3, 21.0, 18.5),
+    "hunyuan": (17.2, 6.2, 17.6, 15.9),
+    "videocrafter": (10.5, 2.9, 10.1, 13.1),
+}
+#: official AutoEval joint on the same test videos (HF videophysics/videophy2_autoeval_scores, issue #9)
+PUBLISHED_AUTOEVAL = {
+    "sora": 0.217,
+    "hunyuan": 0.196,
+    "cogvideo": 0.195,
+    "ray2": 0.175,
+    "wan": 0.169,
+    "videocrafter": 0.164,
+    "cosmos": 0.147,
+}
+GAP_STATEMENT = (
+    "Human and AutoEval joint scores are not interchangeable. On the same test videos the official AutoEval "
+    "gives lower and compressed joint scores (14.7-21.7% over the 7 models, against 10.5-32.6% by humans) "
+    "and ranks Wan2.1-14B 5th of 7 where humans rank it 1st (AutoEval 16.9% vs human 32.6%); a user's "
+    "AutoEval run of Wan2.1-14B gave 23.0% on all and 5.6% on hard prompts (Hritikbansal/videophy issue "
+    "#19), and the authors state that the auto-rater's rankings may not match the human ones (issue #7). "
+    "The published AutoEval agreement with humans is Pearson r 0.47 (SA) and 0.37 (PC), joint accuracy "
+    "79.1% and F1 51.1% on unseen prompts. Compare AutoEval runs with AutoEval numbers; the distance of an "
+    "AutoEval row to a human row mixes the model and the judge."
+)
+
+
+def download_test_csv(cache_dir: str | Path | None = None) -> Path:
+    """Download ``videophy2_test.csv`` from the Hugging Face Hub (needs network) and return its path."""
+    from huggingface_hub import hf_hub_download
+
+    return Path(
+        hf_hub_download(
+            repo_id=HUB_DATASET,
+            filename=HUB_FILENAME,
+            repo_type="dataset",
+            cache_dir=str(cache_dir) if cache_dir else None,
+        )
+    )
+
+
+def read_test_csv(path: str | Path) -> pd.DataFrame:
+    """Read ``videophy2_test.csv`` as text columns (empty cells missing); checks the required columns."""
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
+    if missing:
+        raise ValueError(f"{path}: not a videophy2_test.csv, missing columns {missing}")
+    return raw
+
+
+def labels_to_results(raw: pd.DataFrame) -> pd.DataFrame:
+    """The human labels as a typed results frame: one item per row, arm = ``model_name``, prompt_id =
+    caption. The file's own ``joint`` column is kept as ``joint_file``."""
+    frame = pd.DataFrame(
+        {
+            "prompt_id": raw["caption"],
+            "caption": raw["caption"],
+            "arm": raw["model_name"],
+            "seed": 0,
+            "round": 0,
+            "state": "judged",
+            "sa": raw["sa"],
+            "pc": raw["pc"],
+            "action": raw.get("action"),
+            "is_hard": raw.get("is_hard"),
+            "category": raw.get("category"),
+            "video_path": raw.get("video_url"),
+        }
+    )
+    typed = prepare_results(frame)
+    typed["video_url"] = raw.get("video_url", pd.Series(pd.NA, index=raw.index)).astype("string")
+    typed["joint_file"] = pd.to_numeric(raw.get("joint", pd.Series(np.nan, index=raw.index)), errors="coerce")
+    return typed
+
+
+def leaderboard_row(
+    model: str, judge: str, df: pd.DataFrame, categories: list[str], n_boot: int, seed: int
+) -> dict[str, Any]:
+    """Joint all (Wilson and action-bootstrap CIs), hard, easy and per category for one model or run."""
+    rows = {r["subset"]: r for r in subset_table(df, n_boot=n_boot, seed=seed)}
+    out: dict[str, Any] = {
+        "model": model,
+        "judge": judge,
+        "n": rows["all"]["n"],
+        "n_items": rows["all"]["n_items"],
+        "coverage": rows["all"]["coverage"],
+    }
+    for key in ("joint", "joint_lo", "joint_hi", "joint_boot_lo", "joint_boot_hi", "mean_sa", "mean_pc"):
+        out[key] = rows["all"].get(key, float("nan"))
+    for name in ("hard", "easy"):
+        out.update(
+            {
+                f"{name}": rows[name]["joint"],
+                f"{name}_lo": rows[name]["joint_lo"],
+                f"{name}_hi": rows[name]["joint_hi"],
+                f"n_{name}": rows[name]["n"],
+            }
+        )
+    for i, category in enumerate(categories):
+        row = rows.get(f"category: {category}")
+        out.update(
+            {
+                f"cat{i}": row["joint"] if row else float("nan"),
+                f"cat{i}_lo": row["joint_lo"] if row else float("nan"),
+                f"cat{i}_hi": row["joint_hi"] if row else float("nan"),
+                f"n_cat{i}": row["n"] if row else 0,
+            }
+        )
+    return out
+
+
+def human_leaderboard(
+    test: pd.DataFrame, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED
+) -> list[dict[str, Any]]:
+    """One row per model of the test set, sorted by joint (all) descending, with the published values."""
+    categories = sorted(test["category"].dropna().unique())
+    rows = []
+    for model, part in test.groupby("arm", sort=True):
+        row = leaderboard_row(
+            MODEL_NAMES.get(str(model), str(model)), HUMAN_JUDGE, part, categories, n_boot, seed
+        )
+        published = PUBLISHED_HUMAN.get(str(model))
+        row["model_id"] = str(model)
+        row["published_all"] = published[0] / 100 if published else float("nan")
+        row["published_hard"] = published[1] / 100 if published else float("nan")
+        rows.append(row)
+    rows.sort(key=lambda r: (-np.nan_to_num(r["joint"], nan=-1.0), r["model"]))
+    return rows
+
+
+def _url_tail(value: object, parts: int = 2) -> str | None:
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return None
+    path = urllib.parse.unquote(urllib.parse.urlparse(str(value)).path).replace("\\", "/")
+    pieces = [p for p in path.split("/") if p]
+    return "/".join(pieces[-parts:]) if len(pieces) >= parts else None
+
+
+def match_human(run: pd.DataFrame, test: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Pair the run's scored items with human labels of the same videos.
+
+    Tried in order, the first key that matches anything wins: the run's ``video_url`` column (if it has
+    one) equal to the test ``video_url``; the last two path components of ``video_path`` equal to those
+    of ``video_url`` (e.g. ``hunyuan_xdit/A_yo-yo_....mp4``); (caption, arm) equal to (caption,
+    model_name). Test keys that occur more than once are ambiguous and dropped. Returns the matched frame
+    (``sa``, ``pc``, ``joint`` of the run, ``sa_h``, ``pc_h``, ``joint_h`` human) and the key used.
+    """
+    ok = scored(run)
+    human = scored(test)
+    candidates = []
+    if "video_url" in ok.columns:
+        candidates.append(("video_url", ok["video_url"].astype("string"), human["video_url"]))
+    candidates.append(("video path tail", ok["video_path"].map(_url_tail), human["video_url"].map(_url_tail)))
+    candidates.append(
+        (
+            "caption + model",
+            ok["caption"].astype(str) + "\x00" + ok["arm"].astype(str),
+            human["caption"].astype(str) + "\x00" + human["arm"].astype(str),
+        )
+    )
+    for name, run_key, human_key in candidates:
+        unique = human_key[~human_key.duplicated(keep=False) & human_key.notna()]
+        lookup = pd.Series(unique.index, index=unique.to_numpy())
+        hits = run_key[run_key.notna() & run_key.isin(lookup.index)]
+        if hits.empty:
+            continue
+        h = human.loc[lookup[hits.to_numpy()].to_numpy()]
+        matched = pd.DataFrame(
+            {
+                "sa": ok.loc[hits.index, "sa"].to_numpy(),
+                "pc": ok.loc[hits.index, "pc"].to_numpy(),
+                "joint": ok.loc[hits.index, "joint"].to_numpy(),
+                "sa_h": h["sa"].to_numpy(),
+                "pc_h": h["pc"].to_numpy(),
+                "joint_h": h["joint"].to_numpy(),
+            }
+        )
+        return matched, name
+    return pd.DataFrame(columns=["sa", "pc", "joint", "sa_h", "pc_h", "joint_h"]), "none"
+
+
+def _pearson(x: pd.Series, y: pd.Series) -> float:
+    x, y = x.to_numpy(float), y.to_numpy(float)
+    if len(x) < 3 or np.std(x) == 0 or np.std(y) == 0:
+        return float("nan")
+    return float(stats.pearsonr(x, y).statistic)
+
+
+def agreement(matched: pd.DataFrame) -> dict[str, Any]:
+    """Pearson r of SA and PC, joint accuracy, precision, recall and F1 (positive = joint pass)."""
+    n = len(matched)
+    judge, human = matched["joint"].to_numpy(float) == 1, matched["joint_h"].to_numpy(float) == 1
+    tp, fp, fn = int((judge & human).sum()), int((judge & ~human).sum()), int((~judge & human).sum())
+    precision = tp / (tp + fp) if tp + fp else float("nan")
+    recall = tp / (tp + fn) if tp + fn else float("nan")
+    f1 = 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else float("nan")
+    return {
+        "n": n,
+        "r_sa": _pearson(matched["sa"], matched["sa_h"]),
+        "r_pc": _pearson(matched["pc"], matched["pc_h"]),
+        "accuracy": float((judge == human).mean()) if n else float("nan"),
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "joint_judge": float(judge.mean()) if n else float("nan"),
+        "joint_human": float(human.mean()) if n else float("nan"),
+    }
+
+
+def _leaderboard_columns(categories: list[str]) -> list[Column]:
+    columns = [
+        Column("model", "model / run"),
+        Column("judge", "judge"),
+        Column("n", "n scored", "int"),
+        Column("joint", "joint all [95% Wilson CI]", "pct", ("joint_lo", "joint_hi")),
+        Column("joint_boot_lo", "bootstrap low", "pct"),
+        Column("joint_boot_hi", "bootstrap high", "pct"),
+        Column("hard", "joint hard [Wilson]", "pct", ("hard_lo", "hard_hi")),
+        Column("n_hard", "n hard", "int"),
+        Column("easy", "joint easy [Wilson]", "pct", ("easy_lo", "easy_hi")),
+    ]
+    for i, category in enumerate(categories):
+        columns.append(Column(f"cat{i}", f"joint {category}", "pct", (f"cat{i}_lo", f"cat{i}_hi")))
+    columns += [
+        Column("mean_sa", "mean SA", "num2"),
+        Column("mean_pc", "mean PC", "num2"),
+        Column("published_all", "published all", "pct"),
+        Column("published_hard", "published hard", "pct"),
+    ]
+    return columns
+
+
+def build_leaderboard_report(
+    test: pd.DataFrame,
+    conditions: list[Condition],
+    n_boot: int = DEFAULT_BOOTSTRAP,
+    seed: int = DEFAULT_SEED,
+    source: str = "",
+) -> Report:
+    """The leaderboard report: human rows from ``test`` (typed, :func:`labels_to_results`), the runs beside
+    them labelled by judge, the published AutoEval-vs-human gap, and judge-human agreement."""
+    categories = sorted(test["category"].dropna().unique())
+    human_rows = human_leaderboard(test, n_boot=n_boot, seed=seed)
+    run_rows = [leaderboard_row(c.label, c.judge, c.df, categories, n_boot, seed) for c in conditions]
+    rows = human_rows + run_rows
+    table = Table(
+        "leaderboard",
+        "Joint score (SA>=4 and PC>=4) by model",
+        _leaderboard_columns(categories),
+        rows,
+        hidden=("model_id",),
+        note="Human rows are computed from the test CSV; 'published' gives the VideoPhy-2 README table "
+        "for comparison. Bootstrap CIs resample actions.",
+    )
+    colors = [plots.PALETTE[0] if r["judge"] == HUMAN_JUDGE else plots.PALETTE[1] for r in rows]
+    figure = Figure(
+        "leaderboard_plot",
+        "Joint (all) with 95% Wilson CI; blue = human judge, orange = runs",
+        plots.horizontal_bars_svg(
+            "leaderboard_plot", rows, "model", "joint", "joint_lo", "joint_hi", "joint (%)", colors=colors
+        ),
+        data_table="leaderboard",
+    )
+    sections = [Section("leaderboard", "Leaderboard", [Text(GAP_STATEMENT, "warning"), table, figure])]
+
+    human_by_id = {r["model_id"]: r for r in human_rows}
+    gap_rows = []
+    for model_id, auto in PUBLISHED_AUTOEVAL.items():
+        human = human_by_id.get(model_id, {}).get("joint", float("nan"))
+        gap_rows.append(
+            {
+                "model": MODEL_NAMES[model_id],
+                "human": human,
+                "autoeval": auto,
+                "published_human": PUBLISHED_HUMAN[model_id][0] / 100,
+                "gap": auto - human,
+            }
+        )
+    sections.append(
+        Section(
+            "gap",
+            "AutoEval vs human on the same videos (published)",
+            [
+                Table(
+                    "autoeval_gap",
+                    "Official AutoEval joint vs human joint",
+                    [
+                        Column("model", "model"),
+                        Column("human", "human (this CSV)", "pct"),
+                        Column("published_human", "human (published)", "pct"),
+                        Column("autoeval", "AutoEval (published)", "pct"),
+                        Column("gap", "AutoEval - human", "pp"),
+                    ],
+                    gap_rows,
+                    note="AutoEval joint from HF videophysics/videophy2_autoeval_scores "
+                    "(Hritikbansal/videophy issue #9).",
+                )
+            ],
+        )
+    )
+
+    agreement_rows = []
+    for cond in conditions:
+        matched, key = match_human(cond.df, test)
+        if len(matched):
+            agreement_rows.append({"run": cond.label, "judge": cond.judge, "key": key, **agreement(matched)})
+    blocks: list[Any] = []
+    if agreement_rows:
+        blocks.append(
+            Table(
+                "agreement",
+                "Agreement of the run's judge with the human labels",
+                [
+                    Column("run", "run"),
+                    Column("judge", "judge"),
+                    Column("key", "matched by"),
+                    Column("n", "matched videos", "int"),
+                    Column("r_sa", "Pearson r SA", "num3"),
+                    Column("r_pc", "Pearson r PC", "num3"),
+                    Column("accuracy", "joint accuracy", "pct"),
+                    Column("precision", "precision", "pct"),
+                    Column("recall", "recall", "pct"),
+                    Column("f1", "joint F1", "pct"),
+                    Column("joint_judge", "joint (judge)", "pct"),
+                    Column("joint_human", "joint (human)", "pct"),
+                ],
+                agreement_rows,
+                note="Published AutoEval on unseen prompts: r 0.47 (SA), 0.37 (PC), accuracy 79.1%, "
+                "F1 51.1%.",
+            )
+        )
+    else:
+        blocks.append(
+            Text(
+                "No run shares videos with the test set, so agreement with the human labels cannot be "
+                "measured. Judge the test set's own videos (keep their URL path tail under videos/ or "
+                "a video_url column) to measure it."
+            )
+        )
+    sections.append(Section("agreement", "Judge agreement with humans", blocks))
+
+    checks = test["joint_file"].notna() & test["joint"].notna()
+    mismatch = int((test.loc[checks, "joint_file"] != test.loc[checks, "joint"]).sum())
+    recomputed = joint_outcome(test["sa"], test["pc"])
+    sections.append(
+        Section(
+            "data",
+            "Data checks",
+            [
+                Text(
+                    f"Test CSV{(' ' + source) if source else ''}: {len(test)} rows, "
+                    f"{test['arm'].nunique()} models, "
+                    f"{test['prompt_id'].nunique()} captions, {test['action'].nunique()} actions, "
+                    f"{int(test['is_hard'].fillna(False).sum())} hard rows; "
+                    f"{int((test['status'] != 'scored').sum())} rows "
+                    "without both human scores; the file's joint column disagrees with SA>=4 and PC>=4 on "
+                    f"{mismatch} of {int(checks.sum())} rows (joint is recomputed from SA and PC; "
+                    f"{int(recomputed.sum())} passes).",
+                    "warning" if mismatch else "info",
+                )
+            ],
+        )
+    )
+    meta = {"test csv": source or "(given frame)", "bootstrap resamples": n_boot, "bootstrap seed": seed}
+    return Report("VideoPhy-2 leaderboard: human judges and this project's runs", sections, meta)
+
+
+__all__ = [
+    "agreement",
+    "build_leaderboard_report",
+    "download_test_csv",
+    "human_leaderboard",
+    "labels_to_results",
+    "match_human",
+    "read_test_csv",
+]

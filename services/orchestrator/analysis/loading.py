@@ -1,0 +1,253 @@
+"""Load a run directory's ``results.csv`` (docs/results-schema.md) into one typed frame.
+
+Contract of the typed frame returned by :func:`prepare_results` (and therefore by every loader):
+
+* every column of the results schema exists (missing ones are added as all-missing);
+* ``seed``/``round`` are nullable ``Int64``; ``is_hard`` is nullable ``boolean``; score columns are
+  ``float64``; text columns are strings with missing values as NA;
+* ``status`` is added: ``scored`` (SA and PC present and parsed), ``unparseable`` (the judge answer for
+  SA or PC could not be parsed; the official convention scores it 0), ``failed`` (``state == failed``)
+  or ``not_judged`` (anything else: pending, generating, generated, judged without both scores);
+* ``joint`` is recomputed from ``sa``/``pc`` for scored items (NaN otherwise) so that there is exactly one
+  definition of the joint outcome (:func:`joint_outcome`), and ``joint_official`` gives the official
+  script's value (unparseable counted as 0) for scored and unparseable items;
+* ``cluster`` is the bootstrap cluster: the action, or ``prompt:<id>`` when the action is unknown.
+
+Extra columns found in the CSV are kept as text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+#: Threshold of the VideoPhy-2 joint metric: an item passes when SA >= 4 and PC >= 4.
+PASS_THRESHOLD = 4.0
+
+TEXT_COLUMNS = (
+    "prompt_id",
+    "arm",
+    "caption",
+    "gen_prompt",
+    "action",
+    "category",
+    "state",
+    "error",
+    "video_path",
+    "sha256",
+    "sa_parse",
+    "pc_parse",
+    "rule_parse",
+    "sa_raw",
+    "pc_raw",
+    "rule_raw",
+)
+INT_COLUMNS = ("seed", "round")
+BOOL_COLUMNS = ("is_hard",)
+FLOAT_COLUMNS = (
+    "sa",
+    "pc",
+    "rule",
+    "videocon_sa",
+    "videocon_pc",
+    "joint",
+    "gen_seconds",
+    "judge_seconds",
+)
+RESULTS_COLUMNS = (
+    "prompt_id",
+    "seed",
+    "round",
+    "arm",
+    "caption",
+    "gen_prompt",
+    "action",
+    "is_hard",
+    "category",
+    "state",
+    "error",
+    "video_path",
+    "sha256",
+    "sa",
+    "pc",
+    "rule",
+    "sa_parse",
+    "pc_parse",
+    "rule_parse",
+    "sa_raw",
+    "pc_raw",
+    "rule_raw",
+    "videocon_sa",
+    "videocon_pc",
+    "joint",
+    "gen_seconds",
+    "judge_seconds",
+)
+STATUSES = ("scored", "unparseable", "failed", "not_judged")
+UNPARSEABLE = "unparseable"
+
+_TRUE = {"true", "1", "1.0", "yes", "y", "t"}
+_FALSE = {"false", "0", "0.0", "no", "n", "f"}
+
+
+@dataclass
+class Run:
+    """One run directory: its typed results frame, its manifest (``{}`` when absent) and a label."""
+
+    path: Path
+    label: str
+    results: pd.DataFrame
+    manifest: dict = field(default_factory=dict)
+
+
+@dataclass
+class Condition:
+    """One analysed arm: the items of a run that share (arm, round); ``df`` is a typed frame."""
+
+    label: str
+    df: pd.DataFrame
+    run: Run | None = None
+    judge: str = "AutoEval (this project)"
+
+    @property
+    def run_dir(self) -> Path | None:
+        return self.run.path if self.run is not None else None
+
+
+def joint_outcome(sa: pd.Series, pc: pd.Series) -> pd.Series:
+    """The joint outcome per item: 1.0 when SA >= 4 and PC >= 4, 0.0 otherwise, NaN if either is missing."""
+    sa = pd.to_numeric(sa, errors="coerce")
+    pc = pd.to_numeric(pc, errors="coerce")
+    out = ((sa >= PASS_THRESHOLD) & (pc >= PASS_THRESHOLD)).astype(float)
+    return out.where(sa.notna() & pc.notna())
+
+
+def _to_bool(series: pd.Series) -> pd.Series:
+    def conv(value: object) -> object:
+        if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+            return pd.NA
+        if isinstance(value, bool | np.bool_):
+            return bool(value)
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        return pd.NA
+
+    return pd.Series([conv(v) for v in series], index=series.index, dtype="boolean")
+
+
+def _to_text(series: pd.Series) -> pd.Series:
+    out = series.astype("string")
+    return out.where(out.str.strip().fillna("") != "", pd.NA)
+
+
+def prepare_results(df: pd.DataFrame) -> pd.DataFrame:
+    """Return a typed copy of a results frame (see the module docstring). Idempotent."""
+    out = df.copy()
+    for col in RESULTS_COLUMNS:
+        if col not in out.columns:
+            out[col] = pd.NA
+    for col in TEXT_COLUMNS:
+        out[col] = _to_text(out[col])
+    for col in INT_COLUMNS:
+        out[col] = pd.to_numeric(out[col], errors="coerce").round().astype("Int64")
+    for col in BOOL_COLUMNS:
+        out[col] = _to_bool(out[col])
+    for col in FLOAT_COLUMNS:
+        out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
+    out["seed"] = out["seed"].fillna(0)
+    out["round"] = out["round"].fillna(0)
+    out["arm"] = out["arm"].fillna("base")
+    if out["prompt_id"].isna().any():
+        raise ValueError("results: every row needs a prompt_id")
+
+    state = out["state"].fillna("").str.lower()
+    failed = state == "failed"
+    unparseable = (
+        (out["sa_parse"].fillna("") == UNPARSEABLE) | (out["pc_parse"].fillna("") == UNPARSEABLE)
+    ) & ~failed
+    has_scores = out["sa"].notna() & out["pc"].notna()
+    scored = has_scores & ~unparseable & ~failed
+    status = np.select([failed, unparseable, scored], ["failed", UNPARSEABLE, "scored"], "not_judged")
+    out["status"] = pd.Series(status, index=out.index, dtype="string")
+
+    out["joint"] = joint_outcome(out["sa"], out["pc"]).where(scored)
+    official = joint_outcome(out["sa"].fillna(0.0), out["pc"].fillna(0.0))
+    out["joint_official"] = official.where(scored | unparseable)
+
+    prompt_cluster = "prompt:" + out["prompt_id"].astype(str)
+    out["cluster"] = out["action"].fillna(prompt_cluster).astype("string")
+    return out
+
+
+def load_results(path: str | Path) -> pd.DataFrame:
+    """Read a ``results.csv`` and type it. Only empty cells are missing (raw judge text stays verbatim)."""
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    return prepare_results(raw)
+
+
+def load_run(path: str | Path, label: str | None = None) -> Run:
+    """Load a run directory (or a ``results.csv`` file directly) with its ``manifest.json`` when present."""
+    path = Path(path)
+    csv_path = path if path.is_file() else path / "results.csv"
+    if not csv_path.exists():
+        raise FileNotFoundError(f"no results.csv in {path}")
+    run_dir = csv_path.parent
+    manifest: dict = {}
+    manifest_path = run_dir / "manifest.json"
+    if manifest_path.exists():
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    name = label or manifest.get("name") or manifest.get("run_name") or run_dir.name
+    return Run(path=run_dir, label=str(name), results=load_results(csv_path), manifest=manifest)
+
+
+def split_conditions(run: Run, arm: str | None = None, round_: int | None = None) -> list[Condition]:
+    """Split a run into conditions, one per (arm, round), optionally keeping a single arm and/or round.
+
+    The label is the run label, suffixed with ``arm``/``round`` only when the run holds several.
+    """
+    df = run.results
+    if arm is not None:
+        df = df[df["arm"] == arm]
+    if round_ is not None:
+        df = df[df["round"] == round_]
+    if df.empty:
+        raise ValueError(f"{run.label}: no items for arm={arm!r} round={round_!r}")
+    groups = sorted(df.groupby(["arm", "round"], sort=True).groups.keys(), key=lambda k: (k[1], str(k[0])))
+    several_arms = df["arm"].nunique() > 1
+    several_rounds = df["round"].nunique() > 1
+    conditions = []
+    for arm_value, round_value in groups:
+        part = df[(df["arm"] == arm_value) & (df["round"] == round_value)]
+        suffix = []
+        if several_arms:
+            suffix.append(str(arm_value))
+        if several_rounds:
+            suffix.append(f"round {round_value}")
+        label = run.label + (f" [{', '.join(suffix)}]" if suffix else "")
+        judge = str(run.manifest.get("judge_label", "AutoEval (this project)"))
+        conditions.append(Condition(label=label, df=part.reset_index(drop=True), run=run, judge=judge))
+    return conditions
+
+
+def conditions_from_runs(
+    runs: Iterable[Run], arm: str | None = None, round_: int | None = None
+) -> list[Condition]:
+    """All conditions of several runs, in order; labels are made unique."""
+    out: list[Condition] = []
+    for run in runs:
+        out.extend(split_conditions(run, arm=arm, round_=round_))
+    seen: dict[str, int] = {}
+    for cond in out:
+        count = seen.get(cond.label, 0)
+        seen[cond.label] = count + 1
+        if count:
+            cond.label = f"{cond.label} ({count + 1})"
+    return out

@@ -1,0 +1,541 @@
+"""Build the report document of one or more conditions (runs, or arms/rounds of a run).
+
+One condition: overview, subsets, failure taxonomy, rules, seeds, actions, worst videos, problems.
+Two or more: the same for each, plus a paired comparison of every later condition against the first
+(the baseline). The document is rendered to HTML/Markdown/CSV/JSON by :mod:`export`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from . import plots
+from .document import Column, Figure, Report, Section, Table, Text, Video, VideoGallery, format_value
+from .intervals import DEFAULT_BOOTSTRAP, DEFAULT_SEED
+from .loading import Condition
+from .metrics import (
+    TAXONOMY,
+    TAXONOMY_LABELS,
+    action_extremes,
+    action_table,
+    best_worst_actions,
+    lowest_videos,
+    problem_rows,
+    rule_distribution,
+    scored,
+    seed_table,
+    seed_variance,
+    subset_table,
+)
+from .paired import compare
+
+JOINT_BOOT = Column("joint", "joint [95% bootstrap CI]", "pct", ("joint_boot_lo", "joint_boot_hi"))
+JOINT_WILSON = Column("joint", "joint [95% Wilson CI]", "pct", ("joint_lo", "joint_hi"))
+SA_BOOT = Column("mean_sa", "mean SA [95% CI]", "num2", ("mean_sa_boot_lo", "mean_sa_boot_hi"))
+PC_BOOT = Column("mean_pc", "mean PC [95% CI]", "num2", ("mean_pc_boot_lo", "mean_pc_boot_hi"))
+COVERAGE = [
+    Column("n", "n scored", "int"),
+    Column("n_items", "n items", "int"),
+    Column("coverage", "coverage", "pct"),
+]
+
+CONVENTIONS = (
+    "Joint = share of scored items with SA>=4 and PC>=4. Scores, means and shares use scored items only: "
+    "failed items, items not yet judged and unparseable judge answers are excluded from the denominators "
+    "and listed under 'Problems'; 'coverage' = scored / all items. 'official joint' follows the official "
+    "script, which scores unparseable answers as 0 and keeps them in the denominator. Wilson CIs treat "
+    "items as independent; bootstrap CIs resample whole actions (seeded), which accounts for prompts of "
+    "one action (and seeds of one prompt) being correlated."
+)
+
+
+def _video(row: dict[str, Any], run_dir: Path | None, reason: str) -> Video:
+    rel = row.get("video_path")
+    path = (run_dir / rel) if (run_dir is not None and rel) else None
+    details = {
+        "SA": format_value(row.get("sa"), "num2"),
+        "PC": format_value(row.get("pc"), "num2"),
+        "rule": format_value(row.get("rule"), "int"),
+        "action": row.get("action") or "",
+        "hard": format_value(row.get("is_hard"), "text"),
+        "seed": row.get("seed"),
+    }
+    return Video(
+        path=path,
+        title=f"{row['prompt_id']} ({reason})",
+        caption=str(row.get("caption") or ""),
+        details=details,
+    )
+
+
+def _overview_row(cond: Condition, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    by_name = {r["subset"]: r for r in rows}
+    out = {"condition": cond.label, "judge": cond.judge, **by_name["all"]}
+    for name in ("hard", "easy"):
+        part = by_name[name]
+        out.update(
+            {
+                f"joint_{name}": part["joint"],
+                f"joint_{name}_lo": part["joint_lo"],
+                f"joint_{name}_hi": part["joint_hi"],
+                f"n_{name}": part["n"],
+            }
+        )
+    return out
+
+
+def overview_table(conds: list[Condition], subset_rows: list[list[dict[str, Any]]]) -> Table:
+    rows = [_overview_row(c, r) for c, r in zip(conds, subset_rows, strict=True)]
+    columns = [
+        Column("condition", "condition"),
+        Column("judge", "judge"),
+        *COVERAGE,
+        Column("n_failed", "failed", "int"),
+        Column("n_unparseable", "unparseable", "int"),
+        Column("n_not_judged", "not judged", "int"),
+        JOINT_WILSON,
+        JOINT_BOOT,
+        Column("joint_official", "official joint (unparseable = 0)", "pct"),
+        SA_BOOT,
+        PC_BOOT,
+        Column("joint_hard", "joint hard [Wilson]", "pct", ("joint_hard_lo", "joint_hard_hi")),
+        Column("n_hard", "n hard", "int"),
+        Column("joint_easy", "joint easy [Wilson]", "pct", ("joint_easy_lo", "joint_easy_hi")),
+        Column("n_easy", "n easy", "int"),
+    ]
+    return Table("overview", "Headline numbers", columns, rows)
+
+
+def _subset_columns(rows: list[dict[str, Any]]) -> list[Column]:
+    columns = [
+        Column("subset", "subset"),
+        *COVERAGE,
+        JOINT_BOOT,
+        Column("joint_lo", "Wilson low", "pct"),
+        Column("joint_hi", "Wilson high", "pct"),
+        SA_BOOT,
+        PC_BOOT,
+        Column("share_sa_below_4", "SA<4", "pct"),
+        Column("share_pc_below_4", "PC<4", "pct"),
+        Column("joint_official", "official joint", "pct"),
+        Column("n_clusters", "actions", "int"),
+    ]
+    for col, label in (("mean_videocon_sa", "VideoCon SA"), ("mean_videocon_pc", "VideoCon PC")):
+        if any(col in r for r in rows):
+            columns.append(Column(col, label, "num3"))
+    return columns
+
+
+def _taxonomy_table(prefix: str, rows: list[dict[str, Any]]) -> Table:
+    columns = [Column("subset", "subset"), Column("n", "n scored", "int")]
+    for name in TAXONOMY:
+        columns += [
+            Column(f"n_{name}", TAXONOMY_LABELS[name], "int"),
+            Column(f"share_{name}", "share", "pct"),
+        ]
+    return Table(
+        f"{prefix}_taxonomy",
+        "Failure taxonomy",
+        columns,
+        rows,
+        note="Shares of scored items; the four classes add up to n.",
+    )
+
+
+ACTION_COLUMNS = [
+    Column("action", "action"),
+    Column("n", "n", "int"),
+    Column("n_pass", "passes", "int"),
+    JOINT_WILSON,
+    Column("mean_sa", "mean SA", "num2"),
+    Column("mean_pc", "mean PC", "num2"),
+    Column("share_sa_below_4", "SA<4", "pct"),
+    Column("share_pc_below_4", "PC<4", "pct"),
+]
+VIDEO_COLUMNS = [
+    Column("prompt_id", "prompt"),
+    Column("seed", "seed"),
+    Column("action", "action"),
+    Column("is_hard", "hard"),
+    Column("sa", "SA", "num2"),
+    Column("pc", "PC", "num2"),
+    Column("rule", "rule", "int"),
+    Column("caption", "caption"),
+    Column("video_path", "video"),
+]
+RANKINGS = {
+    "best_joint": "Best actions by joint",
+    "worst_joint": "Worst actions by joint",
+    "lowest_sa": "Actions with the lowest mean SA",
+    "lowest_pc": "Actions with the lowest mean PC",
+    "highest_sa": "Actions with the highest mean SA",
+    "highest_pc": "Actions with the highest mean PC",
+}
+
+
+def _action_plot_rows(rows: list[dict[str, Any]], limit: int = 50) -> list[dict[str, Any]]:
+    usable = sorted((r for r in rows if r["n"] > 0), key=lambda r: (-r["joint"], -r["n"], r["action"]))
+    if len(usable) <= limit:
+        return usable
+    half = limit // 2
+    gap = {"action": "…", "joint": float("nan"), "joint_lo": float("nan"), "joint_hi": float("nan")}
+    return [*usable[:half], gap, *usable[-half:]]
+
+
+def condition_section(index: int, cond: Condition, subset_rows: list[dict[str, Any]], top_k: int) -> Section:
+    """Everything about one condition."""
+    prefix = f"c{index}"
+    df = cond.df
+    blocks: list[Any] = []
+    problems = problem_rows(df)
+    n_problems = {k: len(v) for k, v in problems.items()}
+    if any(n_problems.values()):
+        blocks.append(
+            Text(
+                f"{n_problems['failed']} failed, {n_problems['not_judged']} not judged and "
+                f"{len({(r['prompt_id'], r['seed']) for r in problems['unparseable']})} items "
+                "with unparseable judge answers are excluded from the scores; see 'Problems'.",
+                "warning",
+            )
+        )
+    blocks.append(Table(f"{prefix}_subsets", "Scores by subset", _subset_columns(subset_rows), subset_rows))
+    blocks.append(_taxonomy_table(prefix, subset_rows))
+    rules = rule_distribution(df)
+    if sum(r["count"] for r in rules):
+        blocks.append(
+            Table(
+                f"{prefix}_rules",
+                "Physical-rule outcomes",
+                [
+                    Column("rule", "rule"),
+                    Column("meaning", "meaning"),
+                    Column("count", "count", "int"),
+                    Column("share", "share", "pct"),
+                ],
+                rules,
+            )
+        )
+    if df["seed"].nunique() > 1:
+        seed_rows = seed_table(df)
+        blocks.append(
+            Table(
+                f"{prefix}_seeds",
+                "Per seed, and per prompt averaged over seeds",
+                [
+                    Column("seed", "seed"),
+                    *COVERAGE,
+                    JOINT_WILSON,
+                    Column("mean_sa", "mean SA", "num2"),
+                    Column("mean_pc", "mean PC", "num2"),
+                ],
+                seed_rows,
+            )
+        )
+        var = seed_variance(df)
+        blocks.append(
+            Text(
+                f"Seed variation: over {var['n_prompts_multi_seed']} prompts with several seeds, "
+                f"{format_value(var['flip_share'], 'pct')} change their joint outcome between seeds; "
+                f"{format_value(var['prompt_share'], 'pct')} of the joint outcome's variance is between "
+                "prompts "
+                f"(within-prompt variance {format_value(var['within'], 'num3')}, between-prompt "
+                f"{format_value(var['between'], 'num3')})."
+            )
+        )
+
+    actions = action_table(df)
+    extremes = action_extremes(actions)
+    blocks.append(
+        Text(
+            f"{extremes['n_actions']} actions with scored items: {extremes['n_actions_joint_0']} "
+            f"at joint 0% and {extremes['n_actions_joint_1']} at joint 100%. Rankings break ties "
+            "by the number of scored items (more evidence first)."
+        )
+    )
+    for key, ranked in best_worst_actions(actions, top_k).items():
+        blocks.append(Table(f"{prefix}_actions_{key}", RANKINGS[key], ACTION_COLUMNS, ranked))
+    blocks.append(
+        Figure(
+            f"{prefix}_actions_plot",
+            f"Joint by action with 95% Wilson CI ({cond.label})",
+            plots.horizontal_bars_svg(
+                f"{prefix}_actions_plot",
+                _action_plot_rows(actions),
+                "action",
+                "joint",
+                "joint_lo",
+                "joint_hi",
+                "joint (%)",
+            ),
+            data_table=f"{prefix}_actions",
+        )
+    )
+    blocks.append(Table(f"{prefix}_actions", "All actions", ACTION_COLUMNS, actions, collapsed=True))
+
+    low_sa, low_pc = lowest_videos(df, "sa", top_k), lowest_videos(df, "pc", top_k)
+    blocks.append(Table(f"{prefix}_lowest_sa", "Lowest-SA videos", VIDEO_COLUMNS, low_sa))
+    blocks.append(Table(f"{prefix}_lowest_pc", "Lowest-PC videos", VIDEO_COLUMNS, low_pc))
+    seen: set[tuple[str, Any]] = set()
+    videos = []
+    for reason, rows in (("lowest SA", low_sa), ("lowest PC", low_pc)):
+        for row in rows:
+            key = (row["prompt_id"], row["seed"])
+            if key not in seen:
+                seen.add(key)
+                videos.append(_video(row, cond.run_dir, reason))
+    blocks.append(VideoGallery(f"{prefix}_worst_videos", "Worst videos", videos))
+
+    blocks.append(
+        Table(
+            f"{prefix}_unparseable",
+            "Problems: unparseable judge answers",
+            [
+                Column("prompt_id", "prompt"),
+                Column("seed", "seed"),
+                Column("field", "field"),
+                Column("official_value", "official score", "num2"),
+                Column("raw", "raw answer"),
+            ],
+            problems["unparseable"],
+            note="Excluded from the scores above; the official script would score them 0.",
+        )
+    )
+    problem_columns = [
+        Column("prompt_id", "prompt"),
+        Column("seed", "seed"),
+        Column("state", "state"),
+        Column("error", "error"),
+    ]
+    blocks.append(Table(f"{prefix}_failed", "Problems: failed items", problem_columns, problems["failed"]))
+    blocks.append(
+        Table(
+            f"{prefix}_not_judged",
+            "Problems: items not judged",
+            problem_columns,
+            problems["not_judged"],
+            collapsed=True,
+        )
+    )
+    return Section(prefix, f"Condition: {cond.label}", blocks)
+
+
+METRIC_COLUMNS = [
+    Column("label", "metric"),
+    Column("n", "paired prompts", "int"),
+    Column("mean_a", "A", "num3"),
+    Column("mean_b", "B", "num3"),
+    Column("diff", "B - A [95% bootstrap CI]", "signed3", ("diff_lo", "diff_hi")),
+    Column("normal_lo", "normal CI low", "signed3"),
+    Column("normal_hi", "normal CI high", "signed3"),
+    Column("improved", "improved", "int"),
+    Column("unchanged", "unchanged", "int"),
+    Column("degraded", "degraded", "int"),
+    Column("test", "test"),
+    Column("p", "p", "pvalue"),
+    Column("mde", "MDE (80% power)", "num3"),
+]
+
+
+def verdict(label_a: str, label_b: str, joint: dict[str, Any]) -> str:
+    """One sentence stating the joint comparison with its uncertainty, robust to action clustering."""
+    test_significant = joint["p"] < 0.05
+    ci_excludes_zero = joint["diff_lo"] > 0 or joint["diff_hi"] < 0
+    if test_significant and ci_excludes_zero:
+        conclusion = "a significant difference at alpha = 0.05."
+    elif test_significant or ci_excludes_zero:
+        conclusion = (
+            "inconclusive: the test (which treats prompts as independent) and the action-clustered "
+            "bootstrap CI disagree at alpha = 0.05."
+        )
+    else:
+        conclusion = "no significant difference at alpha = 0.05."
+    mde = joint["mde"]
+    power = (
+        ""
+        if mde != mde
+        else f" With this many prompts, only differences of about {100 * abs(mde):.1f} pp or more would be "
+        "detected with 80% power."
+    )
+    return (
+        f"{label_b} vs {label_a}: joint {format_value(joint['mean_b'], 'pct')} vs "
+        f"{format_value(joint['mean_a'], 'pct')} on {joint['n']} paired prompts, difference "
+        f"{format_value(joint['diff'], 'pp')} (95% bootstrap CI {format_value(joint['diff_lo'], 'pp')} to "
+        f"{format_value(joint['diff_hi'], 'pp')}); {joint['improved']} prompts improved and "
+        f"{joint['degraded']} degraded, {joint['test']} p = {format_value(joint['p'], 'pvalue')}: "
+        f"{conclusion}{power}"
+    )
+
+
+def comparison_section(index: int, base: Condition, other: Condition, n_boot: int, seed: int) -> Section:
+    """Paired comparison of ``other`` (B) against ``base`` (A)."""
+    prefix = f"cmp{index}"
+    result = compare(base.df, other.df, n_boot=n_boot, seed=seed)
+    counts = result["counts"]
+    joint = result["metrics"][0]
+    blocks: list[Any] = [
+        Text(
+            f"A = {base.label}, B = {other.label}. Paired over the {counts['n_shared']} prompts scored in "
+            "both "
+            f"({counts['n_only_a']} scored only in A and {counts['n_only_b']} only in B are left out). "
+            "Per-prompt values average the seeds of a prompt. Differences are B - A."
+        )
+    ]
+    if joint["n"] == 0:
+        blocks.append(Text("No prompt is scored in both conditions: nothing to compare.", "warning"))
+        return Section(prefix, f"Comparison: {other.label} vs {base.label}", blocks)
+    if base.judge != other.judge:
+        blocks.append(
+            Text(
+                f"The two conditions were scored by different judges ({base.judge} vs "
+                f"{other.judge}); differences mix model and judge effects.",
+                "warning",
+            )
+        )
+    blocks.append(Text(verdict(base.label, other.label, joint)))
+    blocks.append(
+        Table(
+            f"{prefix}_metrics",
+            "Paired differences",
+            METRIC_COLUMNS,
+            result["metrics"],
+            hidden=("metric",),
+            note="Binary metrics are shares (0-1), SA and PC on the 1-5 scale. MDE for binary "
+            "metrics uses McNemar's normal approximation at the observed discordance; for means, "
+            "the observed sd of the per-prompt differences.",
+        )
+    )
+    blocks.append(
+        Table(
+            f"{prefix}_subsets",
+            "Joint by subset (Holm-adjusted over hard/easy/categories)",
+            [
+                Column("subset", "subset"),
+                Column("n", "paired prompts", "int"),
+                Column("joint_a", "A", "pct"),
+                Column("joint_b", "B", "pct"),
+                Column("diff", "B - A [95% CI]", "pp", ("diff_lo", "diff_hi")),
+                Column("improved", "improved", "int"),
+                Column("degraded", "degraded", "int"),
+                Column("p", "p", "pvalue"),
+                Column("p_holm", "p (Holm)", "pvalue"),
+            ],
+            result["subsets"],
+        )
+    )
+    blocks.append(
+        Table(
+            f"{prefix}_power",
+            "Power of this design for the joint score",
+            [
+                Column("delta", "true difference", "pp"),
+                Column("power", "power at this n", "pct"),
+                Column("n_needed", "prompts for 80% power", "int"),
+            ],
+            result["power"],
+            note=f"At the observed discordance {format_value(result['p_disc'], 'pct')} "
+            "(share of prompts whose joint outcome differs).",
+        )
+    )
+    blocks.append(
+        Figure(
+            f"{prefix}_deltas",
+            "Paired changes per prompt",
+            plots.paired_deltas_svg(f"{prefix}_deltas", result["metrics"], result["prompts"]),
+            data_table=f"{prefix}_prompts",
+        )
+    )
+    prompt_rows = result["prompts"].reset_index().rename(columns={"index": "prompt_id"})
+    blocks.append(
+        Table(
+            f"{prefix}_prompts",
+            "Per-prompt values",
+            [
+                Column("prompt_id", "prompt"),
+                Column("action", "action"),
+                Column("is_hard", "hard"),
+                Column("joint_a", "joint A", "num2"),
+                Column("joint_b", "joint B", "num2"),
+                Column("sa_a", "SA A", "num2"),
+                Column("sa_b", "SA B", "num2"),
+                Column("pc_a", "PC A", "num2"),
+                Column("pc_b", "PC B", "num2"),
+            ],
+            prompt_rows.to_dict("records"),
+            collapsed=True,
+        )
+    )
+    return Section(prefix, f"Comparison: {other.label} vs {base.label}", blocks)
+
+
+def build_report(
+    conditions: list[Condition],
+    n_boot: int = DEFAULT_BOOTSTRAP,
+    seed: int = DEFAULT_SEED,
+    top_k: int = 10,
+    title: str | None = None,
+) -> Report:
+    """The report of ``conditions``; with several, each later one is compared with the first."""
+    if not conditions:
+        raise ValueError("no conditions to report")
+    subset_rows = [subset_table(c.df, n_boot=n_boot, seed=seed) for c in conditions]
+    overview = overview_table(conditions, subset_rows)
+    subset_names = [r["subset"] for r in subset_rows[0]]
+    series = {}
+    for cond, rows in zip(conditions, subset_rows, strict=True):
+        by_name = {r["subset"]: r for r in rows}
+        series[cond.label] = [by_name.get(name, {}) for name in subset_names]
+    blocks: list[Any] = [
+        Text(CONVENTIONS),
+        overview,
+        Figure(
+            "joint_by_subset",
+            "Joint score by subset with 95% cluster-bootstrap CI",
+            plots.grouped_bars_svg(
+                "joint_by_subset",
+                subset_names,
+                series,
+                "joint",
+                "joint_boot_lo",
+                "joint_boot_hi",
+                "joint (%)",
+            ),
+            data_table="c0_subsets",
+        ),
+        Figure(
+            "score_histograms",
+            "SA and PC score distributions (scored items)",
+            plots.score_histograms_svg("score_histograms", {c.label: scored(c.df) for c in conditions}),
+        ),
+    ]
+    low_coverage = [c.label for c, r in zip(conditions, overview.rows, strict=True) if r["coverage"] < 1]
+    if low_coverage:
+        blocks.insert(
+            1,
+            Text(
+                "Incomplete coverage: "
+                + ", ".join(
+                    f"{r['condition']} scored {r['n']} of {r['n_items']} items"
+                    for r in overview.rows
+                    if r["condition"] in low_coverage
+                )
+                + ". Scores describe the scored items only.",
+                "warning",
+            ),
+        )
+    sections = [Section("overview", "Overview", blocks)]
+    sections += [
+        condition_section(i, c, rows, top_k)
+        for i, (c, rows) in enumerate(zip(conditions, subset_rows, strict=True))
+    ]
+    sections += [
+        comparison_section(i, conditions[0], other, n_boot, seed)
+        for i, other in enumerate(conditions[1:], start=1)
+    ]
+    meta = {
+        "conditions": ", ".join(c.label for c in conditions),
+        "bootstrap resamples": n_boot,
+        "bootstrap seed": seed,
+        "runs": ", ".join(sorted({str(c.run_dir) for c in conditions if c.run_dir is not None})),
+    }
+    return Report(title or "VideoPhy-2 report: " + " vs ".join(c.label for c in conditions), sections, meta)
