@@ -41,6 +41,7 @@ PARSE_ENUMS = {
     "digit_fallback": evaluator_pb2.PARSE_STATUS_DIGIT_FALLBACK,
     "unparseable": evaluator_pb2.PARSE_STATUS_UNPARSEABLE,
     "probability": evaluator_pb2.PARSE_STATUS_PROBABILITY,
+    "parser_error": evaluator_pb2.PARSE_STATUS_PARSER_ERROR,
 }
 _MISSING_VIDEO = (VideoNotFoundError, VideoDecodeError, EmptyVideoError)
 
@@ -132,9 +133,8 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServiceServicer):
         timings = dict(outcome.timings)
         timings["total"] = time.perf_counter() - started
         answers = [
-            evaluator_pb2.JudgeAnswer(task=TASK_ENUMS[a.task], score=float(a.score), raw_text=a.raw_text,
-                                      parse_status=PARSE_ENUMS.get(str(getattr(a.parse_status, "value",
-                                                                                a.parse_status)), 0))
+            evaluator_pb2.JudgeAnswer(task=TASK_ENUMS[a.task], score=None if a.score is None else float(a.score),
+                                      raw_text=a.raw_text, parse_status=PARSE_ENUMS[str(getattr(a.parse_status, "value", a.parse_status))])
             for a in outcome.answers
         ]
         yield evaluator_pb2.EvaluateEvent(request_id=request.request_id, result=evaluator_pb2.EvaluateResult(

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from videophy.v1 import common_pb2 as videophy_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bvideophy/v1/evaluator.proto\x12\x0bvideophy.v1\x1a\x18videophy/v1/common.proto\"@\n\nJudgeQuery\x12$\n\x04task\x18\x01 \x01(\x0e\x32\x16.videophy.v1.JudgeTask\x12\x0c\n\x04text\x18\x02 \x01(\t\"x\n\x0f\x45valuateRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tvideo_uri\x18\x02 \x01(\t\x12(\n\x07queries\x18\x03 \x03(\x0b\x32\x17.videophy.v1.JudgeQuery\x12\x14\n\x0cvideo_sha256\x18\x04 \x01(\t\"\x84\x01\n\x0bJudgeAnswer\x12$\n\x04task\x18\x01 \x01(\x0e\x32\x16.videophy.v1.JudgeTask\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x10\n\x08raw_text\x18\x03 \x01(\t\x12.\n\x0cparse_status\x18\x04 \x01(\x0e\x32\x18.videophy.v1.ParseStatus\"4\n\x10\x45valuateProgress\x12\r\n\x05phase\x18\x01 \x01(\t\x12\x11\n\telapsed_s\x18\x02 \x01(\x01\"\x93\x02\n\x0e\x45valuateResult\x12)\n\x07\x61nswers\x18\x01 \x03(\x0b\x32\x18.videophy.v1.JudgeAnswer\x12%\n\x05model\x18\x02 \x01(\x0b\x32\x16.videophy.v1.ModelInfo\x12)\n\x07runtime\x18\x03 \x01(\x0b\x32\x18.videophy.v1.RuntimeInfo\x12\x15\n\rframe_indices\x18\x04 \x03(\x05\x12<\n\ttimings_s\x18\x05 \x03(\x0b\x32).videophy.v1.EvaluateResult.TimingsSEntry\x1a/\n\rTimingsSEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x8e\x01\n\rEvaluateEvent\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x31\n\x08progress\x18\x02 \x01(\x0b\x32\x1d.videophy.v1.EvaluateProgressH\x00\x12-\n\x06result\x18\x03 \x01(\x0b\x32\x1b.videophy.v1.EvaluateResultH\x00\x42\x07\n\x05\x65vent\"\x9a\x01\n\rEvaluatorInfo\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.videophy.v1.ModelInfo\x12)\n\x07runtime\x18\x02 \x01(\x0b\x32\x18.videophy.v1.RuntimeInfo\x12%\n\x05tasks\x18\x03 \x03(\x0e\x32\x16.videophy.v1.JudgeTask\x12\x10\n\x08\x63\x61pacity\x18\x04 \x01(\x05*\x9a\x01\n\tJudgeTask\x12\x1a\n\x16JUDGE_TASK_UNSPECIFIED\x10\x00\x12\x11\n\rJUDGE_TASK_SA\x10\x01\x12\x11\n\rJUDGE_TASK_PC\x10\x02\x12\x13\n\x0fJUDGE_TASK_RULE\x10\x03\x12\x1a\n\x16JUDGE_TASK_VIDEOCON_SA\x10\x04\x12\x1a\n\x16JUDGE_TASK_VIDEOCON_PC\x10\x05*\xa1\x01\n\x0bParseStatus\x12\x1c\n\x18PARSE_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13PARSE_STATUS_PARSED\x10\x01\x12\x1f\n\x1bPARSE_STATUS_DIGIT_FALLBACK\x10\x02\x12\x1c\n\x18PARSE_STATUS_UNPARSEABLE\x10\x03\x12\x1c\n\x18PARSE_STATUS_PROBABILITY\x10\x04\x32\x9e\x01\n\x10\x45valuatorService\x12\x46\n\x08\x45valuate\x12\x1c.videophy.v1.EvaluateRequest\x1a\x1a.videophy.v1.EvaluateEvent0\x01\x12\x42\n\x07GetInfo\x12\x1b.videophy.v1.GetInfoRequest\x1a\x1a.videophy.v1.EvaluatorInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bvideophy/v1/evaluator.proto\x12\x0bvideophy.v1\x1a\x18videophy/v1/common.proto\"@\n\nJudgeQuery\x12$\n\x04task\x18\x01 \x01(\x0e\x32\x16.videophy.v1.JudgeTask\x12\x0c\n\x04text\x18\x02 \x01(\t\"x\n\x0f\x45valuateRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tvideo_uri\x18\x02 \x01(\t\x12(\n\x07queries\x18\x03 \x03(\x0b\x32\x17.videophy.v1.JudgeQuery\x12\x14\n\x0cvideo_sha256\x18\x04 \x01(\t\"\x93\x01\n\x0bJudgeAnswer\x12$\n\x04task\x18\x01 \x01(\x0e\x32\x16.videophy.v1.JudgeTask\x12\x12\n\x05score\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x08raw_text\x18\x03 \x01(\t\x12.\n\x0cparse_status\x18\x04 \x01(\x0e\x32\x18.videophy.v1.ParseStatusB\x08\n\x06_score\"4\n\x10\x45valuateProgress\x12\r\n\x05phase\x18\x01 \x01(\t\x12\x11\n\telapsed_s\x18\x02 \x01(\x01\"\x93\x02\n\x0e\x45valuateResult\x12)\n\x07\x61nswers\x18\x01 \x03(\x0b\x32\x18.videophy.v1.JudgeAnswer\x12%\n\x05model\x18\x02 \x01(\x0b\x32\x16.videophy.v1.ModelInfo\x12)\n\x07runtime\x18\x03 \x01(\x0b\x32\x18.videophy.v1.RuntimeInfo\x12\x15\n\rframe_indices\x18\x04 \x03(\x05\x12<\n\ttimings_s\x18\x05 \x03(\x0b\x32).videophy.v1.EvaluateResult.TimingsSEntry\x1a/\n\rTimingsSEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x8e\x01\n\rEvaluateEvent\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x31\n\x08progress\x18\x02 \x01(\x0b\x32\x1d.videophy.v1.EvaluateProgressH\x00\x12-\n\x06result\x18\x03 \x01(\x0b\x32\x1b.videophy.v1.EvaluateResultH\x00\x42\x07\n\x05\x65vent\"\x9a\x01\n\rEvaluatorInfo\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.videophy.v1.ModelInfo\x12)\n\x07runtime\x18\x02 \x01(\x0b\x32\x18.videophy.v1.RuntimeInfo\x12%\n\x05tasks\x18\x03 \x03(\x0e\x32\x16.videophy.v1.JudgeTask\x12\x10\n\x08\x63\x61pacity\x18\x04 \x01(\x05*\x9a\x01\n\tJudgeTask\x12\x1a\n\x16JUDGE_TASK_UNSPECIFIED\x10\x00\x12\x11\n\rJUDGE_TASK_SA\x10\x01\x12\x11\n\rJUDGE_TASK_PC\x10\x02\x12\x13\n\x0fJUDGE_TASK_RULE\x10\x03\x12\x1a\n\x16JUDGE_TASK_VIDEOCON_SA\x10\x04\x12\x1a\n\x16JUDGE_TASK_VIDEOCON_PC\x10\x05*\xc0\x01\n\x0bParseStatus\x12\x1c\n\x18PARSE_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13PARSE_STATUS_PARSED\x10\x01\x12\x1f\n\x1bPARSE_STATUS_DIGIT_FALLBACK\x10\x02\x12\x1c\n\x18PARSE_STATUS_UNPARSEABLE\x10\x03\x12\x1c\n\x18PARSE_STATUS_PROBABILITY\x10\x04\x12\x1d\n\x19PARSE_STATUS_PARSER_ERROR\x10\x05\x32\x9e\x01\n\x10\x45valuatorService\x12\x46\n\x08\x45valuate\x12\x1c.videophy.v1.EvaluateRequest\x1a\x1a.videophy.v1.EvaluateEvent0\x01\x12\x42\n\x07GetInfo\x12\x1b.videophy.v1.GetInfoRequest\x1a\x1a.videophy.v1.EvaluatorInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,26 +34,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EVALUATERESULT_TIMINGSSENTRY']._loaded_options = None
   _globals['_EVALUATERESULT_TIMINGSSENTRY']._serialized_options = b'8\001'
-  _globals['_JUDGETASK']._serialized_start=1028
-  _globals['_JUDGETASK']._serialized_end=1182
-  _globals['_PARSESTATUS']._serialized_start=1185
-  _globals['_PARSESTATUS']._serialized_end=1346
+  _globals['_JUDGETASK']._serialized_start=1043
+  _globals['_JUDGETASK']._serialized_end=1197
+  _globals['_PARSESTATUS']._serialized_start=1200
+  _globals['_PARSESTATUS']._serialized_end=1392
   _globals['_JUDGEQUERY']._serialized_start=70
   _globals['_JUDGEQUERY']._serialized_end=134
   _globals['_EVALUATEREQUEST']._serialized_start=136
   _globals['_EVALUATEREQUEST']._serialized_end=256
   _globals['_JUDGEANSWER']._serialized_start=259
-  _globals['_JUDGEANSWER']._serialized_end=391
-  _globals['_EVALUATEPROGRESS']._serialized_start=393
-  _globals['_EVALUATEPROGRESS']._serialized_end=445
-  _globals['_EVALUATERESULT']._serialized_start=448
-  _globals['_EVALUATERESULT']._serialized_end=723
-  _globals['_EVALUATERESULT_TIMINGSSENTRY']._serialized_start=676
-  _globals['_EVALUATERESULT_TIMINGSSENTRY']._serialized_end=723
-  _globals['_EVALUATEEVENT']._serialized_start=726
-  _globals['_EVALUATEEVENT']._serialized_end=868
-  _globals['_EVALUATORINFO']._serialized_start=871
-  _globals['_EVALUATORINFO']._serialized_end=1025
-  _globals['_EVALUATORSERVICE']._serialized_start=1349
-  _globals['_EVALUATORSERVICE']._serialized_end=1507
+  _globals['_JUDGEANSWER']._serialized_end=406
+  _globals['_EVALUATEPROGRESS']._serialized_start=408
+  _globals['_EVALUATEPROGRESS']._serialized_end=460
+  _globals['_EVALUATERESULT']._serialized_start=463
+  _globals['_EVALUATERESULT']._serialized_end=738
+  _globals['_EVALUATERESULT_TIMINGSSENTRY']._serialized_start=691
+  _globals['_EVALUATERESULT_TIMINGSSENTRY']._serialized_end=738
+  _globals['_EVALUATEEVENT']._serialized_start=741
+  _globals['_EVALUATEEVENT']._serialized_end=883
+  _globals['_EVALUATORINFO']._serialized_start=886
+  _globals['_EVALUATORINFO']._serialized_end=1040
+  _globals['_EVALUATORSERVICE']._serialized_start=1395
+  _globals['_EVALUATORSERVICE']._serialized_end=1553
 # @@protoc_insertion_point(module_scope)

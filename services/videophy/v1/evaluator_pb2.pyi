@@ -24,6 +24,7 @@ class ParseStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PARSE_STATUS_DIGIT_FALLBACK: _ClassVar[ParseStatus]
     PARSE_STATUS_UNPARSEABLE: _ClassVar[ParseStatus]
     PARSE_STATUS_PROBABILITY: _ClassVar[ParseStatus]
+    PARSE_STATUS_PARSER_ERROR: _ClassVar[ParseStatus]
 JUDGE_TASK_UNSPECIFIED: JudgeTask
 JUDGE_TASK_SA: JudgeTask
 JUDGE_TASK_PC: JudgeTask
@@ -35,6 +36,7 @@ PARSE_STATUS_PARSED: ParseStatus
 PARSE_STATUS_DIGIT_FALLBACK: ParseStatus
 PARSE_STATUS_UNPARSEABLE: ParseStatus
 PARSE_STATUS_PROBABILITY: ParseStatus
+PARSE_STATUS_PARSER_ERROR: ParseStatus
 
 class JudgeQuery(_message.Message):
     __slots__ = ("task", "text")

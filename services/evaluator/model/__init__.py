@@ -1,0 +1,1 @@
+"""mPLUG-Owl-Video model code with the official state-dict names."""

@@ -1,0 +1,44 @@
+"""Shared fixtures: the official parity fixture and example videos in ../shared beside the repo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+FIXTURE = SHARED / "fixtures" / "autoeval_parity_a"
+VIDEOPHY2 = SHARED / "data" / "videophy2"
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"shared test data not found at {path} (expected ../shared beside the repo)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def fixture_dir() -> Path:
+    return _require(FIXTURE / "reference.json").parent
+
+
+@pytest.fixture(scope="session")
+def reference(fixture_dir: Path) -> dict:
+    return json.loads((fixture_dir / "reference.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def videophy2_dir() -> Path:
+    return _require(VIDEOPHY2 / "examples" / "sa_pc.csv").parent.parent
+
+
+@pytest.fixture(scope="session")
+def fp32_judge(fixture_dir: Path):
+    from services.evaluator.judge import load_judge
+
+    torch.set_num_threads(2)
+    judge = load_judge(fixture_dir, device="cpu", dtype="float32")
+    yield judge
+    judge.close()
