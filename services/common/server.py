@@ -2,7 +2,8 @@
 
 Health (`""` for liveness, `readiness` and the service's full name for readiness), reflection,
 the token and error interceptors, optional (mutual) TLS, and a SIGTERM drain: readiness goes
-NOT_SERVING, the item in flight gets `grace_s` to finish, then the process exits.
+NOT_SERVING, new calls get UNAVAILABLE, the item in flight gets `grace_s` to finish while health
+keeps answering (`""` stays SERVING), then the server stops and the process exits.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from services.common.interceptors import ErrorMappingInterceptor, TokenAuthInterceptor
+from services.common.interceptors import DrainInterceptor, ErrorMappingInterceptor, TokenAuthInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +60,12 @@ class ServiceHost:
     server: aio.Server | None = None
     port: int = 0
     draining: asyncio.Event = field(default_factory=asyncio.Event)
+    drain_interceptor: DrainInterceptor | None = field(default=None, init=False, repr=False)
+    _signal_tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
 
     async def start(self) -> int:
-        interceptors: list[aio.ServerInterceptor] = []
+        self.drain_interceptor = DrainInterceptor()
+        interceptors: list[aio.ServerInterceptor] = [self.drain_interceptor]
         if self.token:
             interceptors.append(TokenAuthInterceptor(self.token))
         interceptors.append(ErrorMappingInterceptor())
@@ -93,6 +97,8 @@ class ServiceHost:
         return self.port
 
     async def set_ready(self, ready: bool) -> None:
+        if ready and self.draining.is_set():
+            return  # a load that finishes during the drain must not turn readiness back on
         status = SERVING if ready else NOT_SERVING
         for name in (READINESS, *self.service_names):
             await self.health.set(name, status)
@@ -103,13 +109,29 @@ class ServiceHost:
             return
         self.draining.set()
         log.info("draining: readiness NOT_SERVING, grace %.0fs", self.grace_s)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.grace_s
         await self.set_ready(False)  # liveness ("") stays SERVING through the drain
-        await self.server.stop(self.grace_s)
+        if self.drain_interceptor is not None:
+            # server.stop(grace) would refuse health checks at once, so wait for idle with it still up.
+            self.drain_interceptor.draining = True
+            try:
+                await asyncio.wait_for(self.drain_interceptor.wait_idle(), self.grace_s)
+            except TimeoutError:
+                log.warning("grace period over with %d call(s) in flight; cancelling them",
+                            self.drain_interceptor.inflight)
+        await self.server.stop(max(0.0, deadline - loop.time()))
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
+
+        def on_signal() -> None:
+            task = asyncio.ensure_future(self.drain())
+            self._signal_tasks.add(task)  # the loop keeps only weak references to tasks
+            task.add_done_callback(self._signal_tasks.discard)
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(self.drain()))
+            loop.add_signal_handler(sig, on_signal)
 
     async def wait(self) -> None:
         assert self.server is not None
@@ -124,3 +146,31 @@ def write_port_file(path: str | None, port: int) -> None:
     tmp = p.with_suffix(p.suffix + ".tmp")
     tmp.write_text(str(port))
     tmp.replace(p)
+
+
+async def run_service(args, service_name: str, register: Callable[[aio.Server], None],
+                      load: Callable[[], Awaitable[None]],
+                      on_listening: Callable[[ServiceHost], None] | None = None) -> None:
+    """Serve until SIGTERM/SIGINT: bind (health NOT_SERVING), load the model, go ready, drain on signal.
+
+    `args` carries the flags of `settings.add_server_flags`. The port is bound before the (minutes
+    long) model load so probes and local mode see the process at once.
+    """
+    from services.common.settings import read_token
+
+    tls = TlsFiles(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
+    host = ServiceHost(bind=args.bind, service_names=[service_name], register=register,
+                       token=read_token(args.auth_token, args.auth_token_file), tls=tls, grace_s=args.grace_s)
+    port = await host.start()
+    host.install_signal_handlers()
+    write_port_file(args.port_file, port)
+    if on_listening is not None:
+        on_listening(host)  # embedding and tests reach the port and `host.drain()` through it
+    try:
+        await load()
+    except Exception:
+        log.exception("model load failed")
+        await host.server.stop(0)
+        raise
+    await host.set_ready(True)
+    await host.wait()

@@ -11,6 +11,7 @@ import os
 from typing import Any
 
 ENV_PREFIX = "VIDEOPHY_"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def env_name(flag: str) -> str:
@@ -25,17 +26,28 @@ def _parse_bool(value: str) -> bool:
     raise ValueError(f"not a boolean: {value!r}")
 
 
+def _from_env(var: str, env: str, type: Any, choices: Any) -> Any:
+    """Convert and check an environment value as argparse would a flag (argparse never checks defaults)."""
+    try:
+        value = type(env)
+    except (TypeError, ValueError) as exc:
+        raise SystemExit(f"error: {var}={env!r}: {exc}") from None
+    if choices is not None and value not in choices:
+        raise SystemExit(f"error: {var}={env!r}: invalid choice (choose from {', '.join(map(str, choices))})")
+    return value
+
+
 def env_flag(parser: argparse.ArgumentParser | Any, flag: str, *, default: Any = None,
              help: str = "", type: Any = str, **kwargs: Any) -> None:
     """Add `flag` whose default comes from VIDEOPHY_<FLAG> when set, else `default`."""
     var = env_name(flag)
     if kwargs.get("action") == "store_true":
         env = os.environ.get(var)
-        value = _parse_bool(env) if env is not None else bool(default)
+        value = _from_env(var, env, _parse_bool, None) if env is not None else bool(default)
         parser.add_argument(flag, default=value, help=f"{help} [env {var}]", **kwargs)
         return
     env = os.environ.get(var)
-    value = type(env) if env is not None else default
+    value = _from_env(var, env, type, kwargs.get("choices")) if env is not None else default
     parser.add_argument(flag, default=value, type=type, help=f"{help} [env {var}; default: %(default)s]",
                         **kwargs)
 
@@ -47,10 +59,11 @@ def add_server_flags(parser: argparse.ArgumentParser, default_port: int) -> None
              help="host:port to listen on (loopback by default; 0.0.0.0:PORT in a pod; port 0 picks one)")
     env_flag(g, "--storage-root", default="./storage", help="shared storage root all artifacts live under")
     env_flag(g, "--auth-token", default=None, help="bearer token callers must send (unset: no token)")
-    env_flag(g, "--auth-token-file", default=None, help="file holding the bearer token (e.g. a mounted Secret)")
+    env_flag(g, "--auth-token-file", default=None, help="file holding the bearer token (a mounted Secret)")
     env_flag(g, "--tls-cert", default=None, help="PEM server certificate (enables TLS)")
     env_flag(g, "--tls-key", default=None, help="PEM server private key")
-    env_flag(g, "--tls-client-ca", default=None, help="PEM CA bundle; when set, clients must present a cert (mTLS)")
+    env_flag(g, "--tls-client-ca", default=None,
+             help="PEM CA bundle; when set, clients must present a certificate (mTLS)")
     env_flag(g, "--grace-s", default=900.0, type=float,
              help="seconds the current item may take to finish after SIGTERM")
     env_flag(g, "--port-file", default=None, help="write the bound port here once serving (for local mode)")

@@ -9,8 +9,8 @@ import logging
 
 from videophy.v1 import evaluator_pb2, evaluator_pb2_grpc
 
-from services.common.server import ServiceHost, TlsFiles, write_port_file
-from services.common.settings import add_server_flags, env_flag, read_token
+from services.common.server import run_service
+from services.common.settings import LOG_FORMAT, add_server_flags, env_flag
 from services.common.storage import Storage
 
 SERVICE_NAME = evaluator_pb2.DESCRIPTOR.services_by_name["EvaluatorService"].full_name
@@ -51,27 +51,14 @@ async def serve(args: argparse.Namespace, judge_factory=None) -> None:
 
     servicer = EvaluatorServicer(judge_factory or _factory(args), Storage(args.storage_root),
                                  capacity=args.max_batch, batch_wait_s=args.batch_wait_ms / 1000.0)
-    tls = TlsFiles(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
-    host = ServiceHost(
-        bind=args.bind, service_names=[SERVICE_NAME],
-        register=lambda s: evaluator_pb2_grpc.add_EvaluatorServiceServicer_to_server(servicer, s),
-        token=read_token(args.auth_token, args.auth_token_file), tls=tls, grace_s=args.grace_s,
-    )
-    port = await host.start()
-    host.install_signal_handlers()
-    write_port_file(args.port_file, port)
-    try:
-        await servicer.load()
-    except Exception:
-        logging.getLogger(__name__).exception("judge load failed")
-        await host.server.stop(0)
-        raise
-    await host.set_ready(True)
-    await host.wait()
+    def register(server) -> None:
+        evaluator_pb2_grpc.add_EvaluatorServiceServicer_to_server(servicer, server)
+
+    await run_service(args, SERVICE_NAME, register, lambda: servicer.load())
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
     asyncio.run(serve(args))
     return 0

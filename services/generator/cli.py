@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from collections.abc import Callable
 
 from videophy.v1 import generator_pb2, generator_pb2_grpc
 
-from services.common.server import ServiceHost, TlsFiles, write_port_file
-from services.common.settings import add_server_flags, env_flag, read_token
+from services.common.server import ServiceHost, run_service
+from services.common.settings import LOG_FORMAT, add_server_flags, env_flag
 from services.common.storage import Storage
 from services.common.video import DEFAULT_QUALITY
 from services.generator.presets import PRESETS, get_preset
@@ -31,8 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
     env_flag(g, "--revision", default=None, help="Hub revision (branch, tag or commit) to pin")
     env_flag(g, "--cache-dir", default=None, help="Hub cache directory (default: HF_HOME)")
     env_flag(g, "--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    env_flag(g, "--acceleration", default="lossless", choices=["lossless", "none", "fbcache", "fp8"],
+             help="acceleration preset (docs/performance.md); fbcache and fp8 are lossy and labelled as such")
     env_flag(g, "--compile", action="store_true", default=False,
-             help="regional torch.compile of the transformer blocks (GPU; warm-up compiles before ready)")
+             help="force regional torch.compile (the lossless preset already compiles on GPU; warm-up "
+                  "compiles before ready)")
+    env_flag(g, "--no-compile", action="store_true", default=False,
+             help="skip the preset's regional torch.compile")
     env_flag(g, "--no-warmup", action="store_true", default=False, help="report ready without a warm-up run")
     env_flag(g, "--mp4-quality", default=DEFAULT_QUALITY, type=float, help="imageio-ffmpeg quality 0..10")
     return parser
@@ -49,39 +55,41 @@ def make_backend(args: argparse.Namespace):
         layout = preset.layout
         model_dir = build_tiny_pipeline(default_tiny_dir(layout), layout=layout)
         model_dir, revision = resolve_model_dir(preset, str(model_dir), None, None)
-        return DiffusersWanBackend(preset, model_dir, revision, device, model_id=f"videophy-bench/{preset.name}",
-                                   compile_blocks=args.compile)
+        return DiffusersWanBackend(preset, model_dir, revision, device,
+                                   model_id=f"videophy-bench/{preset.name}",
+                                   compile_blocks=_compile_choice(args), acceleration=args.acceleration)
     model_dir, revision = resolve_model_dir(preset, args.model_path, args.revision, args.cache_dir)
     return DiffusersWanBackend(preset, model_dir, revision, device,
-                               model_id=preset.model_id or str(args.model_path), compile_blocks=args.compile)
+                               model_id=preset.model_id or str(args.model_path),
+                               compile_blocks=_compile_choice(args), acceleration=args.acceleration)
 
 
-async def serve(args: argparse.Namespace, backend=None) -> None:
+def _compile_choice(args: argparse.Namespace) -> bool | None:
+    """None = the acceleration preset decides (regional compile on GPU)."""
+    return False if args.no_compile else (True if args.compile else None)
+
+
+async def serve(args: argparse.Namespace, backend=None,
+                on_listening: Callable[[ServiceHost], None] | None = None) -> None:
+    """Bind, load (readiness NOT_SERVING meanwhile), serve until SIGTERM/SIGINT has drained the server.
+
+    `on_listening` gets the host once the port is bound (embedding and tests use it to reach the port
+    and `host.drain()`).
+    """
     from services.generator.service import GeneratorServicer
 
     backend = backend or make_backend(args)
     servicer = GeneratorServicer(backend, Storage(args.storage_root), mp4_quality=args.mp4_quality)
-    tls = TlsFiles(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
-    host = ServiceHost(
-        bind=args.bind, service_names=[SERVICE_NAME],
-        register=lambda s: generator_pb2_grpc.add_GeneratorServiceServicer_to_server(servicer, s),
-        token=read_token(args.auth_token, args.auth_token_file), tls=tls, grace_s=args.grace_s,
-    )
-    port = await host.start()
-    host.install_signal_handlers()
-    write_port_file(args.port_file, port)
-    try:
-        await servicer.load_and_warm(warmup=not args.no_warmup)
-    except Exception:
-        logging.getLogger(__name__).exception("model load failed")
-        await host.server.stop(0)
-        raise
-    await host.set_ready(True)
-    await host.wait()
+
+    def register(server) -> None:
+        generator_pb2_grpc.add_GeneratorServiceServicer_to_server(servicer, server)
+
+    await run_service(args, SERVICE_NAME, register,
+                      lambda: servicer.load_and_warm(warmup=not args.no_warmup), on_listening)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
     asyncio.run(serve(args))
     return 0
