@@ -1,0 +1,1 @@
+"""The orchestrator: the `videophy-bench` CLI (prompt sets, dispatch, ledger, local runs, exports)."""

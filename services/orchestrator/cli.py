@@ -1,0 +1,308 @@
+"""`videophy-bench`: the command users touch.
+
+    videophy-bench run --local --model tiny --prompts sample --limit 4 --out runs/quickstart
+    videophy-bench run --prompts videophy2 --out /data/runs/x --generators dns:///gen:50051 --evaluators ...
+    videophy-bench status RUN_DIR
+    videophy-bench prompts [SOURCE] --out prompts.csv
+    videophy-bench serve generator|evaluator ...   judge ...   report ...   leaderboard ...   cluster ...
+
+Subcommands that belong to other packages are imported only when used, so each works with only its
+own extra installed. Exit codes: 0 done, 1 runtime failure, 2 usage or configuration error, 130 Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from services.common.settings import env_flag, read_token
+
+USAGE_ERROR = 2
+
+# name -> (module, function, extra to install, one-line help)
+DELEGATES: dict[str, tuple[str, str, str, str]] = {
+    "judge": (
+        "services.evaluator.judge_cli",
+        "main",
+        "evaluator",
+        "judge existing videos (official CSV in/out)",
+    ),
+    "report": (
+        "services.orchestrator.analysis.cli",
+        "report_main",
+        "orchestrator",
+        "HTML/Markdown report of one or more runs",
+    ),
+    "leaderboard": (
+        "services.orchestrator.analysis.cli",
+        "leaderboard_main",
+        "orchestrator",
+        "the human leaderboard from the VideoPhy-2 test set",
+    ),
+    "cluster": (
+        "services.orchestrator.cluster",
+        "cluster_main",
+        "orchestrator",
+        "run, watch and fetch runs on Kubernetes",
+    ),
+}
+SERVE = {
+    "generator": ("services.generator.cli", "generator"),
+    "evaluator": ("services.evaluator.cli", "evaluator"),
+}
+OVERRIDES = (
+    ("--height", "height", int),
+    ("--width", "width", int),
+    ("--num-frames", "num_frames", int),
+    ("--steps", "num_inference_steps", int),
+    ("--guidance-scale", "guidance_scale", float),
+    ("--guidance-scale-2", "guidance_scale_2", float),
+    ("--flow-shift", "flow_shift", float),
+    ("--fps", "fps", int),
+)
+
+
+def _delegate(module: str, func: str, extra: str, argv: list[str]) -> int:
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        print(
+            f"videophy-bench: this command needs {module} ({exc}); install it with "
+            f"pip install 'videophy-bench[{extra}]'",
+            file=sys.stderr,
+        )
+        return USAGE_ERROR
+    return int(getattr(mod, func)(argv) or 0)
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="generate and judge a prompt set into a run directory (resumable)",
+        description="Generate (and judge) every selected prompt into RUN_DIR. Rerunning the same "
+        "command resumes: finished items are verified and skipped.",
+    )
+    p.add_argument(
+        "--prompts",
+        default="videophysics/videophy2_test",
+        help="'videophy2' / 'videophysics/videophy2_test' (Hub), 'sample' (bundled), or a CSV path "
+        "(default: %(default)s)",
+    )
+    p.add_argument("--prompts-revision", default=None, help="Hub dataset revision to pin")
+    p.add_argument("--out", required=True, help="run directory")
+    env_flag(
+        p,
+        "--storage-root",
+        default=None,
+        help="storage root the services share (default: the run directory); --out must be inside it",
+    )
+    sel = p.add_argument_group("selection (not part of the configuration: a run can be extended)")
+    sel.add_argument("--limit", type=int, default=None, help="first N prompts (after --ids / --hard-only)")
+    sel.add_argument("--ids", default=None, help="comma-separated prompt ids")
+    sel.add_argument("--hard-only", action="store_true", help="only the hard subset")
+    sel.add_argument(
+        "--seeds", type=int, default=1, help="videos per prompt (seed derived from run seed + id)"
+    )
+    gen = p.add_argument_group("configuration (a run directory refuses a different one)")
+    gen.add_argument("--seed", dest="run_seed", type=int, default=0, help="run seed (default: 0)")
+    gen.add_argument(
+        "--upsampled",
+        action="store_true",
+        help="generate from upsampled_caption (SA is still judged against caption)",
+    )
+    gen.add_argument("--negative-prompt", default=None, help="default: the official Wan negative prompt")
+    for flag, _, typ in OVERRIDES:
+        gen.add_argument(flag, type=typ, default=None, help="override the preset's value")
+    env_flag(
+        gen,
+        "--model",
+        default=None,
+        help="generator preset: what --local starts (default wan2.2-ti2v-5b); with remote generators, "
+        "the preset they must serve",
+    )
+    gen.add_argument(
+        "--judge-model",
+        default=None,
+        help="evaluator --local starts (default: tiny with a tiny --model, else videophy_2_auto)",
+    )
+    ep = p.add_argument_group("services")
+    ep.add_argument(
+        "--local", action="store_true", help="start generator/evaluator children on loopback ports"
+    )
+    ep.add_argument("--no-judge", action="store_true", help="generate only")
+    env_flag(ep, "--generators", default=None, help="host:port list or dns:///headless-service:port")
+    env_flag(ep, "--evaluators", default=None, help="host:port list or dns:///headless-service:port")
+    ep.add_argument(
+        "--local-generators", type=int, default=None, help="--local: generators (default: per GPU)"
+    )
+    ep.add_argument(
+        "--local-evaluators", type=int, default=None, help="--local: evaluators (default: per GPU)"
+    )
+    ep.add_argument("--startup-timeout-s", type=float, default=1800.0, help="wait this long for replicas")
+    env_flag(ep, "--auth-token", default=None, help="bearer token for the services")
+    env_flag(ep, "--auth-token-file", default=None, help="file holding the bearer token")
+    env_flag(ep, "--tls-ca", default=None, help="PEM CA to verify the services (enables TLS)")
+    env_flag(ep, "--tls-cert", default=None, help="PEM client certificate (mTLS)")
+    env_flag(ep, "--tls-key", default=None, help="PEM client key (mTLS)")
+    dp = p.add_argument_group("dispatch")
+    dp.add_argument("--item-deadline-s", type=float, default=3600.0, help="deadline of one generation")
+    dp.add_argument("--judge-deadline-s", type=float, default=900.0, help="deadline of one judge call")
+    dp.add_argument("--max-attempts", type=int, default=4, help="attempts before an item is marked failed")
+    dp.add_argument("--refresh-s", type=float, default=10.0, help="re-resolve replica addresses this often")
+    dp.add_argument(
+        "--stall-timeout-s",
+        type=float,
+        default=900.0,
+        help="stop (resumably) when no replica of a needed kind is ready this long",
+    )
+    dp.add_argument("--no-progress", action="store_true", help="plain log lines even on a terminal")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="videophy-bench",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--log-level", default="INFO")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_run(sub)
+    st = sub.add_parser("status", help="counts per state, failures, throughput and ETA of a run")
+    st.add_argument("run_dir")
+    st.add_argument("--json", action="store_true")
+    pr = sub.add_parser("prompts", help="prepare a prompt set (stable ids, content hash)")
+    pr.add_argument(
+        "source",
+        nargs="?",
+        default="videophysics/videophy2_test",
+        help="'videophy2' (Hub), 'sample', or a CSV path (default: %(default)s)",
+    )
+    pr.add_argument("--out", required=True, help="prepared CSV to write (+ OUT.json with the hash)")
+    pr.add_argument("--revision", default=None, help="Hub dataset revision to pin")
+    pr.add_argument("--cache-dir", default=None, help="Hub cache directory")
+    sv = sub.add_parser("serve", help="serve a model: serve generator|evaluator [flags] (see serve X --help)")
+    sv.add_argument("service", choices=sorted(SERVE))
+    for name, (_, _, _, text) in DELEGATES.items():
+        sub.add_parser(name, help=text, add_help=False)
+    return parser
+
+
+def _run_options(args: argparse.Namespace, argv: list[str]):
+    from services.common.channel import ClientConfig
+    from services.orchestrator.dispatch import DispatchOptions
+    from services.orchestrator.runner import RunOptions
+
+    model = args.model
+    judge_model = args.judge_model or ("tiny" if (model or "").startswith("tiny") else "videophy_2_auto")
+    return RunOptions(
+        prompts=args.prompts,
+        out=Path(args.out),
+        storage_root=Path(args.storage_root) if args.storage_root else None,
+        limit=args.limit,
+        ids=[i.strip() for i in args.ids.split(",") if i.strip()] if args.ids else None,
+        hard_only=args.hard_only,
+        seeds=args.seeds,
+        run_seed=args.run_seed,
+        upsampled=args.upsampled,
+        generators=args.generators,
+        evaluators=args.evaluators,
+        local=args.local,
+        model=model,
+        judge_model=judge_model,
+        no_judge=args.no_judge,
+        overrides={
+            key: getattr(args, flag[2:].replace("-", "_"))
+            for flag, key, _ in OVERRIDES
+            if getattr(args, flag[2:].replace("-", "_")) is not None
+        },
+        negative_prompt=args.negative_prompt,
+        local_generators=args.local_generators,
+        local_evaluators=args.local_evaluators,
+        startup_timeout_s=args.startup_timeout_s,
+        prompt_revision=args.prompts_revision,
+        progress=False if args.no_progress else None,
+        client=ClientConfig(
+            token=read_token(args.auth_token, args.auth_token_file),
+            tls_ca=args.tls_ca,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+        ),
+        dispatch=DispatchOptions(
+            gen_deadline_s=args.item_deadline_s,
+            judge_deadline_s=args.judge_deadline_s,
+            max_attempts=args.max_attempts,
+            refresh_s=args.refresh_s,
+            stall_timeout_s=args.stall_timeout_s,
+        ),
+        argv=["videophy-bench", *argv],
+    )
+
+
+def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
+    from services.orchestrator.dispatch import NoReplicas
+    from services.orchestrator.ledger import ConfigMismatch, RunLocked
+    from services.orchestrator.local import LocalServiceError
+    from services.orchestrator.prompts import PromptSetError
+    from services.orchestrator.runner import UsageError, run_sync
+
+    if args.seeds < 1 or (args.limit is not None and args.limit < 0):
+        print("videophy-bench run: --seeds must be >= 1 and --limit >= 0", file=sys.stderr)
+        return USAGE_ERROR
+    try:
+        return run_sync(_run_options(args, argv))
+    except (UsageError, ConfigMismatch, PromptSetError, RunLocked) as exc:
+        print(f"videophy-bench run: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except (NoReplicas, LocalServiceError) as exc:
+        print(f"videophy-bench run: {exc}", file=sys.stderr)
+        return 1
+
+
+def _cmd_prompts(args: argparse.Namespace) -> int:
+    from services.orchestrator.prompts import PromptSetError, load_prompt_set
+
+    try:
+        ps = load_prompt_set(args.source, revision=args.revision, cache_dir=args.cache_dir)
+    except PromptSetError as exc:
+        print(f"videophy-bench prompts: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    meta = ps.write(args.out)
+    pinned = f" @ {meta['revision']}" if meta["revision"] else ""
+    print(f"{args.out}: {meta['n']} prompts ({meta['n_hard']} hard), sha256 {meta['sha256']}, "
+          f"source {meta['source']}{pinned}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATES:
+        module, func, extra, _ = DELEGATES[argv[0]]
+        return _delegate(module, func, extra, argv[1:])
+    if len(argv) >= 2 and argv[0] == "serve" and argv[1] in SERVE:
+        module, extra = SERVE[argv[1]]
+        return _delegate(module, "main", extra, argv[2:])
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        if args.command == "run":
+            return _cmd_run(args, argv)
+        if args.command == "status":
+            from services.orchestrator.status import status_main
+
+            return status_main(args.run_dir, args.json)
+        if args.command == "prompts":
+            return _cmd_prompts(args)
+    except KeyboardInterrupt:
+        print("videophy-bench: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    return USAGE_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

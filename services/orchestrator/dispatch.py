@@ -1,0 +1,489 @@
+"""Pull-based work stealing over generator and evaluator replicas.
+
+Shape (docs/orchestrator.md): one shared queue per stage; one worker per replica *slot* (GetInfo's
+`capacity`) takes the next item only when its replica reports ready, so a fast replica simply takes
+more items than a slow one. Errors:
+
+- UNAVAILABLE, RESOURCE_EXHAUSTED (busy, OOM), DEADLINE_EXCEEDED and other transient codes put the
+  item back on the queue at once, where any free replica can take it; the worker that failed backs
+  off (tenacity's exponential jitter) before pulling again. After `max_attempts` the item is failed
+  with its last reason and the run goes on.
+- INVALID_ARGUMENT, FAILED_PRECONDITION and other permanent codes fail the item at once, except that
+  an evaluator's FAILED_PRECONDITION (video missing or not matching its sha256) sends the item back
+  to generation.
+
+Each video is verified (sha256 + full decode) and then judged as soon as it exists. Replicas are
+re-resolved every `refresh_s`: new addresses get workers, vanished ones finish their current item
+and stop (a replica that really died fails its call with UNAVAILABLE, and the item is redone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+from tenacity import RetryCallState, wait_exponential, wait_random
+from videophy.v1 import evaluator_pb2, generator_pb2
+
+from services.common.channel import ClientConfig
+from services.common.storage import Storage
+from services.orchestrator import artifacts
+from services.orchestrator.clients import EvaluatorClient, GeneratorClient, ProtocolError
+from services.orchestrator.discovery import Target, resolve
+from services.orchestrator.items import WorkItem
+from services.orchestrator.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+PERMANENT = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.OUT_OF_RANGE,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.ALREADY_EXISTS,
+    }
+)
+PARSE_NAMES = {
+    evaluator_pb2.PARSE_STATUS_PARSED: "parsed",
+    evaluator_pb2.PARSE_STATUS_DIGIT_FALLBACK: "digit_fallback",
+    evaluator_pb2.PARSE_STATUS_UNPARSEABLE: "unparseable",
+    evaluator_pb2.PARSE_STATUS_PROBABILITY: "probability",
+}
+TASK_COLUMNS = {
+    evaluator_pb2.JUDGE_TASK_SA: "sa",
+    evaluator_pb2.JUDGE_TASK_PC: "pc",
+    evaluator_pb2.JUDGE_TASK_RULE: "rule",
+    evaluator_pb2.JUDGE_TASK_VIDEOCON_SA: "videocon_sa",
+    evaluator_pb2.JUDGE_TASK_VIDEOCON_PC: "videocon_pc",
+}
+
+
+class NoReplicas(RuntimeError):
+    """No replica of a needed kind was ready for the stall timeout; the run stops (and can be resumed)."""
+
+
+@dataclass
+class DispatchOptions:
+    output_prefix: str = "videos"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    negative_prompt: str | None = None
+    gen_deadline_s: float = 3600.0
+    judge_deadline_s: float = 900.0
+    max_attempts: int = 4
+    refresh_s: float = 10.0
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+    stall_timeout_s: float = 900.0
+    judge_tasks: tuple[int, ...] = (evaluator_pb2.JUDGE_TASK_SA, evaluator_pb2.JUDGE_TASK_PC)
+    verify_decode: bool = True
+
+
+@dataclass
+class ReplicaInfo:
+    """What a replica told GetInfo (kept for the manifest)."""
+
+    kind: str
+    address: str
+    model_id: str
+    revision: str
+    preset: str
+    device: str
+    device_name: str
+    hostname: str
+    capacity: int
+    library_versions: dict[str, str] = field(default_factory=dict)
+
+    def model_key(self) -> tuple[str, str, str]:
+        return (self.preset, self.model_id, self.revision)
+
+
+def replica_info(kind: str, address: str, info: Any) -> ReplicaInfo:
+    rt = info.runtime
+    return ReplicaInfo(
+        kind,
+        address,
+        info.model.model_id,
+        info.model.revision,
+        info.model.preset,
+        rt.device,
+        rt.device_name,
+        rt.hostname,
+        max(1, int(info.capacity or 1)),
+        dict(rt.library_versions),
+    )
+
+
+def backoff_s(failures: int, initial: float, maximum: float) -> float:
+    """Exponential backoff (tenacity) plus up to `initial` of jitter, for the n-th failure in a row."""
+    state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+    state.attempt_number = max(1, failures)
+    return float((wait_exponential(multiplier=initial, max=maximum) + wait_random(0, initial))(state))
+
+
+async def first_info(kind: str, targets: list[Target], config: ClientConfig, timeout_s: float) -> ReplicaInfo:
+    """GetInfo of the first replica that answers (retrying with backoff until `timeout_s`)."""
+    cls = GeneratorClient if kind == "generator" else EvaluatorClient
+    deadline = time.monotonic() + timeout_s
+    failures = 0
+    last = "no address resolved"
+    while True:
+        for address in sorted(await resolve(targets)):
+            client = cls(address, config)
+            try:
+                return replica_info(kind, address, await client.info())
+            except grpc.aio.AioRpcError as exc:
+                last = f"{address}: {exc.code().name}: {exc.details()}"
+            finally:
+                await client.close()
+        failures += 1
+        if time.monotonic() > deadline:
+            raise NoReplicas(f"no {kind} answered within {timeout_s:.0f}s (last: {last})")
+        await asyncio.sleep(backoff_s(failures, 0.2, 5.0))
+
+
+class _Replica:
+    def __init__(self, kind: str, address: str, client: GeneratorClient | EvaluatorClient) -> None:
+        self.kind = kind
+        self.address = address
+        self.client = client
+        self.retired = False
+        self.tasks: list[asyncio.Task] = []
+        self.idle: set[asyncio.Task] = set()
+        self.info: ReplicaInfo | None = None
+
+
+class Dispatcher:
+    """Runs items through generation (and judging when evaluators are given) until all are settled."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        storage: Storage,
+        client_config: ClientConfig,
+        gen_targets: list[Target],
+        judge_targets: list[Target],
+        options: DispatchOptions,
+        *,
+        expected_generator: tuple[str, str, str] | None = None,
+        expected_judge: tuple[str, str, str] | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.storage = storage
+        self.client_config = client_config
+        self.targets = {"generator": gen_targets, "evaluator": judge_targets}
+        self.opts = options
+        self.expected = {"generator": expected_generator, "evaluator": expected_judge}
+        self.judging = bool(judge_targets)
+        self.queues: dict[str, asyncio.Queue[WorkItem]] = {
+            "generator": asyncio.Queue(),
+            "evaluator": asyncio.Queue(),
+        }
+        self.replicas: dict[str, dict[str, _Replica]] = {"generator": {}, "evaluator": {}}
+        self.seen: dict[str, ReplicaInfo] = {}
+        self.in_flight: Counter[str] = Counter()
+        self.done_by: Counter[str] = Counter()  # items completed per replica address (this session)
+        self.generated_times: list[float] = []
+        self._remaining = 0
+        self._finished = asyncio.Event()
+        self._last_ready = {"generator": time.monotonic(), "evaluator": time.monotonic()}
+        self._fatal: BaseException | None = None
+
+    # -- public ----------------------------------------------------------------------------------
+    async def run(self, to_generate: list[WorkItem], to_judge: list[WorkItem]) -> None:
+        """Process the items; returns when every one is judged (or generated, without judge) or failed."""
+        for item in to_generate:
+            self.queues["generator"].put_nowait(item)
+        for item in to_judge:
+            self.queues["evaluator"].put_nowait(item)
+        self._remaining = len(to_generate) + len(to_judge)
+        if self._remaining == 0:
+            return
+        monitor = asyncio.create_task(self._monitor())
+        try:
+            done, _ = await asyncio.wait(
+                {monitor, asyncio.create_task(self._finished.wait())}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if monitor in done:
+                monitor.result()  # raises NoReplicas
+        finally:
+            monitor.cancel()
+            await self._stop_all()
+
+    # -- membership ------------------------------------------------------------------------------
+    async def _monitor(self) -> None:
+        while True:
+            for kind in ("generator", "evaluator"):
+                if self.targets[kind]:
+                    await self._refresh(kind)
+            self._check_stall()
+            await asyncio.sleep(self.opts.refresh_s)
+
+    def _check_stall(self) -> None:
+        now = time.monotonic()
+        for kind in ("generator", "evaluator"):
+            waiting = self.queues[kind].qsize() + self.in_flight[kind]
+            if self.in_flight[kind]:
+                self._last_ready[kind] = now  # someone is working
+            if waiting and now - self._last_ready[kind] > self.opts.stall_timeout_s:
+                raise NoReplicas(
+                    f"no {kind} replica has been ready for {self.opts.stall_timeout_s:.0f}s "
+                    f"with {waiting} items waiting; rerun the same command to resume"
+                )
+
+    async def _refresh(self, kind: str) -> None:
+        current = await resolve(self.targets[kind])
+        pool = self.replicas[kind]
+        for address in current - set(pool):
+            client = (GeneratorClient if kind == "generator" else EvaluatorClient)(
+                address, self.client_config
+            )
+            rep = _Replica(kind, address, client)
+            pool[address] = rep
+            rep.tasks.append(asyncio.create_task(self._start_replica(rep)))
+            log.info("%s replica joined: %s", kind, address)
+        for address in set(pool) - current:
+            rep = pool.pop(address)
+            rep.retired = True
+            for task in rep.idle:  # idle workers hold no item; busy ones stop after their item
+                task.cancel()
+            log.info("%s replica left: %s", kind, address)
+
+    async def _start_replica(self, rep: _Replica) -> None:
+        failures = 0
+        while not rep.retired:
+            try:
+                rep.info = replica_info(rep.kind, rep.address, await rep.client.info())
+                break
+            except grpc.aio.AioRpcError:
+                failures += 1
+                await asyncio.sleep(backoff_s(failures, 0.2, self.opts.backoff_max_s))
+        if rep.retired or rep.info is None:
+            return
+        expected = self.expected[rep.kind]
+        if expected is not None and rep.info.model_key() != expected:
+            log.error(
+                "%s %s serves %s, not this run's %s; not using it",
+                rep.kind,
+                rep.address,
+                rep.info.model_key(),
+                expected,
+            )
+            return
+        self.seen[rep.address] = rep.info
+        worker = self._gen_worker if rep.kind == "generator" else self._judge_worker
+        for _ in range(rep.info.capacity):
+            rep.tasks.append(asyncio.create_task(worker(rep)))
+
+    async def _stop_all(self) -> None:
+        tasks = [t for pool in self.replicas.values() for r in pool.values() for t in r.tasks]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for pool in self.replicas.values():
+            for rep in pool.values():
+                await rep.client.close()
+
+    # -- worker loop -----------------------------------------------------------------------------
+    async def _wait_ready(self, rep: _Replica) -> bool:
+        failures = 0
+        while not rep.retired:
+            if await rep.client.ready():
+                self._last_ready[rep.kind] = time.monotonic()
+                return True
+            failures += 1
+            await asyncio.sleep(backoff_s(failures, self.opts.backoff_initial_s, self.opts.backoff_max_s))
+        return False
+
+    async def _pull(self, rep: _Replica, handle: Callable[[_Replica, WorkItem], Awaitable[bool]]) -> None:
+        me = asyncio.current_task()
+        assert me is not None
+        failures = 0
+        while not rep.retired and await self._wait_ready(rep):
+            rep.idle.add(me)
+            try:
+                item = await self.queues[rep.kind].get()
+            finally:
+                rep.idle.discard(
+                    me
+                )  # from here on the worker holds an item and is never cancelled by discovery
+            self.in_flight[rep.kind] += 1
+            try:
+                ok = await handle(rep, item)
+            except asyncio.CancelledError:
+                raise  # shutdown: the ledger still says generating/generated; resume redoes it
+            except Exception as exc:  # a bug must not kill the worker and lose the item
+                log.exception("%s worker %s: unexpected error", rep.kind, rep.address)
+                ok = False
+                self._retry(rep.kind, item, f"{type(exc).__name__}: {exc}")
+            finally:
+                self.in_flight[rep.kind] -= 1
+            failures = 0 if ok else failures + 1
+            if failures:
+                await asyncio.sleep(backoff_s(failures, self.opts.backoff_initial_s, self.opts.backoff_max_s))
+
+    async def _gen_worker(self, rep: _Replica) -> None:
+        await self._pull(rep, self._generate)
+
+    async def _judge_worker(self, rep: _Replica) -> None:
+        await self._pull(rep, self._judge)
+
+    # -- settling items --------------------------------------------------------------------------
+    def _settle(self, item: WorkItem) -> None:
+        self._remaining -= 1
+        if self._remaining <= 0:
+            self._finished.set()
+
+    def _fail(self, stage: str, item: WorkItem, reason: str) -> None:
+        log.warning("%s failed for %s (prompt %s): %s", stage, item.request_id, item.prompt_id, reason)
+        self.ledger.add_error(item.request_id, stage, reason, state="failed")
+        self._settle(item)
+
+    def _retry(self, kind: str, item: WorkItem, reason: str) -> None:
+        """Put the item back for any replica, or fail it once it has used its attempts."""
+        attempts = item.gen_attempts if kind == "generator" else item.judge_attempts
+        stage = "generate" if kind == "generator" else "judge"
+        if attempts >= self.opts.max_attempts:
+            self._fail(stage, item, f"{reason} (after {attempts} attempts)")
+            return
+        log.info("%s of %s will be retried (attempt %d): %s", stage, item.request_id, attempts, reason)
+        self.ledger.add_error(
+            item.request_id, stage, reason, state="pending" if kind == "generator" else "generated"
+        )
+        self.queues[kind].put_nowait(item)
+
+    # -- generation ------------------------------------------------------------------------------
+    def _gen_request(self, item: WorkItem) -> generator_pb2.GenerateRequest:
+        req = generator_pb2.GenerateRequest(
+            request_id=item.request_id,
+            prompt_id=item.prompt_id,
+            prompt=item.gen_prompt,
+            seed=item.seed,
+            overrides=generator_pb2.GenerationOverrides(**self.opts.overrides),
+            output_prefix=self.opts.output_prefix,
+        )
+        if self.opts.negative_prompt is not None:
+            req.negative_prompt = self.opts.negative_prompt
+        return req
+
+    async def _generate(self, rep: _Replica, item: WorkItem) -> bool:
+        item.gen_attempts += 1
+        self.ledger.begin_attempt(
+            item.request_id, "gen_attempts", state="generating", gen_replica=rep.address
+        )
+        t0 = time.monotonic()
+        assert isinstance(rep.client, GeneratorClient)
+        try:
+            result = await rep.client.generate(self._gen_request(item), self.opts.gen_deadline_s)
+        except grpc.aio.AioRpcError as exc:
+            reason = f"{exc.code().name}: {exc.details()} [{rep.address}]"
+            if exc.code() in PERMANENT:
+                self._fail("generate", item, reason)
+                return True  # the replica is fine; the request is not
+            self._retry("generator", item, reason)
+            return False
+        except ProtocolError as exc:
+            self._retry("generator", item, str(exc))
+            return False
+        seconds = time.monotonic() - t0
+        uri, sha = result.artifact.uri, result.artifact.sha256
+        try:
+            await asyncio.to_thread(artifacts.verify, self.storage, uri, sha, decode=self.opts.verify_decode)
+        except artifacts.ArtifactError as exc:
+            self._retry("generator", item, f"artifact check failed: {exc} [{rep.address}]")
+            return True
+        item.video_uri, item.sha256 = uri, sha
+        gen_result = json_format.MessageToDict(result)
+        self.ledger.update(
+            item.request_id,
+            state="generated",
+            video_uri=uri,
+            sha256=sha,
+            gen_seconds=seconds,
+            gen_result=json.dumps(gen_result),
+            generated_at=time.time(),
+            error=None,
+        )
+        self.generated_times.append(time.time())
+        self.done_by[rep.address] += 1
+        if self.judging:
+            self.queues["evaluator"].put_nowait(item)  # judged as soon as it exists
+        else:
+            self._settle(item)
+        return True
+
+    # -- judging ---------------------------------------------------------------------------------
+    def _judge_request(self, item: WorkItem) -> evaluator_pb2.EvaluateRequest:
+        queries = []
+        for task in self.opts.judge_tasks:
+            if task == evaluator_pb2.JUDGE_TASK_RULE:
+                continue
+            queries.append(evaluator_pb2.JudgeQuery(task=task, text=item.caption))  # SA: the original caption
+        if item.rule:
+            queries.append(evaluator_pb2.JudgeQuery(task=evaluator_pb2.JUDGE_TASK_RULE, text=item.rule))
+        return evaluator_pb2.EvaluateRequest(
+            request_id=item.request_id, video_uri=item.video_uri, queries=queries, video_sha256=item.sha256
+        )
+
+    async def _judge(self, rep: _Replica, item: WorkItem) -> bool:
+        item.judge_attempts += 1
+        self.ledger.begin_attempt(item.request_id, "judge_attempts", judge_replica=rep.address)
+        t0 = time.monotonic()
+        assert isinstance(rep.client, EvaluatorClient)
+        try:
+            result = await rep.client.evaluate(self._judge_request(item), self.opts.judge_deadline_s)
+        except grpc.aio.AioRpcError as exc:
+            reason = f"{exc.code().name}: {exc.details()} [{rep.address}]"
+            if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                # The judge cannot read the video we verified: it is gone or changed. Make it again.
+                self.ledger.reset_to_pending(item.request_id, f"judge: {reason}")
+                item.video_uri = item.sha256 = ""
+                if item.gen_attempts >= self.opts.max_attempts:
+                    self._fail("generate", item, f"video unusable by the judge: {reason}")
+                else:
+                    self.queues["generator"].put_nowait(item)
+                return True
+            if exc.code() in PERMANENT:
+                self._fail("judge", item, reason)
+                return True
+            self._retry("evaluator", item, reason)
+            return False
+        except ProtocolError as exc:
+            self._retry("evaluator", item, str(exc))
+            return False
+        fields: dict[str, Any] = {
+            "state": "judged",
+            "judge_seconds": time.monotonic() - t0,
+            "judged_at": time.time(),
+            "error": None,
+        }
+        for answer in result.answers:
+            col = TASK_COLUMNS.get(answer.task)
+            if col is None:
+                continue
+            fields[col] = answer.score
+            if col in ("sa", "pc", "rule"):
+                fields[f"{col}_parse"] = PARSE_NAMES.get(answer.parse_status, "")
+                fields[f"{col}_raw"] = answer.raw_text
+        self.ledger.update(item.request_id, **fields)
+        self.done_by[rep.address] += 1
+        self._settle(item)
+        return True
+
+
+async def cancel_quietly(task: asyncio.Task) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task

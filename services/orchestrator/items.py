@@ -1,0 +1,87 @@
+"""Typed records of a run: its configuration (and hash), the work items and their derived ids/seeds."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+STATES = ("pending", "generating", "generated", "judged", "failed")
+BASE_ARM = "base"
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a video or a score depends on. Two runs with equal configs may share a directory.
+
+    Replica addresses, `--limit`, `--ids`, `--seeds` and `--hard-only` are deliberately absent: they
+    select work, they do not change it, so a run can be extended.
+    """
+
+    generator_model: str  # preset name reported by the generator (e.g. wan2.2-ti2v-5b, tiny)
+    generator_model_id: str
+    generator_revision: str
+    overrides: dict[str, float | int] = field(default_factory=dict)
+    negative_prompt: str | None = None  # None: the official Wan negative prompt
+    upsampled: bool = False
+    judge_model: str | None = None  # model id of the evaluator, None when not judging
+    judge_revision: str = ""
+    run_seed: int = 0
+    prompt_set_sha256: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def hash(self) -> str:
+        return config_hash(self.as_dict())
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    return _sha(json.dumps(config, sort_keys=True, ensure_ascii=False, separators=(",", ":")))[:16]
+
+
+def config_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Keys whose values differ (missing counts as different), formatted `key: old -> new`."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        if old.get(key, "<unset>") != new.get(key, "<unset>"):
+            out.append(f"{key}: {old.get(key, '<unset>')!r} -> {new.get(key, '<unset>')!r}")
+    return out
+
+
+def derive_seed(run_seed: int, prompt_id: str, index: int) -> int:
+    """Seed of the `index`-th video of a prompt: 63 bits of sha256(run_seed, prompt_id, index)."""
+    return int(_sha(f"{run_seed}:{prompt_id}:{index}")[:16], 16) & ((1 << 63) - 1)
+
+
+def request_id(prompt_id: str, seed: int, round_: int, arm: str, cfg_hash: str) -> str:
+    """Short, file-name safe, deterministic id of one item (also the generator's idempotency key)."""
+    return "r" + _sha(f"{prompt_id}|{seed}|{round_}|{arm}|{cfg_hash}")[:20]
+
+
+@dataclass
+class WorkItem:
+    """One video to make and judge. `caption` is judged; `gen_prompt` is generated from."""
+
+    prompt_id: str
+    seed: int
+    caption: str
+    gen_prompt: str
+    config_hash: str
+    round: int = 0
+    arm: str = BASE_ARM
+    rule: str = ""
+    gen_attempts: int = 0
+    judge_attempts: int = 0
+    video_uri: str = ""
+    sha256: str = ""
+
+    @property
+    def request_id(self) -> str:
+        return request_id(self.prompt_id, self.seed, self.round, self.arm, self.config_hash)

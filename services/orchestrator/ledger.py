@@ -1,0 +1,257 @@
+"""The run ledger: SQLite (WAL) in the run directory, one row per item, plus the run directory lock.
+
+Contract:
+- `RunLock` holds an exclusive `fcntl.flock` on RUN_DIR/.lock for the whole run; a second
+  orchestrator on the same directory gets `RunLocked` at once. The kernel drops the lock when the
+  process dies, so a killed run never leaves a stale lock behind.
+- `meta` holds the run configuration; `check_config` refuses a different one (`ConfigMismatch`).
+- `items` is keyed by request_id = hash(prompt_id, seed, round, arm, config hash) and is UNIQUE on
+  those five fields. Every state change commits immediately, so a killed orchestrator loses at most
+  the items in flight, which the next run redoes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from services.orchestrator.items import STATES, WorkItem, config_diff
+
+LEDGER_NAME = "ledger.sqlite"
+LOCK_NAME = ".lock"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS items (
+  request_id TEXT PRIMARY KEY,
+  prompt_id TEXT NOT NULL, seed INTEGER NOT NULL, round INTEGER NOT NULL, arm TEXT NOT NULL,
+  config_hash TEXT NOT NULL,
+  caption TEXT NOT NULL, gen_prompt TEXT NOT NULL, rule_text TEXT NOT NULL DEFAULT '',
+  state TEXT NOT NULL DEFAULT 'pending',
+  video_uri TEXT, sha256 TEXT,
+  sa REAL, pc REAL, rule REAL, videocon_sa REAL, videocon_pc REAL,
+  sa_parse TEXT, pc_parse TEXT, rule_parse TEXT, sa_raw TEXT, pc_raw TEXT, rule_raw TEXT,
+  gen_seconds REAL, judge_seconds REAL,
+  gen_attempts INTEGER NOT NULL DEFAULT 0, judge_attempts INTEGER NOT NULL DEFAULT 0,
+  error TEXT, errors TEXT NOT NULL DEFAULT '[]',
+  gen_replica TEXT, judge_replica TEXT, gen_result TEXT,
+  created_at REAL NOT NULL, updated_at REAL NOT NULL, generated_at REAL, judged_at REAL,
+  UNIQUE (prompt_id, seed, round, arm, config_hash)
+);
+CREATE INDEX IF NOT EXISTS items_state ON items(state);
+"""
+_SCORE_COLUMNS = (
+    "sa",
+    "pc",
+    "rule",
+    "videocon_sa",
+    "videocon_pc",
+    "sa_parse",
+    "pc_parse",
+    "rule_parse",
+    "sa_raw",
+    "pc_raw",
+    "rule_raw",
+    "judge_seconds",
+    "judge_replica",
+    "judged_at",
+)
+MAX_ERRORS_KEPT = 20
+
+
+class RunLocked(RuntimeError):
+    """Another orchestrator holds the run directory."""
+
+
+class ConfigMismatch(RuntimeError):
+    """The run directory was made with a different configuration."""
+
+
+class RunLock:
+    """Exclusive, non-blocking lock on RUN_DIR/.lock (released on close or process death)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "unknown process"
+            os.close(fd)
+            raise RunLocked(
+                f"run directory {self.path.parent} is in use by another orchestrator ({holder}); "
+                "wait for it to finish, or use another --out"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {os.uname().nodename} since {time.strftime('%F %T')}".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def connect(run_dir: Path, readonly: bool = False) -> sqlite3.Connection:
+    path = Path(run_dir) / LEDGER_NAME
+    if readonly:
+        if not path.is_file():
+            raise FileNotFoundError(f"{run_dir}: no {LEDGER_NAME} (not a run directory?)")
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    else:
+        conn = sqlite3.connect(path, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.executescript(_SCHEMA)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+class Ledger:
+    """Item states and results; all calls from one thread (the orchestrator's event loop)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.conn = connect(self.run_dir)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- meta ------------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> Any:
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return json.loads(row["value"]) if row else None
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self.conn:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, json.dumps(value))
+            )
+
+    def check_config(self, config: dict[str, Any], keys: Iterable[str] | None = None) -> None:
+        """Record `config` on first use; afterwards refuse a different one (only `keys` when given)."""
+        old = self.get_meta("config")
+        if old is None:
+            if keys is None:
+                self.set_meta("config", config)
+            return
+        if keys is not None:
+            old = {k: old.get(k) for k in keys}
+            config = {k: config.get(k) for k in keys}
+        diff = config_diff(old, config)
+        if diff:
+            raise ConfigMismatch(
+                f"run directory {self.run_dir} was made with a different configuration:\n  "
+                + "\n  ".join(diff)
+                + "\nresults would be mixed; use a new --out for this configuration"
+            )
+
+    # -- items -----------------------------------------------------------------------------------
+    def add_items(self, items: Iterable[WorkItem]) -> int:
+        now = time.time()
+        rows = [
+            (
+                it.request_id,
+                it.prompt_id,
+                it.seed,
+                it.round,
+                it.arm,
+                it.config_hash,
+                it.caption,
+                it.gen_prompt,
+                it.rule,
+                now,
+                now,
+            )
+            for it in items
+        ]
+        with self.conn:
+            before = self.conn.total_changes
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO items(request_id, prompt_id, seed, round, arm, config_hash, caption, "
+                "gen_prompt, rule_text, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
+            return self.conn.total_changes - before
+
+    def rows(self, request_ids: Iterable[str] | None = None) -> list[sqlite3.Row]:
+        if request_ids is None:
+            return self.conn.execute("SELECT * FROM items ORDER BY prompt_id, seed, round, arm").fetchall()
+        ids = list(request_ids)
+        out: list[sqlite3.Row] = []
+        for k in range(0, len(ids), 500):
+            chunk = ids[k : k + 500]
+            out += self.conn.execute(
+                f"SELECT * FROM items WHERE request_id IN ({','.join('?' * len(chunk))})", chunk
+            ).fetchall()
+        return out
+
+    def get(self, rid: str) -> sqlite3.Row | None:
+        return self.conn.execute("SELECT * FROM items WHERE request_id=?", (rid,)).fetchone()
+
+    def update(self, rid: str, **fields: Any) -> None:
+        if "state" in fields and fields["state"] not in STATES:
+            raise ValueError(f"unknown state {fields['state']!r}")
+        fields["updated_at"] = time.time()
+        cols = ", ".join(f"{k}=?" for k in fields)
+        with self.conn:
+            self.conn.execute(f"UPDATE items SET {cols} WHERE request_id=?", (*fields.values(), rid))
+
+    def begin_attempt(self, rid: str, column: str, **fields: Any) -> None:
+        """Count one more attempt in `column` (gen_attempts / judge_attempts, totals over all sessions)."""
+        if column not in ("gen_attempts", "judge_attempts"):
+            raise ValueError(column)
+        fields["updated_at"] = time.time()
+        cols = "".join(f", {k}=?" for k in fields)
+        with self.conn:
+            self.conn.execute(
+                f"UPDATE items SET {column}={column}+1{cols} WHERE request_id=?", (*fields.values(), rid)
+            )
+
+    def add_error(self, rid: str, stage: str, message: str, *, state: str | None = None) -> None:
+        """Append to the item's error history (bounded) and set `error`; optionally change state."""
+        row = self.get(rid)
+        errors = json.loads(row["errors"]) if row else []
+        errors.append({"t": round(time.time(), 3), "stage": stage, "error": message})
+        fields: dict[str, Any] = {
+            "error": f"{stage}: {message}",
+            "errors": json.dumps(errors[-MAX_ERRORS_KEPT:]),
+        }
+        if state:
+            fields["state"] = state
+        self.update(rid, **fields)
+
+    def reset_to_pending(self, rid: str, reason: str) -> None:
+        """Forget the artifact and scores (they must be made again) and record why."""
+        self.add_error(rid, "resume", reason, state="pending")
+        self.update(
+            rid,
+            video_uri=None,
+            sha256=None,
+            gen_result=None,
+            generated_at=None,
+            **{c: None for c in _SCORE_COLUMNS},
+        )
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(STATES, 0)
+        for row in self.conn.execute("SELECT state, COUNT(*) AS n FROM items GROUP BY state"):
+            out[row["state"]] = row["n"]
+        return out

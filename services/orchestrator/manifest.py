@@ -1,0 +1,97 @@
+"""manifest.json: what a run was made with (configuration, models, prompt set, software, GPUs).
+
+Rewritten at the start and end of every session of the run; `sessions` accumulates one entry per
+invocation, and `replicas` every replica that served the run, so resumed runs stay auditable.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from services.common.runtime import library_versions
+from services.orchestrator.dispatch import ReplicaInfo
+
+MANIFEST_NAME = "manifest.json"
+ORCHESTRATOR_LIBRARIES = (
+    "videophy-bench",
+    "grpcio",
+    "protobuf",
+    "tenacity",
+    "pandas",
+    "huggingface-hub",
+    "rich",
+)
+
+
+def read(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / MANIFEST_NAME
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def write(
+    run_dir: Path,
+    *,
+    config: dict[str, Any],
+    config_hash: str,
+    prompt_set: dict[str, Any],
+    argv: list[str],
+    replicas: dict[str, ReplicaInfo],
+    counts: dict[str, int] | None = None,
+    session_start: float,
+    finished: bool = False,
+) -> dict[str, Any]:
+    run_dir = Path(run_dir)
+    old = read(run_dir)
+    seen = {f"{r['kind']}@{r['address']}": r for r in old.get("replicas", [])}
+    for info in replicas.values():
+        seen[f"{info.kind}@{info.address}"] = asdict(info)
+    sessions = [s for s in old.get("sessions", []) if s.get("started") != session_start]
+    sessions.append(
+        {
+            "started": session_start,
+            "ended": time.time() if finished else None,
+            "argv": argv,
+            "counts": counts or {},
+        }
+    )
+    gpus = sorted(
+        {
+            f"{r['device_name']} ({r['hostname']})"
+            for r in seen.values()
+            if str(r.get("device", "")).startswith("cuda")
+        }
+    )
+    models = {
+        kind: sorted(
+            {(r["preset"], r["model_id"], r["revision"]) for r in seen.values() if r["kind"] == kind}
+        )
+        for kind in ("generator", "evaluator")
+    }
+    manifest = {
+        "name": run_dir.name,
+        "created": old.get("created", session_start),
+        "config_hash": config_hash,
+        "config": config,
+        "prompt_set": prompt_set,
+        "models": {
+            k: [{"preset": p, "model_id": m, "revision": r} for p, m, r in v] for k, v in models.items()
+        },
+        "gpus_seen": gpus,
+        "replicas": sorted(seen.values(), key=lambda r: (r["kind"], r["address"])),
+        "orchestrator": {
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "library_versions": library_versions(ORCHESTRATOR_LIBRARIES),
+        },
+        "sessions": sessions,
+    }
+    tmp = run_dir / (MANIFEST_NAME + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=1, default=str) + "\n", encoding="utf-8")
+    tmp.replace(run_dir / MANIFEST_NAME)
+    return manifest

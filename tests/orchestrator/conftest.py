@@ -1,0 +1,145 @@
+"""Real services on loopback for the orchestrator tests: tiny generators (some slowed down) and the
+tiny evaluator, each a child process with its own port file, killed at teardown."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+HERE = Path(__file__).resolve().parent
+SLOW = HERE / "slow_generator.py"
+
+
+@dataclass
+class Service:
+    kind: str
+    proc: subprocess.Popen
+    port_file: Path
+    log: Path
+    port: int = 0
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout_s: float = 120.0) -> Service:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.kind} exited: {self.log.read_text()[-2000:]}")
+            if self.port == 0 and self.port_file.is_file():
+                self.port = int(self.port_file.read_text())
+            if self.port and _ready(self.address):
+                return self
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.kind} not ready: {self.log.read_text()[-2000:]}")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+def _ready(address: str) -> bool:
+    with grpc.insecure_channel(address) as ch:
+        try:
+            resp = health_pb2_grpc.HealthStub(ch).Check(
+                health_pb2.HealthCheckRequest(service="readiness"), timeout=1.0
+            )
+        except grpc.RpcError:
+            return False
+    return resp.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Services:
+    """Starts services under one storage root; all are killed at teardown."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.started: list[Service] = []
+        self.count = 0
+
+    def _start(self, kind: str, argv: list[str], port: int = 0) -> Service:
+        self.count += 1
+        logs = self.root / "service-logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        port_file = logs / f"{kind}-{self.count}.port"
+        log = logs / f"{kind}-{self.count}.log"
+        cmd = [
+            *argv,
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--port-file",
+            str(port_file),
+            "--storage-root",
+            str(self.root),
+            "--device",
+            "cpu",
+            "--grace-s",
+            "1",
+        ]
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        svc = Service(kind, proc, port_file, log)
+        self.started.append(svc)
+        return svc
+
+    def generator(self, delay: float = 0.0, port: int = 0) -> Service:
+        argv = (
+            [sys.executable, str(SLOW), "--delay", str(delay)]
+            if delay
+            else [sys.executable, "-m", "services.generator"]
+        )
+        return self._start("generator", [*argv, "--model", "tiny", "--no-warmup"], port)
+
+    def evaluator(self) -> Service:
+        return self._start("evaluator", [sys.executable, "-m", "services.evaluator", "--model", "tiny"])
+
+    def stop(self) -> None:
+        for svc in self.started:
+            svc.kill()
+
+
+@pytest.fixture
+def services(tmp_path):
+    s = Services(tmp_path / "storage")
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_services(tmp_path_factory):
+    """Two tiny generators and one tiny evaluator, shared by the tests of a module."""
+    s = Services(tmp_path_factory.mktemp("shared") / "storage")
+    gens = [s.generator(), s.generator()]
+    ev = s.evaluator()
+    for svc in (*gens, ev):
+        svc.wait_ready()
+    yield s, gens, ev
+    s.stop()
+
+
+@pytest.fixture
+def port_is_ready():
+    return _ready
+
+
+@pytest.fixture
+def unused_port():
+    return free_port
