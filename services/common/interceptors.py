@@ -1,11 +1,11 @@
-"""Server interceptors: one for the bearer token, one that maps domain errors to status codes."""
+"""Server interceptors: the SIGTERM drain, the bearer token, and the mapping of domain errors to codes."""
 
 from __future__ import annotations
 
 import asyncio
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -17,11 +17,90 @@ log = logging.getLogger(__name__)
 
 # Kubernetes' native gRPC probes cannot send a token, so health stays open.
 OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/",)
+# Infrastructure methods: not domain work, so neither counted by the drain nor error-mapped.
+INFRA_METHOD_PREFIXES = (*OPEN_METHOD_PREFIXES, "/grpc.reflection.")
+
+Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]]
 
 
 def _rebuild(handler: grpc.RpcMethodHandler, **behaviours: Any) -> grpc.RpcMethodHandler:
     """Same handler with some behaviours replaced (request/response (de)serializers kept)."""
     return handler._replace(**behaviours)  # RpcMethodHandler is a namedtuple in grpcio
+
+
+def _kind(handler: grpc.RpcMethodHandler) -> str:
+    """Name of the handler field that holds the behaviour: unary_unary, unary_stream, ..."""
+    request = "stream" if handler.request_streaming else "unary"
+    return f"{request}_{'stream' if handler.response_streaming else 'unary'}"
+
+
+async def _iterate(behaviour: Callable[..., Any], request: Any,
+                   context: aio.ServicerContext) -> AsyncIterator[Any]:
+    """Run a response-streaming behaviour, whether it is an async generator or a coroutine that
+    writes through `context.write` (grpc's own health `Watch` is the latter)."""
+    result = behaviour(request, context)
+    if hasattr(result, "__aiter__"):
+        async for item in result:
+            yield item
+    else:
+        await result
+
+
+def _wrap(handler: grpc.RpcMethodHandler,
+          around: Callable[[Any, aio.ServicerContext], Awaitable[None]]) -> grpc.RpcMethodHandler:
+    """`handler` with `around(request, context)` awaited before its behaviour (any of the four kinds)."""
+    kind = _kind(handler)
+    inner = getattr(handler, kind)
+    if handler.response_streaming:
+        async def stream(request: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
+            await around(request, context)
+            async for item in _iterate(inner, request, context):
+                yield item
+
+        return _rebuild(handler, **{kind: stream})
+
+    async def unary(request: Any, context: aio.ServicerContext) -> Any:
+        await around(request, context)
+        return await inner(request, context)
+
+    return _rebuild(handler, **{kind: unary})
+
+
+class DrainInterceptor(aio.ServerInterceptor):
+    """Counts domain calls in flight and, once draining, refuses new ones with UNAVAILABLE.
+
+    grpc's `server.stop(grace)` refuses every new call at once, health checks included (checked), so
+    the drain keeps the server up until this count reaches zero and only then stops it.
+    """
+
+    def __init__(self) -> None:
+        self.draining = False
+        self.inflight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def _done(self, _: object) -> None:
+        self.inflight -= 1
+        if self.inflight == 0:
+            self._idle.set()
+
+    async def _enter(self, request: Any, context: aio.ServicerContext) -> None:
+        if self.draining:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "server is draining; try another replica")
+        self.inflight += 1
+        self._idle.clear()
+        # Fires on every ending (ok, error, cancel, deadline), unlike a finally in a suspended generator.
+        context.add_done_callback(self._done)
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+    async def intercept_service(self, continuation: Continuation,
+                                details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None or details.method.startswith(INFRA_METHOD_PREFIXES):
+            return handler
+        return _wrap(handler, self._enter)
 
 
 class TokenAuthInterceptor(aio.ServerInterceptor):
@@ -30,71 +109,55 @@ class TokenAuthInterceptor(aio.ServerInterceptor):
     def __init__(self, token: str) -> None:
         self._expected = f"Bearer {token}".encode()
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    async def intercept_service(self, continuation: Continuation,
+                                details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
         if details.method.startswith(OPEN_METHOD_PREFIXES):
             return await continuation(details)
         sent = dict(details.invocation_metadata or ()).get("authorization", "")
         sent_b = sent.encode() if isinstance(sent, str) else sent
-        if hmac.compare_digest(sent_b, self._expected):
-            return await continuation(details)
         handler = await continuation(details)
-        if handler is None:
-            return None
+        if handler is None or hmac.compare_digest(sent_b, self._expected):
+            return handler
 
-        async def deny_unary(request: Any, context: aio.ServicerContext) -> None:
+        async def deny(request: Any, context: aio.ServicerContext) -> None:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
 
-        async def deny_stream(request: Any, context: aio.ServicerContext):  # noqa: ANN202
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
-            yield  # pragma: no cover - makes this an async generator
-
-        if handler.unary_stream:
-            return _rebuild(handler, unary_stream=deny_stream)
-        return _rebuild(handler, unary_unary=deny_unary)
+        # Every kind is wrapped: reflection is stream-stream and must not slip through.
+        return _wrap(handler, deny)
 
 
 class ErrorMappingInterceptor(aio.ServerInterceptor):
     """The one place where exceptions become status codes (KServe-style)."""
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    async def intercept_service(self, continuation: Continuation,
+                                details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
         handler = await continuation(details)
-        if handler is None:
-            return None
+        if handler is None or details.method.startswith(INFRA_METHOD_PREFIXES):
+            return handler
         method = details.method
-        if handler.unary_unary:
-            inner_uu = handler.unary_unary
-
-            async def unary(request: Any, context: aio.ServicerContext) -> Any:
+        kind = _kind(handler)
+        inner = getattr(handler, kind)
+        if handler.response_streaming:
+            async def stream(request: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
                 try:
-                    return await inner_uu(request, context)
-                except (aio.AbortError, asyncio.CancelledError):
-                    raise
-                except Exception as exc:
-                    await _abort(context, method, exc)
-
-            return _rebuild(handler, unary_unary=unary)
-        if handler.unary_stream:
-            inner_us = handler.unary_stream
-
-            async def stream(request: Any, context: aio.ServicerContext):  # noqa: ANN202
-                try:
-                    async for item in inner_us(request, context):
+                    async for item in _iterate(inner, request, context):
                         yield item
                 except (aio.AbortError, asyncio.CancelledError):
                     raise
                 except Exception as exc:
                     await _abort(context, method, exc)
 
-            return _rebuild(handler, unary_stream=stream)
-        return handler
+            return _rebuild(handler, **{kind: stream})
+
+        async def unary(request: Any, context: aio.ServicerContext) -> Any:
+            try:
+                return await inner(request, context)
+            except (aio.AbortError, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                await _abort(context, method, exc)
+
+        return _rebuild(handler, **{kind: unary})
 
 
 async def _abort(context: aio.ServicerContext, method: str, exc: BaseException) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from services.common.errors import PathEscape
 
+FILE_MODE = 0o644
 _SAFE_COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -71,6 +72,8 @@ class Storage:
             yield tmp_path
             with open(tmp_path, "rb") as f:
                 os.fsync(f.fileno())
+            # mkstemp creates 0600; other services (often another UID on the shared volume) must read it.
+            os.chmod(tmp_path, FILE_MODE)
             os.replace(tmp_path, final)
         finally:
             tmp_path.unlink(missing_ok=True)

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+# imageio-ffmpeg starts ffmpeg with preexec_fn=os.setpgrp unless this is set. A preexec_fn forces a plain
+# fork() that runs Python in the child, which Python documents as unsafe with threads: in our servers
+# (gRPC, torch and the device thread all running) the child intermittently segfaulted or deadlocked
+# before exec, so the MP4 write or read failed or hung (seen in tests/generator; imageio-ffmpeg #58).
+# Without it, subprocess uses vfork/exec. Set at import, before any thread of ours calls ffmpeg.
+os.environ["IMAGEIO_FFMPEG_NO_PREVENT_SIGINT"] = "1"
 
 # The official Wan code saves with imageio's libx264 at quality 8 (crf ~10); keep that default so
 # the judge sees what the official pipeline would have written.

@@ -47,7 +47,7 @@ def resolve_model_dir(preset: Preset, model_path: str | None, revision: str | No
         if not index.is_file():
             raise InvalidRequest(f"{local} is not a diffusers pipeline directory (no model_index.json)")
         digest = hashlib.sha256()
-        for cfg in sorted(local.glob("*/config.json")) + [index]:
+        for cfg in [*sorted(local.glob("*/config.json")), index]:
             digest.update(cfg.read_bytes())
         return local, f"local:{digest.hexdigest()[:12]}"
     from huggingface_hub import snapshot_download
@@ -60,7 +60,8 @@ class DiffusersWanBackend:
     """WanPipeline behind the GeneratorBackend contract (see services.generator.backend)."""
 
     def __init__(self, preset: Preset, model_dir: Path, revision: str, device: str,
-                 model_id: str | None = None, compile_blocks: bool = False) -> None:
+                 model_id: str | None = None, compile_blocks: bool | None = None,
+                 acceleration: str = "lossless") -> None:
         self.preset = preset
         self.model_dir = Path(model_dir)
         self.model_id = model_id or preset.model_id or str(model_dir)
@@ -68,7 +69,8 @@ class DiffusersWanBackend:
         self.device = device
         self.compile_blocks = compile_blocks
         self.dtype = "bfloat16" if device.startswith("cuda") else "float32"
-        self.acceleration = "lossless"
+        self.acceleration_preset = acceleration  # services.generator.acceleration.PRESET_NAMES
+        self.acceleration = acceleration
         self.pipe: Any = None
         self.scheduler_name = ""
         self._embeds: OrderedDict[str, Any] = OrderedDict()
@@ -90,12 +92,10 @@ class DiffusersWanBackend:
         self.scheduler_name = type(pipe.scheduler).__name__
         pipe.to(self.device)
         pipe.set_progress_bar_config(disable=True)
-        if self.compile_blocks and self.device.startswith("cuda"):
-            for name in ("transformer", "transformer_2"):
-                module = getattr(pipe, name, None)
-                if module is not None:
-                    module.compile_repeated_blocks(fullgraph=True)
-            self.acceleration = "lossless+regional-compile"
+        from services.generator.acceleration import apply_acceleration
+
+        self.acceleration = apply_acceleration(pipe, self.acceleration_preset, self.device,
+                                               self.compile_blocks)
         self.pipe = pipe
         log.info("loaded %s (%s) on %s in %.1fs", self.model_id, self.revision, self.device,
                  time.perf_counter() - t0)
@@ -123,7 +123,9 @@ class DiffusersWanBackend:
             return self._embeds[key]
         import torch
 
-        with torch.inference_mode():
+        from services.generator.acceleration import text_encoder_on
+
+        with torch.inference_mode(), text_encoder_on(self.pipe, self.device):
             embeds, _ = self.pipe.encode_prompt(
                 prompt=text, negative_prompt=None, do_classifier_free_guidance=False,
                 num_videos_per_prompt=1, max_sequence_length=max_len, device=self.device,
@@ -137,8 +139,12 @@ class DiffusersWanBackend:
         texts = [*prompts, negative_prompt]
         max_len = self.preset.max_sequence_length
         cached = sum(_hash(f"{max_len}\x00{t}") in self._embeds for t in texts)
-        for t in texts:
-            self._encode(t, max_len)
+        if cached < len(texts):
+            from services.generator.acceleration import text_encoder_on
+
+            with text_encoder_on(self.pipe, self.device):  # one round trip of a parked encoder
+                for t in texts:
+                    self._encode(t, max_len)
         return len(texts) - cached, cached
 
     # -- generation ------------------------------------------------------------------------------

@@ -13,13 +13,15 @@ import json
 import logging
 import threading
 import time
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from google.protobuf import json_format
 from videophy.v1 import common_pb2, generator_pb2, generator_pb2_grpc
 
-from services.common.errors import Busy, InvalidRequest, NotReady, OutOfMemory
+from services.common.errors import Busy, InvalidRequest, NotReady, OutOfMemory, PathEscape
 from services.common.runtime import runtime_dict
 from services.common.storage import Storage, safe_component, sha256_file
 from services.common.video import DEFAULT_QUALITY, encode_mp4
@@ -63,7 +65,9 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         self.mp4_quality = mp4_quality
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gpu")
         self.ready = False
-        self._lock = asyncio.Lock()
+        # True exactly while the worker thread runs (not while some RPC handler lives): a cancelled
+        # call frees the device when its worker stops, whatever happens to the handler afterwards.
+        self.busy = False
         self._runtime: dict[str, object] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -83,7 +87,8 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
 
     def _model_proto(self) -> common_pb2.ModelInfo:
         b = self.backend
-        return common_pb2.ModelInfo(model_id=b.model_id, revision=b.revision, preset=b.preset.name, dtype=b.dtype)
+        return common_pb2.ModelInfo(model_id=b.model_id, revision=b.revision, preset=b.preset.name,
+                                    dtype=b.dtype)
 
     # -- request parsing ---------------------------------------------------------------------------
     def _work_for(self, req: generator_pb2.GenerateRequest) -> _Work:
@@ -94,10 +99,12 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         safe_component(req.request_id, "request_id")
         safe_component(req.prompt_id, "prompt_id")
         prefix = req.output_prefix or "videos"
+        if prefix.startswith("/"):
+            raise PathEscape(f"output_prefix {prefix!r} must be relative to the storage root")
         overrides = {f: getattr(req.overrides, f) for f in _OVERRIDE_FIELDS if req.overrides.HasField(f)}
         negative = req.negative_prompt if req.HasField("negative_prompt") else None
         params = resolve(self.backend.preset, seed=req.seed, negative_prompt=negative, **overrides)
-        uri = f"{prefix.strip('/')}/{req.prompt_id}/{req.request_id}.mp4"
+        uri = f"{prefix.rstrip('/')}/{req.prompt_id}/{req.request_id}.mp4"
         self.storage.resolve(uri)  # refuses a prefix that leaves the root, before any GPU work
         fingerprint = hashlib.sha256(json.dumps(
             [req.prompt, params.as_dict(), self.backend.model_id, self.backend.revision], sort_keys=True,
@@ -108,18 +115,19 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         """The earlier result for this request id when its MP4 is still intact."""
         try:
             side = json.loads(self.storage.resolve(work.sidecar_uri).read_text())
-        except (OSError, ValueError):
-            return None
-        if side.get("fingerprint") != work.fingerprint:
+            fingerprint = side["fingerprint"]
+            result = json_format.ParseDict(side["result"], generator_pb2.GenerateResult())
+        except (OSError, ValueError, KeyError, TypeError, json_format.ParseError):
+            return None  # no or unreadable sidecar: generate (again)
+        if fingerprint != work.fingerprint:
             raise InvalidRequest(f"request_id already used for a different prompt or parameters ({work.uri})")
-        result = json_format.ParseDict(side["result"], generator_pb2.GenerateResult())
         if not self.storage.intact(work.uri, result.artifact.sha256):
             return None
         result.cached = True
         return result
 
     # -- RPCs --------------------------------------------------------------------------------------
-    async def Generate(self, request, context):  # noqa: N802 - gRPC method name
+    async def Generate(self, request, context):
         if not self.ready:
             raise NotReady("model is still loading")
         work = self._work_for(request)
@@ -127,13 +135,26 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         if cached is not None:
             yield generator_pb2.GenerateEvent(request_id=request.request_id, result=cached)
             return
-        if self._lock.locked():
-            raise Busy("generator busy with another item")
-        async with self._lock:
-            async for event in self._run_locked(request.request_id, work):
-                yield event
+        async for event in self._run(request.request_id, work, context):
+            yield event
 
-    async def _run_locked(self, request_id: str, work: _Work):
+    def _submit(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        """Run `fn` on the device thread, or raise Busy at once when it is taken."""
+        if self.busy:
+            raise Busy("generator busy with another item")
+        self.busy = True
+        fut = asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+        def free(f: asyncio.Future[Any]) -> None:
+            self.busy = False
+            if not f.cancelled():
+                f.exception()  # retrieved here too, so an abandoned call's error is not logged as lost
+
+        fut.add_done_callback(free)
+        return fut
+
+    async def _run(self, request_id: str, work: _Work,
+                   context: Any) -> AsyncIterator[generator_pb2.GenerateEvent]:
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
         stop = threading.Event()
@@ -142,34 +163,42 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         def on_step(k: int, n: int) -> None:
             loop.call_soon_threadsafe(events.put_nowait, (k, n))
 
-        fut = loop.run_in_executor(self.executor, self._produce, work, on_step, stop.is_set)
+        def progress(k: int, n: int) -> generator_pb2.GenerateEvent:
+            return generator_pb2.GenerateEvent(request_id=request_id, progress=generator_pb2.GenerateProgress(
+                phase="denoise", step=k, total_steps=n, elapsed_s=time.perf_counter() - started))
+
+        fut = self._submit(self._produce, work, on_step, stop.is_set)
+        # Cancel, deadline or a lost client end the RPC: the worker then stops at its next step.
+        context.add_done_callback(lambda _: stop.set())
+        getter: asyncio.Future[tuple[int, int]] | None = None
         try:
             yield generator_pb2.GenerateEvent(request_id=request_id, progress=generator_pb2.GenerateProgress(
                 phase="queued", step=0, total_steps=work.job.params.num_inference_steps))
             while True:
                 getter = asyncio.ensure_future(events.get())
                 done, _ = await asyncio.wait({getter, fut}, return_when=asyncio.FIRST_COMPLETED)
-                if getter in done:
-                    k, n = getter.result()
-                    yield generator_pb2.GenerateEvent(request_id=request_id, progress=generator_pb2.GenerateProgress(
-                        phase="denoise", step=k, total_steps=n, elapsed_s=time.perf_counter() - started))
-                    continue
-                getter.cancel()
-                break
+                if getter not in done:
+                    break
+                yield progress(*getter.result())
+            while not events.empty():  # steps reported just before the worker returned
+                yield progress(*events.get_nowait())
             result = fut.result()  # raises the worker's exception (mapped by the interceptor)
         except BaseException:
-            stop.set()  # cancel or deadline: the worker stops at the next step
-            try:
-                await asyncio.shield(fut)
-            except BaseException:  # noqa: BLE001 - the original error is what we re-raise
-                pass
+            stop.set()
             raise
+        finally:
+            if getter is not None:
+                getter.cancel()
         yield generator_pb2.GenerateEvent(request_id=request_id, result=result)
 
     def _produce(self, work: _Work, on_step, should_stop) -> generator_pb2.GenerateResult:
         """Worker thread: generate (with the OOM fallback), write MP4 + sidecar atomically."""
         started = time.perf_counter()
-        out = self._generate_with_fallback(work.job, on_step, should_stop)
+        try:
+            out = self._generate_with_fallback(work.job, on_step, should_stop)
+        except BaseException:
+            self.backend.free_memory()  # a cancelled or failed run leaves activations behind
+            raise
         p = work.job.params
         t0 = time.perf_counter()
         with self.storage.atomic_path(work.uri, suffix=".mp4") as tmp:
@@ -184,11 +213,13 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
                                             mime="video/mp4"),
             num_frames=frames, fps=p.fps, duration_s=frames / p.fps, height=height, width=width,
             params=params_proto(p, getattr(self.backend, "scheduler_name", ""), self.backend.acceleration),
-            model=self._model_proto(), runtime=self._runtime_proto(), timings_s=timings, attempts=out.attempts,
+            model=self._model_proto(), runtime=self._runtime_proto(), timings_s=timings,
+            attempts=out.attempts,
         )
         side = {"fingerprint": work.fingerprint, "prompt": work.job.prompt,
                 "result": json_format.MessageToDict(result)}
-        self.storage.write_bytes_atomic(work.sidecar_uri, json.dumps(side, ensure_ascii=False, indent=1).encode())
+        self.storage.write_bytes_atomic(work.sidecar_uri,
+                                        json.dumps(side, ensure_ascii=False, indent=1).encode())
         return result
 
     def _generate_with_fallback(self, job: GenerationJob, on_step, should_stop) -> GenerationOutput:
@@ -210,23 +241,21 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         out.attempts = 2
         return out
 
-    async def Prepare(self, request, context):  # noqa: N802
+    async def Prepare(self, request, context):
         if not self.ready:
             raise NotReady("model is still loading")
-        if self._lock.locked():
-            raise Busy("generator busy with another item")
         negative = request.negative_prompt if request.HasField("negative_prompt") else None
         neg = resolve(self.backend.preset, seed=0, negative_prompt=negative).negative_prompt
-        async with self._lock:
-            t0 = time.perf_counter()
-            encoded, cached = await asyncio.get_running_loop().run_in_executor(
-                self.executor, self.backend.prepare, list(request.prompts), neg)
-        return generator_pb2.PrepareResponse(encoded=encoded, cached=cached, elapsed_s=time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        encoded, cached = await self._submit(self.backend.prepare, list(request.prompts), neg)
+        return generator_pb2.PrepareResponse(encoded=encoded, cached=cached,
+                                             elapsed_s=time.perf_counter() - t0)
 
-    async def GetInfo(self, request, context):  # noqa: N802
+    async def GetInfo(self, request, context):
         presets = [
             generator_pb2.Preset(name=p.name, model_id=p.model_id, defaults=params_proto(resolve(p, seed=0)))
             for p in PRESETS.values()
         ]
         return generator_pb2.GetInfoResponse(model=self._model_proto(), runtime=self._runtime_proto(),
-                                             presets=presets, active_preset=self.backend.preset.name, capacity=1)
+                                             presets=presets, active_preset=self.backend.preset.name,
+                                             capacity=1)

@@ -7,7 +7,9 @@ the embedded default and the tests exercise everything the full models do, only 
 from __future__ import annotations
 
 import json
+import shutil
 import string
+import tempfile
 from pathlib import Path
 
 TINY_TEXT_DIM = 32
@@ -76,8 +78,17 @@ def build_tiny_pipeline(out_dir: str | Path, layout: str = "ti2v", seed: int = 0
         pipe = WanPipeline(tokenizer=tok, text_encoder=text_encoder, vae=vae, scheduler=scheduler,
                            transformer=transformer(), transformer_2=transformer(), boundary_ratio=0.875,
                            expand_timesteps=False)
-    tmp = out.with_name(out.name + ".building")
-    pipe.save_pretrained(tmp)
-    (tmp / "videophy_tiny.json").write_text(json.dumps({"layout": layout, "seed": seed}))
-    tmp.rename(out)
+    # A private build folder renamed into place: replicas starting together never see half a model.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        pipe.save_pretrained(tmp)
+        (tmp / "videophy_tiny.json").write_text(json.dumps({"layout": layout, "seed": seed}))
+        try:
+            tmp.rename(out)
+        except OSError:
+            if not marker.is_file():  # not a concurrent builder that won the race
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return out

@@ -1,0 +1,354 @@
+"""GeneratorService behaviour under load, failure and shutdown: health, drain, validation, cancel,
+deadline, busy, idempotency and the OOM fallback, all over a real grpc.aio server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from generator_harness import (
+    NOT_SERVING,
+    SERVICE_NAME,
+    SERVING,
+    InstrumentedBackend,
+    generate,
+    generate_code,
+    health_status,
+    request,
+    running_generator,
+    tiny_backend,
+    wait_for_health,
+)
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from videophy.v1 import common_pb2, generator_pb2, generator_pb2_grpc
+
+from services.common.storage import sha256_file
+from services.common.video import decode_mp4
+
+INVALID = grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def _first_denoise_step(stream: object) -> None:
+    async for ev in stream:  # type: ignore[attr-defined]
+        if ev.WhichOneof("event") == "progress" and ev.progress.step >= 1:
+            return
+    raise AssertionError("stream ended before any denoising step")
+
+
+async def _succeeds_within(
+    ch: grpc.aio.Channel,
+    req: generator_pb2.GenerateRequest,
+    seconds: float,
+) -> generator_pb2.GenerateResult:
+    """The device is free again within `seconds`: a new request runs (RESOURCE_EXHAUSTED until then)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return (await generate(ch, req))[1]
+        except grpc.aio.AioRpcError as e:
+            if e.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.05)
+
+
+def _slow(preset: str = "tiny", delay_s: float = 0.25) -> InstrumentedBackend:
+    backend = tiny_backend(preset)
+    backend.step_delay_s = delay_s
+    return backend
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+# -- health and drain ------------------------------------------------------------------------------------
+def test_health_not_serving_while_loading_then_serving(tmp_path: Path) -> None:
+    backend = tiny_backend("tiny")
+    backend.load_gate = threading.Event()
+
+    async def main() -> None:
+        async with running_generator(backend, tmp_path, warmup=True, wait_ready=False) as run:
+            for service in ("readiness", SERVICE_NAME):
+                assert await health_status(run.target, service) == NOT_SERVING
+            assert await health_status(run.target, "") == SERVING  # liveness while the model loads
+            async with run.channel() as ch:
+                watch = health_pb2_grpc.HealthStub(ch).Watch(
+                    health_pb2.HealthCheckRequest(service="readiness")
+                )
+                assert (await watch.read()).status == NOT_SERVING
+                code, details = await generate_code(ch, request())
+                assert code == grpc.StatusCode.UNAVAILABLE and "loading" in details
+                backend.load_gate.set()
+                assert (await asyncio.wait_for(watch.read(), 30)).status == SERVING  # after load + warm-up
+                watch.cancel()
+                assert backend.generate_calls == 1  # the warm-up ran before ready
+                _, res = await generate(ch, request())
+                assert res.artifact.uri
+
+    asyncio.run(main())
+
+
+def test_sigterm_drains_readiness_off_liveness_on_item_finishes(tmp_path: Path) -> None:
+    backend = _slow(delay_s=0.25)
+
+    async def main() -> None:
+        async with running_generator(backend, tmp_path, ["--grace-s", "30"]) as run:
+            async with run.channel() as ch, run.channel() as ch2:
+                stream = generator_pb2_grpc.GeneratorServiceStub(ch).Generate(request("inflight", steps=8))
+                await _first_denoise_step(stream)
+                t_signal = time.monotonic()
+                os.kill(os.getpid(), signal.SIGTERM)  # cli.serve installed the handler
+                await wait_for_health(run.target, "readiness", NOT_SERVING, timeout_s=2)
+                assert backend.running.is_set(), "drain must not interrupt the item in flight"
+                assert await health_status(run.target, SERVICE_NAME) == NOT_SERVING
+                assert await health_status(run.target, "") == SERVING  # liveness answers during the drain
+                code, details = await generate_code(ch2, request("late"))
+                assert code == grpc.StatusCode.UNAVAILABLE and "draining" in details
+                events = [ev async for ev in stream]
+                assert events[-1].WhichOneof("event") == "result"
+                res = events[-1].result
+                assert res.artifact.sha256 == sha256_file(tmp_path / res.artifact.uri)
+                await asyncio.wait_for(run.task, 10)  # serve() returns once the item is done
+                assert time.monotonic() - t_signal < 10
+            with pytest.raises(grpc.aio.AioRpcError) as exc:
+                await health_status(run.target, "")
+            assert exc.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert not (tmp_path / "videos" / "p1" / "late.mp4").exists()
+
+    asyncio.run(main())
+
+
+def test_drain_past_grace_cancels_the_item_and_stops(tmp_path: Path) -> None:
+    backend = _slow(delay_s=0.3)
+
+    async def main() -> None:
+        async with running_generator(backend, tmp_path, ["--grace-s", "0.6"]) as run, run.channel() as ch:
+            stream = generator_pb2_grpc.GeneratorServiceStub(ch).Generate(request("long", steps=40))
+            await _first_denoise_step(stream)
+            t0 = time.monotonic()
+            await run.host.drain()
+            assert time.monotonic() - t0 < 3
+            with pytest.raises(grpc.aio.AioRpcError):
+                async for _ in stream:
+                    pass
+            assert await asyncio.to_thread(_wait_idle, backend, 3), "worker kept running after the stop"
+            assert backend.steps_done < 40
+
+    asyncio.run(main())
+
+
+def _wait_idle(backend: InstrumentedBackend, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while backend.running.is_set():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+# -- validation ------------------------------------------------------------------------------------------
+INVALID_REQUESTS: list[tuple[str, generator_pb2.GenerateRequest]] = [
+    ("frames not 4k+1", request(num_frames=10)),
+    ("zero frames", request(num_frames=0)),
+    ("absurd frames", request(num_frames=100001)),
+    ("height not a multiple of 32 (tiny = TI2V layout)", request(height=48)),
+    ("absurd width", request(width=1 << 20)),
+    ("negative height", request(height=-64)),
+    ("zero steps", request(steps=0)),
+    ("absurd steps", request(steps=100000)),
+    ("empty prompt", request(prompt="")),
+    ("blank prompt", request(prompt="  \n\t")),
+    ("huge prompt", request(prompt="a" * 100_000)),
+    ("guidance_scale_2 on a one-expert model", request(guidance_scale_2=3.0)),
+    ("NaN guidance", request(guidance_scale=float("nan"))),
+    ("zero fps", request(fps=0)),
+    ("negative flow shift", request(flow_shift=-1.0)),
+    ("seed beyond int63", request(seed=2**63)),
+    ("empty request_id", request(request_id="")),
+    ("request_id with ..", request(request_id="..")),
+    ("request_id with /", request(request_id="../../etc/passwd")),
+    ("request_id with a slash", request(request_id="a/b")),
+    ("prompt_id with ..", request(prompt_id="..")),
+    ("prompt_id with /", request(prompt_id="x/../../y")),
+]
+PATH_ESCAPES = ["..", "../outside", "videos/../../outside", "/abs", "/tmp/x", "a/../../b"]
+
+
+def test_invalid_requests_refused_before_any_gpu_work(tmp_path: Path) -> None:
+    backend = tiny_backend("tiny")
+    storage = tmp_path / "storage"
+
+    async def main() -> list[str]:
+        wrong = []
+        async with running_generator(backend, storage) as run, run.channel() as ch:
+            cases = INVALID_REQUESTS + [(f"output_prefix {p!r}", _with_prefix(p)) for p in PATH_ESCAPES]
+            for what, req in cases:
+                t0 = time.monotonic()
+                code, details = await generate_code(ch, req)
+                if code != INVALID or not details or time.monotonic() - t0 > 2:
+                    wrong.append(f"{what}: {code} {details!r}")
+            # A nested relative prefix is fine and stays under the root.
+            _, res = await generate(ch, _with_prefix("runs/a"))
+            assert res.artifact.uri == "runs/a/p1/r1.mp4"
+        return wrong
+
+    assert asyncio.run(main()) == []
+    assert backend.generate_calls == 1  # only the valid request reached the model
+    assert _files(tmp_path) == ["storage/runs/a/p1/r1.json", "storage/runs/a/p1/r1.mp4"]
+
+
+def _with_prefix(prefix: str) -> generator_pb2.GenerateRequest:
+    req = request()
+    req.output_prefix = prefix
+    return req
+
+
+# -- cancel, deadline, busy ------------------------------------------------------------------------------
+def test_client_cancel_stops_at_next_step_and_frees_device(tmp_path: Path) -> None:
+    backend = _slow(delay_s=0.3)
+
+    async def main() -> None:
+        async with running_generator(backend, tmp_path) as run, run.channel() as ch:
+            stream = generator_pb2_grpc.GeneratorServiceStub(ch).Generate(request("cancelled", steps=20))
+            await _first_denoise_step(stream)
+            stream.cancel()
+            # 18 steps x 0.3 s remain: freeing the device within 3 s means the worker stopped early.
+            res = await _succeeds_within(ch, request("next", steps=2), 3.0)
+            assert res.num_frames == 9
+        assert backend.generate_calls == 2
+        assert not (tmp_path / "videos" / "p1" / "cancelled.mp4").exists()
+        assert not [f for f in _files(tmp_path) if ".tmp" in f]
+
+    asyncio.run(main())
+    # Cancelled after step 1 arrived: the worker may be a step or two further, never near 20.
+    assert 1 <= backend.steps_history[0] <= 4 and backend.steps_history[1] == 2
+
+
+def test_deadline_expiry_stops_the_worker(tmp_path: Path) -> None:
+    backend = _slow(delay_s=0.3)
+
+    async def main() -> None:
+        async with running_generator(backend, tmp_path) as run, run.channel() as ch:
+            t0 = time.monotonic()
+            code, _ = await generate_code(ch, request("slow", steps=20), timeout=1.0)
+            assert code == grpc.StatusCode.DEADLINE_EXCEEDED and time.monotonic() - t0 < 2
+            await _succeeds_within(ch, request("next", steps=2), 3.0)
+        assert not (tmp_path / "videos" / "p1" / "slow.mp4").exists()
+
+    asyncio.run(main())
+    assert backend.steps_history[0] <= 6  # 1 s at 0.3 s per step, plus one step of lag
+
+
+def test_second_concurrent_generate_is_refused_at_once(tmp_path: Path) -> None:
+    backend = _slow(delay_s=0.2)
+
+    async def main() -> None:
+        async with running_generator(backend, tmp_path) as run, run.channel() as ch, run.channel() as ch2:
+            stream = generator_pb2_grpc.GeneratorServiceStub(ch).Generate(request("first", steps=6))
+            await _first_denoise_step(stream)
+            t0 = time.monotonic()
+            code, details = await generate_code(ch2, request("second", steps=2))
+            assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "busy" in details
+            assert time.monotonic() - t0 < 0.5
+            prepare = generator_pb2_grpc.GeneratorServiceStub(ch2).Prepare(
+                generator_pb2.PrepareRequest(prompts=["x"]), timeout=2
+            )
+            with pytest.raises(grpc.aio.AioRpcError) as exc:
+                await prepare
+            assert exc.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            events = [ev async for ev in stream]  # the first one is unharmed
+            assert events[-1].result.artifact.uri == "videos/p1/first.mp4"
+            _, res = await generate(ch2, request("second", steps=2))
+            assert not res.cached
+
+    asyncio.run(main())
+
+
+# -- idempotency -----------------------------------------------------------------------------------------
+def test_repeat_is_cached_corrupt_mp4_regenerated_and_reuse_with_other_prompt_refused(tmp_path: Path) -> None:
+    backend = tiny_backend("tiny")
+
+    async def main() -> None:
+        async with running_generator(backend, tmp_path) as run, run.channel() as ch:
+            _, first = await generate(ch, request("r1"))
+            assert not first.cached and backend.generate_calls == 1
+            events, again = await generate(ch, request("r1"))
+            assert len(events) == 1 and again.cached and backend.generate_calls == 1
+            assert again.artifact == first.artifact and again.params == first.params
+
+            mp4 = tmp_path / first.artifact.uri
+            mp4.write_bytes(mp4.read_bytes()[: mp4.stat().st_size // 2])  # truncated by a crash
+            _, regen = await generate(ch, request("r1"))
+            assert not regen.cached and backend.generate_calls == 2
+            assert regen.artifact.sha256 == sha256_file(mp4)
+            assert decode_mp4(mp4)[0].shape == (9, 64, 64, 3)
+
+            for changed in (
+                request("r1", prompt="another prompt"),
+                request("r1", seed=8),
+                request("r1", steps=3),
+            ):
+                code, details = await generate_code(ch, changed)
+                assert code == INVALID and "already used" in details
+            assert backend.generate_calls == 2
+
+            _, other = await generate(ch, request("r2"))  # same prompt, new request id: a new video
+            assert not other.cached and backend.generate_calls == 3
+
+    asyncio.run(main())
+
+
+# -- out of memory ---------------------------------------------------------------------------------------
+def test_oom_once_retries_in_low_memory_mode(tmp_path: Path) -> None:
+    backend = tiny_backend("tiny")
+
+    async def main() -> None:
+        async with running_generator(backend, tmp_path) as run, run.channel() as ch:
+            _, baseline = await generate(ch, request("base", seed=3))
+            backend.ooms_to_inject = 1
+            _, res = await generate(ch, request("oom-once", seed=3))
+            assert res.attempts == 2 and "low-memory" in res.params.acceleration
+            assert backend._low_memory and backend.generate_calls == 3
+            # Low-memory mode is slower, not different: the same frames come out.
+            assert (
+                decode_mp4(tmp_path / res.artifact.uri)[0] == decode_mp4(tmp_path / baseline.artifact.uri)[0]
+            ).all()
+
+    asyncio.run(main())
+
+
+def test_oom_always_is_resource_exhausted_and_server_keeps_serving(tmp_path: Path) -> None:
+    backend = tiny_backend("tiny")
+
+    async def main() -> None:
+        async with running_generator(backend, tmp_path) as run, run.channel() as ch:
+            backend.ooms_to_inject = 2
+            code, details = await generate_code(ch, request("oom"))
+            assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "memory" in details
+            assert backend.generate_calls == 2 and backend.ooms_to_inject == 0
+            assert not (tmp_path / "videos" / "p1" / "oom.mp4").exists()
+            assert await health_status(run.target, "readiness") == SERVING
+            info = await generator_pb2_grpc.GeneratorServiceStub(ch).GetInfo(common_pb2.GetInfoRequest())
+            assert info.active_preset == "tiny"
+            _, res = await generate(ch, request("after"))
+            assert res.attempts == 1
+
+    asyncio.run(main())
+
+
+def test_prepare_encodes_then_reports_cached(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with running_generator(tiny_backend("tiny"), tmp_path) as run, run.channel() as ch:
+            stub = generator_pb2_grpc.GeneratorServiceStub(ch)
+            first = await stub.Prepare(generator_pb2.PrepareRequest(prompts=["a cat", "a dog"]), timeout=30)
+            assert (first.encoded, first.cached) == (3, 0)  # two prompts plus the negative prompt
+            second = await stub.Prepare(generator_pb2.PrepareRequest(prompts=["a cat", "a cow"]), timeout=30)
+            assert (second.encoded, second.cached) == (1, 2)
+
+    asyncio.run(main())
