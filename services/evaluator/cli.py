@@ -46,15 +46,18 @@ def _factory(args: argparse.Namespace):
                              lora_checkpoint=args.lora_checkpoint)
 
 
-async def serve(args: argparse.Namespace, judge_factory=None) -> None:
+async def serve(args: argparse.Namespace, judge_factory=None, on_listening=None) -> None:
+    """Serve until SIGTERM/SIGINT. `judge_factory` (no arguments -> Judge) replaces the flags' judge;
+    `on_listening(host)` is called once the port is bound, before the judge loads (tests, embedding)."""
     from services.evaluator.service import EvaluatorServicer
 
     servicer = EvaluatorServicer(judge_factory or _factory(args), Storage(args.storage_root),
                                  capacity=args.max_batch, batch_wait_s=args.batch_wait_ms / 1000.0)
+
     def register(server) -> None:
         evaluator_pb2_grpc.add_EvaluatorServiceServicer_to_server(servicer, server)
 
-    await run_service(args, SERVICE_NAME, register, lambda: servicer.load())
+    await run_service(args, SERVICE_NAME, register, servicer.load, on_listening=on_listening)
 
 
 def main(argv: list[str] | None = None) -> int:

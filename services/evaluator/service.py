@@ -25,6 +25,7 @@ from services.evaluator.errors import (
     VideoNotFoundError,
 )
 from services.evaluator.judge import Judge, JudgeOutcome, JudgeQuery
+from services.evaluator.model.templates import task_needs_text
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,8 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServiceServicer):
 
     def _runtime_proto(self) -> common_pb2.RuntimeInfo:
         rt = self._runtime or {}
-        return common_pb2.RuntimeInfo(device=str(rt.get("device", "")), device_name=str(rt.get("device_name", "")),
+        return common_pb2.RuntimeInfo(device=str(rt.get("device", "")),
+                                      device_name=str(rt.get("device_name", "")),
                                       hostname=str(rt.get("hostname", "")),
                                       library_versions=dict(rt.get("library_versions", {})))
 
@@ -103,20 +105,21 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServiceServicer):
             if name not in self.judge.info.tasks:
                 raise InvalidRequest(f"task {name!r} is not served by {self.judge.info.model_id} "
                                      f"(serves {', '.join(self.judge.info.tasks)})")
-            if not q.text.strip():
+            if task_needs_text(name) and not q.text.strip():  # pc / videocon_pc ignore the text
                 raise InvalidRequest(f"empty {'rule' if name == 'rule' else 'caption'} for task {name!r}")
             queries.append(JudgeQuery(task=name, text=q.text))
         return queries
 
     # -- RPCs ----------------------------------------------------------------------------------
-    async def Evaluate(self, request, context):  # noqa: N802 - gRPC method name
+    async def Evaluate(self, request, context):  # gRPC method name
         if not self.ready:
             raise NotReady("judge is still loading")
         queries = self._queries(request)
         path = self.storage.resolve(request.video_uri)
         if not path.is_file():
             raise FailedPrecondition(f"video {request.video_uri!r} does not exist under the storage root")
-        if request.video_sha256 and sha256_file(path) != request.video_sha256:
+        # Hashing a large file must not stall the event loop (health checks, other calls).
+        if request.video_sha256 and await asyncio.to_thread(sha256_file, path) != request.video_sha256:
             raise FailedPrecondition(f"video {request.video_uri!r} does not match the expected sha256")
         if self._inflight >= self.capacity:
             raise Busy(f"evaluator busy ({self._inflight}/{self.capacity} videos queued)")
@@ -133,15 +136,19 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServiceServicer):
         timings = dict(outcome.timings)
         timings["total"] = time.perf_counter() - started
         answers = [
-            evaluator_pb2.JudgeAnswer(task=TASK_ENUMS[a.task], score=None if a.score is None else float(a.score),
-                                      raw_text=a.raw_text, parse_status=PARSE_ENUMS[str(getattr(a.parse_status, "value", a.parse_status))])
+            evaluator_pb2.JudgeAnswer(
+                task=TASK_ENUMS[a.task],
+                score=None if a.score is None else float(a.score),  # unset: no score (parser_error)
+                raw_text=a.raw_text,
+                parse_status=PARSE_ENUMS[str(getattr(a.parse_status, "value", a.parse_status))],
+            )
             for a in outcome.answers
         ]
         yield evaluator_pb2.EvaluateEvent(request_id=request.request_id, result=evaluator_pb2.EvaluateResult(
             answers=answers, model=self._model_proto(), runtime=self._runtime_proto(),
             frame_indices=list(outcome.frame_indices), timings_s=timings))
 
-    async def GetInfo(self, request, context):  # noqa: N802
+    async def GetInfo(self, request, context):
         if self.judge is None:
             raise NotReady("judge is still loading")
         return evaluator_pb2.EvaluatorInfo(model=self._model_proto(), runtime=self._runtime_proto(),
@@ -175,7 +182,7 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServiceServicer):
         except JudgeInputError as exc:
             if len(batch) == 1:
                 return [to_service_error(exc)]
-        except Exception as exc:  # noqa: BLE001 - delivered to each caller, mapped by the interceptor
+        except Exception as exc:  # delivered to each caller, mapped by the interceptor
             if len(batch) == 1:
                 return [exc]
         out: list[JudgeOutcome | BaseException] = []
@@ -184,6 +191,6 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServiceServicer):
                 out.append(self.judge.judge(p.path, p.queries))
             except JudgeInputError as exc:
                 out.append(to_service_error(exc))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 out.append(exc)
         return out
