@@ -1,8 +1,8 @@
 """Container health check over grpc.health.v1: exit 0 when the service reports SERVING.
 
 Used by the images' Docker HEALTHCHECK (`python -m services.common.healthcheck`); Kubernetes uses its
-native gRPC probes instead. The port comes from VIDEOPHY_BIND, so the check follows the server's flag.
-Health is plaintext and needs no token (see interceptors.OPEN_METHOD_PREFIXES), like the K8s probes.
+native gRPC probes instead. The port comes from VIDEOPHY_HEALTH_BIND (the plaintext health-only
+listener a TLS server adds) or else VIDEOPHY_BIND. Health needs no token (interceptors.OPEN_METHOD_PREFIXES).
 """
 
 from __future__ import annotations
@@ -44,11 +44,12 @@ def check(target: str, service: str, timeout_s: float) -> bool:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m services.common.healthcheck", description=__doc__)
     p.add_argument("--target", default=None,
-                   help="host:port (default: from VIDEOPHY_BIND, else 127.0.0.1:50051)")
+                   help="host:port (default: from VIDEOPHY_HEALTH_BIND or VIDEOPHY_BIND, else 127.0.0.1:50051)")
     p.add_argument("--service", default=READINESS, help="health service name ('' = liveness, 'readiness')")
     p.add_argument("--timeout-s", type=float, default=3.0)
     args = p.parse_args(argv)
-    target = args.target or target_from_bind(os.environ.get("VIDEOPHY_BIND", "127.0.0.1:50051"))
+    bind = os.environ.get("VIDEOPHY_HEALTH_BIND") or os.environ.get("VIDEOPHY_BIND", "127.0.0.1:50051")
+    target = args.target or target_from_bind(bind)
     return 0 if check(target, args.service, args.timeout_s) else 1
 
 

@@ -56,6 +56,10 @@ class ServiceHost:
     token: str | None = None
     tls: TlsFiles | None = None
     grace_s: float = 900.0
+    # Plaintext health-only listener: Kubernetes' native gRPC probes cannot speak TLS.
+    health_bind: str | None = None
+    health_server: aio.Server | None = None
+    health_port: int = 0
     health: health.aio.HealthServicer = field(default_factory=health.aio.HealthServicer)
     server: aio.Server | None = None
     port: int = 0
@@ -92,6 +96,14 @@ class ServiceHost:
             raise RuntimeError(f"could not bind {self.bind}")
         await self.set_ready(False)
         await self.server.start()
+        if self.health_bind:
+            self.health_server = aio.server(options=[("grpc.so_reuseport", 0)])
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, self.health_server)
+            self.health_port = self.health_server.add_insecure_port(self.health_bind)
+            if self.health_port == 0:
+                raise RuntimeError(f"could not bind {self.health_bind}")
+            await self.health_server.start()
+            log.info("health (plaintext) on %s (port %d)", self.health_bind, self.health_port)
         log.info("listening on %s (port %d, tls=%s, token=%s)", self.bind, self.port, bool(self.tls),
                  bool(self.token))
         return self.port
@@ -121,6 +133,8 @@ class ServiceHost:
                 log.warning("grace period over with %d call(s) in flight; cancelling them",
                             self.drain_interceptor.inflight)
         await self.server.stop(max(0.0, deadline - loop.time()))
+        if self.health_server is not None:
+            await self.health_server.stop(0)
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -160,7 +174,8 @@ async def run_service(args, service_name: str, register: Callable[[aio.Server], 
 
     tls = TlsFiles(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
     host = ServiceHost(bind=args.bind, service_names=[service_name], register=register,
-                       token=read_token(args.auth_token, args.auth_token_file), tls=tls, grace_s=args.grace_s)
+                       token=read_token(args.auth_token, args.auth_token_file), tls=tls, grace_s=args.grace_s,
+                       health_bind=args.health_bind)
     port = await host.start()
     host.install_signal_handlers()
     write_port_file(args.port_file, port)

@@ -57,6 +57,8 @@ def add_server_flags(parser: argparse.ArgumentParser, default_port: int) -> None
     g = parser.add_argument_group("server")
     env_flag(g, "--bind", default=f"127.0.0.1:{default_port}",
              help="host:port to listen on (loopback by default; 0.0.0.0:PORT in a pod; port 0 picks one)")
+    env_flag(g, "--health-bind", default=None,
+             help="extra plaintext host:port serving only grpc.health.v1 (Kubernetes probes with TLS on)")
     env_flag(g, "--storage-root", default="./storage", help="shared storage root all artifacts live under")
     env_flag(g, "--auth-token", default=None, help="bearer token callers must send (unset: no token)")
     env_flag(g, "--auth-token-file", default=None, help="file holding the bearer token (a mounted Secret)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 
 from videophy.v1 import generator_pb2, generator_pb2_grpc
@@ -40,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     env_flag(g, "--no-compile", action="store_true", default=False,
              help="skip the preset's regional torch.compile")
     env_flag(g, "--no-warmup", action="store_true", default=False, help="report ready without a warm-up run")
+    env_flag(g, "--queue-depth", default=1, type=int,
+             help="requests that may wait behind the running one (the next item is ready when the device "
+                  "frees; GetInfo reports 1 + this as capacity); 0 refuses any second request")
     env_flag(g, "--mp4-quality", default=DEFAULT_QUALITY, type=float, help="imageio-ffmpeg quality 0..10")
     return parser
 
@@ -79,7 +83,8 @@ async def serve(args: argparse.Namespace, backend=None,
     from services.generator.service import GeneratorServicer
 
     backend = backend or make_backend(args)
-    servicer = GeneratorServicer(backend, Storage(args.storage_root), mp4_quality=args.mp4_quality)
+    servicer = GeneratorServicer(backend, Storage(args.storage_root), mp4_quality=args.mp4_quality,
+                                 queue_depth=args.queue_depth)
 
     def register(server) -> None:
         generator_pb2_grpc.add_GeneratorServiceServicer_to_server(servicer, server)
@@ -90,6 +95,8 @@ async def serve(args: argparse.Namespace, backend=None,
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Both A14B experts resident on 80 GB only fit the VAE decode without fragmentation (bench/).
+    os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
     logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
     asyncio.run(serve(args))
     return 0

@@ -1,8 +1,9 @@
 """GeneratorService: a thin gRPC servicer over a GeneratorBackend (proto <-> domain only).
 
-One generation at a time per device (busy -> RESOURCE_EXHAUSTED at once), GPU work on one worker
-thread so health keeps answering, cancellation and deadlines stop denoising at the next step,
-and results are idempotent per request id through a sidecar next to the atomically written MP4.
+One generation at a time per device, with up to `queue_depth` callers waiting behind it (more ->
+RESOURCE_EXHAUSTED at once); GPU work on one worker thread so health keeps answering, MP4 encoding
+on another so the next item's denoising overlaps it; cancellation and deadlines stop denoising at the
+next step; results are idempotent per request id through a sidecar beside the atomically written MP4.
 """
 
 from __future__ import annotations
@@ -59,11 +60,20 @@ class _Work:
 
 
 class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
-    def __init__(self, backend: GeneratorBackend, storage: Storage, mp4_quality: float = DEFAULT_QUALITY):
+    def __init__(self, backend: GeneratorBackend, storage: Storage, mp4_quality: float = DEFAULT_QUALITY,
+                 queue_depth: int = 0):
         self.backend = backend
         self.storage = storage
         self.mp4_quality = mp4_quality
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gpu")
+        # MP4 encoding, hashing and the sidecar run here, off the device thread, so the next item's
+        # denoising starts as soon as this one's frames are decoded.
+        self.encoder = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mp4")
+        # Requests allowed to wait for the device behind the running one (the orchestrator opens
+        # `capacity` slots): the next item is already here when the device frees.
+        self.queue_depth = max(0, queue_depth)
+        self._admitted = 0
+        self._device = asyncio.Lock()
         self.ready = False
         # True exactly while the worker thread runs (not while some RPC handler lives): a cancelled
         # call frees the device when its worker stops, whatever happens to the handler afterwards.
@@ -138,15 +148,32 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         async for event in self._run(request.request_id, work, context):
             yield event
 
-    def _submit(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
-        """Run `fn` on the device thread, or raise Busy at once when it is taken."""
-        if self.busy:
+    @property
+    def capacity(self) -> int:
+        return 1 + self.queue_depth
+
+    def _admit(self) -> None:
+        """Count the caller in, or raise Busy at once when the device and its queue are full."""
+        if self._admitted >= self.capacity:
             raise Busy("generator busy with another item")
-        self.busy = True
+        self._admitted += 1
+
+    async def _submit(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        """After `_admit`: wait for the device (queued callers in arrival order), then run `fn` on it.
+
+        The device counts as taken until the worker thread returns, also when the caller is gone,
+        so a cancelled item never overlaps the next one.
+        """
+        try:
+            await self._device.acquire()
+        except BaseException:
+            self._admitted -= 1
+            raise
         fut = asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
         def free(f: asyncio.Future[Any]) -> None:
-            self.busy = False
+            self._device.release()
+            self._admitted -= 1
             if not f.cancelled():
                 f.exception()  # retrieved here too, so an abandoned call's error is not logged as lost
 
@@ -167,13 +194,14 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
             return generator_pb2.GenerateEvent(request_id=request_id, progress=generator_pb2.GenerateProgress(
                 phase="denoise", step=k, total_steps=n, elapsed_s=time.perf_counter() - started))
 
-        fut = self._submit(self._produce, work, on_step, stop.is_set)
+        self._admit()
         # Cancel, deadline or a lost client end the RPC: the worker then stops at its next step.
         context.add_done_callback(lambda _: stop.set())
         getter: asyncio.Future[tuple[int, int]] | None = None
         try:
             yield generator_pb2.GenerateEvent(request_id=request_id, progress=generator_pb2.GenerateProgress(
                 phase="queued", step=0, total_steps=work.job.params.num_inference_steps))
+            fut = await self._submit(self._denoise_and_decode, work, on_step, stop.is_set)
             while True:
                 getter = asyncio.ensure_future(events.get())
                 done, _ = await asyncio.wait({getter, fut}, return_when=asyncio.FIRST_COMPLETED)
@@ -182,7 +210,8 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
                 yield progress(*getter.result())
             while not events.empty():  # steps reported just before the worker returned
                 yield progress(*events.get_nowait())
-            result = fut.result()  # raises the worker's exception (mapped by the interceptor)
+            out = fut.result()  # raises the worker's exception (mapped by the interceptor)
+            result = await loop.run_in_executor(self.encoder, self._write, work, out)
         except BaseException:
             stop.set()
             raise
@@ -191,21 +220,26 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
                 getter.cancel()
         yield generator_pb2.GenerateEvent(request_id=request_id, result=result)
 
-    def _produce(self, work: _Work, on_step, should_stop) -> generator_pb2.GenerateResult:
-        """Worker thread: generate (with the OOM fallback), write MP4 + sidecar atomically."""
+    def _denoise_and_decode(self, work: _Work, on_step, should_stop) -> GenerationOutput:
+        """Device thread: generate with the OOM fallback; the frames come back for `_write`."""
         started = time.perf_counter()
         try:
             out = self._generate_with_fallback(work.job, on_step, should_stop)
         except BaseException:
             self.backend.free_memory()  # a cancelled or failed run leaves activations behind
             raise
+        out.timings_s["device_total"] = time.perf_counter() - started
+        return out
+
+    def _write(self, work: _Work, out: GenerationOutput) -> generator_pb2.GenerateResult:
+        """Encoder thread: MP4 and sidecar, both atomic, while the device works on the next item."""
         p = work.job.params
         t0 = time.perf_counter()
         with self.storage.atomic_path(work.uri, suffix=".mp4") as tmp:
             encode_mp4(out.frames, tmp, fps=p.fps, quality=self.mp4_quality)
         timings = dict(out.timings_s)
         timings["mp4_encode"] = time.perf_counter() - t0
-        timings["total"] = time.perf_counter() - started
+        timings["total"] = timings.pop("device_total") + timings["mp4_encode"]
         path = self.storage.resolve(work.uri)
         frames, height, width = out.frames.shape[0], out.frames.shape[1], out.frames.shape[2]
         result = generator_pb2.GenerateResult(
@@ -247,7 +281,8 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         negative = request.negative_prompt if request.HasField("negative_prompt") else None
         neg = resolve(self.backend.preset, seed=0, negative_prompt=negative).negative_prompt
         t0 = time.perf_counter()
-        encoded, cached = await self._submit(self.backend.prepare, list(request.prompts), neg)
+        self._admit()
+        encoded, cached = await (await self._submit(self.backend.prepare, list(request.prompts), neg))
         return generator_pb2.PrepareResponse(encoded=encoded, cached=cached,
                                              elapsed_s=time.perf_counter() - t0)
 
@@ -258,4 +293,4 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         ]
         return generator_pb2.GetInfoResponse(model=self._model_proto(), runtime=self._runtime_proto(),
                                              presets=presets, active_preset=self.backend.preset.name,
-                                             capacity=1)
+                                             capacity=self.capacity)

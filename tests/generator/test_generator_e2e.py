@@ -205,7 +205,7 @@ def test_get_info_and_reflection(tmp_path: Path) -> None:
             info = await generator_pb2_grpc.GeneratorServiceStub(ch).GetInfo(
                 common_pb2.GetInfoRequest(), timeout=5
             )
-            assert info.active_preset == "tiny-moe" and info.capacity == 1
+            assert info.active_preset == "tiny-moe" and info.capacity == 2  # running + --queue-depth 1
             assert info.model.model_id == "videophy-bench/tiny-moe" and info.model.revision.startswith(
                 "local:"
             )

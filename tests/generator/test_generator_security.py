@@ -132,3 +132,22 @@ def test_mtls_refuses_clients_without_a_certificate(tmp_path: Path, tls_material
                 assert not await is_ready(ch)
 
     asyncio.run(main())
+
+
+def test_plaintext_health_port_answers_probes_while_the_service_port_is_tls_only(
+    tmp_path: Path, tls_material
+) -> None:
+    """Kubernetes' gRPC probes speak plaintext: --health-bind serves health alone, without TLS."""
+    t = tls_material
+    flags = ["--tls-cert", str(t.server_cert), "--tls-key", str(t.server_key), "--health-bind", "127.0.0.1:0"]
+    trusting = ClientConfig(tls_ca=str(t.ca))
+
+    async def main() -> None:
+        async with serving(tiny_backend("tiny"), tmp_path, flags, client=trusting) as run:
+            assert run.host.health_port and run.host.health_port != run.host.port
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{run.host.health_port}") as ch:
+                assert await is_ready(ch)  # readiness over plaintext
+                code = await _info_code(ch)  # ... and nothing but health there
+                assert code == grpc.StatusCode.UNIMPLEMENTED
+
+    asyncio.run(main())

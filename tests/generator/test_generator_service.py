@@ -249,7 +249,8 @@ def test_second_concurrent_generate_is_refused_at_once(tmp_path: Path) -> None:
     backend = _slow(delay_s=0.2)
 
     async def main() -> None:
-        async with running_generator(backend, tmp_path) as run, run.channel() as ch, run.channel() as ch2:
+        async with running_generator(backend, tmp_path, ["--queue-depth", "0"]) as run, run.channel() as ch, \
+                run.channel() as ch2:
             stream = generator_pb2_grpc.GeneratorServiceStub(ch).Generate(request("first", steps=6))
             await _first_denoise_step(stream)
             t0 = time.monotonic()
@@ -268,6 +269,30 @@ def test_second_concurrent_generate_is_refused_at_once(tmp_path: Path) -> None:
             assert not res.cached
 
     asyncio.run(main())
+
+
+def test_queued_request_waits_for_the_device_and_the_next_one_is_refused(tmp_path: Path) -> None:
+    """--queue-depth 1: one item runs, one waits (and starts as soon as the device frees), a third is busy."""
+    backend = _slow(delay_s=0.2)
+
+    async def main() -> None:
+        async with running_generator(backend, tmp_path, ["--queue-depth", "1"]) as run, run.channel() as ch, \
+                run.channel() as ch2, run.channel() as ch3:
+            stub = generator_pb2_grpc.GeneratorServiceStub
+            first = stub(ch).Generate(request("first", steps=4))
+            await _first_denoise_step(first)
+            queued = asyncio.ensure_future(generate(ch2, request("queued", steps=2)))
+            await asyncio.sleep(0.3)
+            assert not queued.done()  # waiting behind the running item, not refused
+            code, details = await generate_code(ch3, request("third", steps=2))
+            assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "busy" in details
+            events = [ev async for ev in first]
+            assert events[-1].result.artifact.uri == "videos/p1/first.mp4"
+            _, res = await queued
+            assert res.artifact.uri == "videos/p1/queued.mp4" and not res.cached
+
+    asyncio.run(main())
+    assert backend.steps_history == [4, 2]  # never overlapped on the device: one after the other
 
 
 # -- idempotency -----------------------------------------------------------------------------------------
