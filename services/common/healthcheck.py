@@ -44,7 +44,7 @@ def check(target: str, service: str, timeout_s: float) -> bool:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m services.common.healthcheck", description=__doc__)
     p.add_argument("--target", default=None,
-                   help="host:port (default: from VIDEOPHY_HEALTH_BIND or VIDEOPHY_BIND, else 127.0.0.1:50051)")
+                   help="host:port (default: VIDEOPHY_HEALTH_BIND, else VIDEOPHY_BIND, else 127.0.0.1:50051)")
     p.add_argument("--service", default=READINESS, help="health service name ('' = liveness, 'readiness')")
     p.add_argument("--timeout-s", type=float, default=3.0)
     args = p.parse_args(argv)
