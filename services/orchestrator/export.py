@@ -16,36 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from services.common.storage import Storage
-
-RESULTS_COLUMNS = (
-    "prompt_id",
-    "seed",
-    "round",
-    "arm",
-    "caption",
-    "gen_prompt",
-    "action",
-    "is_hard",
-    "category",
-    "state",
-    "error",
-    "video_path",
-    "sha256",
-    "sa",
-    "pc",
-    "rule",
-    "sa_parse",
-    "pc_parse",
-    "rule_parse",
-    "sa_raw",
-    "pc_raw",
-    "rule_raw",
-    "videocon_sa",
-    "videocon_pc",
-    "joint",
-    "gen_seconds",
-    "judge_seconds",
-)
+from services.orchestrator.results_schema import RESULTS_COLUMNS
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from services.orchestrator.results_schema import RESULTS_COLUMNS
+
 #: Threshold of the VideoPhy-2 joint metric: an item passes when SA >= 4 and PC >= 4.
 PASS_THRESHOLD = 4.0
 
@@ -53,35 +55,6 @@ FLOAT_COLUMNS = (
     "sa",
     "pc",
     "rule",
-    "videocon_sa",
-    "videocon_pc",
-    "joint",
-    "gen_seconds",
-    "judge_seconds",
-)
-RESULTS_COLUMNS = (
-    "prompt_id",
-    "seed",
-    "round",
-    "arm",
-    "caption",
-    "gen_prompt",
-    "action",
-    "is_hard",
-    "category",
-    "state",
-    "error",
-    "video_path",
-    "sha256",
-    "sa",
-    "pc",
-    "rule",
-    "sa_parse",
-    "pc_parse",
-    "rule_parse",
-    "sa_raw",
-    "pc_raw",
-    "rule_raw",
     "videocon_sa",
     "videocon_pc",
     "joint",
