@@ -13,7 +13,9 @@ class ArtifactError(RuntimeError):
 
 
 def _probe(path: Path) -> None:
-    """Full decode, in process with PyAV (fast; no fork while gRPC threads run), else imageio-ffmpeg."""
+    """Full decode (every frame), in process with PyAV (fast; no fork while gRPC threads run), else
+    imageio-ffmpeg. One decoder thread: calls already run in parallel on a thread pool, and FFmpeg's
+    automatic frame threading would start threads per file, which costs more than a short video's decode."""
     try:
         import av
     except ImportError:
@@ -26,7 +28,13 @@ def _probe(path: Path) -> None:
         return
     try:
         with av.open(str(path)) as container:
-            if not any(True for _ in container.decode(video=0)):
+            stream = container.streams.video[0]
+            stream.thread_type = "NONE"
+            stream.codec_context.thread_count = 1
+            frames = 0
+            for _ in container.decode(stream):
+                frames += 1
+            if not frames:
                 raise ArtifactError(f"{path}: no frames")
     except (av.FFmpegError, IndexError, ValueError, OSError) as exc:  # IndexError: no video stream
         raise ArtifactError(f"{path}: cannot decode ({exc})") from exc

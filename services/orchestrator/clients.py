@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 
+import grpc
 from grpc import aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from videophy.v1 import (
     common_pb2,
     evaluator_pb2,
@@ -14,6 +18,7 @@ from videophy.v1 import (
 )
 
 from services.common.channel import ClientConfig, is_ready
+from services.common.server import READINESS
 
 INFO_TIMEOUT_S = 10.0
 
@@ -29,11 +34,46 @@ class _Client:
         self.address = address
         self.config = config
         self.channel: aio.Channel = config.open(address)
+        self._serving = False  # the open health Watch stream last said SERVING
+        self._watch: asyncio.Task[None] | None = None
 
     async def ready(self, timeout_s: float = 2.0) -> bool:
-        return await is_ready(self.channel, timeout_s)
+        """True when the replica's readiness is SERVING.
+
+        After a Check says SERVING, a health Watch stream is kept open, so while the replica stays
+        ready no round trip is needed per item; the first status other than SERVING (a drain, a
+        reload) or a broken stream closes it (so it never holds up a draining server's stop) and the
+        next call checks again.
+        """
+        if self._serving:
+            return True
+        ok = await is_ready(self.channel, timeout_s)
+        if ok and self._watch is None:
+            self._watch = asyncio.create_task(self._watch_readiness())
+        return ok
+
+    async def _watch_readiness(self) -> None:
+        call = health_pb2_grpc.HealthStub(self.channel).Watch(
+            health_pb2.HealthCheckRequest(service=READINESS)
+        )
+        try:
+            async for resp in call:
+                self._serving = resp.status == health_pb2.HealthCheckResponse.SERVING
+                if not self._serving:
+                    break
+        except grpc.aio.AioRpcError:
+            pass
+        finally:
+            self._serving = False
+            self._watch = None
+            call.cancel()
 
     async def close(self) -> None:
+        watch = self._watch
+        if watch is not None:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
         await self.channel.close()
 
 

@@ -12,7 +12,9 @@ more items than a slow one. Errors:
   an evaluator's FAILED_PRECONDITION (video missing or not matching its sha256) sends the item back
   to generation.
 
-Each video is verified (sha256 + full decode) and then judged as soon as it exists. Replicas are
+Each video is verified (sha256 + full decode) and then judged as soon as it exists. Verification and
+the ledger write run in a task beside the worker's next call (at most one per worker), so a replica
+is never idle while the orchestrator checks its last video. Replicas are
 re-resolved every `refresh_s`: new addresses get workers, vanished ones finish their current item
 and stop (a replica that really died fails its call with UNAVAILABLE, and the item is redone).
 """
@@ -23,9 +25,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +93,9 @@ class DispatchOptions:
     stall_timeout_s: float = 900.0
     judge_tasks: tuple[int, ...] = (evaluator_pb2.JUDGE_TASK_SA, evaluator_pb2.JUDGE_TASK_PC)
     verify_decode: bool = True
+    # Threads that verify videos (sha256 + full decode; PyAV mostly releases the GIL). Few on purpose:
+    # each one competes with the event loop for the GIL whenever the loop waits on a socket or SQLite.
+    verify_threads: int = field(default_factory=lambda: max(1, min(4, (os.cpu_count() or 2) // 2)))
 
 
 @dataclass
@@ -200,6 +207,9 @@ class Dispatcher:
         self._finished = asyncio.Event()
         self._last_ready = {"generator": time.monotonic(), "evaluator": time.monotonic()}
         self._fatal: BaseException | None = None
+        self._checks: set[asyncio.Task] = set()  # generated videos being verified and recorded
+        self._last_check: dict[asyncio.Task, asyncio.Task] = {}  # worker -> its latest such task
+        self._verifier = ThreadPoolExecutor(options.verify_threads, thread_name_prefix="verify")
 
     # -- public ----------------------------------------------------------------------------------
     async def run(self, to_generate: list[WorkItem], to_judge: list[WorkItem]) -> None:
@@ -221,6 +231,7 @@ class Dispatcher:
         finally:
             monitor.cancel()
             await self._stop_all()
+            self._verifier.shutdown(wait=False, cancel_futures=True)
 
     # -- membership ------------------------------------------------------------------------------
     async def _monitor(self) -> None:
@@ -289,6 +300,7 @@ class Dispatcher:
 
     async def _stop_all(self) -> None:
         tasks = [t for pool in self.replicas.values() for r in pool.values() for t in r.tasks]
+        tasks += self._checks
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -398,31 +410,61 @@ class Dispatcher:
             self._retry("generator", item, str(exc))
             return False
         seconds = time.monotonic() - t0
-        uri, sha = result.artifact.uri, result.artifact.sha256
-        try:
-            await asyncio.to_thread(artifacts.verify, self.storage, uri, sha, decode=self.opts.verify_decode)
-        except artifacts.ArtifactError as exc:
-            self._retry("generator", item, f"artifact check failed: {exc} [{rep.address}]")
-            return True
-        item.video_uri, item.sha256 = uri, sha
-        gen_result = json_format.MessageToDict(result)
-        self.ledger.update(
-            item.request_id,
-            state="generated",
-            video_uri=uri,
-            sha256=sha,
-            gen_seconds=seconds,
-            gen_result=json.dumps(gen_result),
-            generated_at=time.time(),
-            error=None,
-        )
-        self.generated_times.append(time.time())
-        self.done_by[rep.address] += 1
-        if self.judging:
-            self.queues["evaluator"].put_nowait(item)  # judged as soon as it exists
-        else:
-            self._settle(item)
+        # The replica is free: its next item goes out while this video is checked and recorded. A
+        # worker waits for its previous check first, so checks never pile up behind fast replicas.
+        me = asyncio.current_task()
+        assert me is not None
+        previous = self._last_check.get(me)
+        if previous is not None and not previous.done():
+            await asyncio.wait({previous})
+        self.in_flight["generator"] += 1
+        check = asyncio.create_task(self._check_generated(rep, item, result, seconds))
+        self._checks.add(check)
+        check.add_done_callback(self._checks.discard)
+        self._last_check[me] = check
         return True
+
+    def _verified_result(self, uri: str, sha: str, result: generator_pb2.GenerateResult) -> str:
+        """Worker thread: verify the artifact (sha256, full decode); the result as the ledger's JSON."""
+        artifacts.verify(self.storage, uri, sha, decode=self.opts.verify_decode)
+        return json.dumps(json_format.MessageToDict(result))
+
+    async def _check_generated(
+        self, rep: _Replica, item: WorkItem, result: generator_pb2.GenerateResult, seconds: float
+    ) -> None:
+        try:
+            uri, sha = result.artifact.uri, result.artifact.sha256
+            try:
+                gen_result = await asyncio.get_running_loop().run_in_executor(
+                    self._verifier, self._verified_result, uri, sha, result
+                )
+            except artifacts.ArtifactError as exc:
+                self._retry("generator", item, f"artifact check failed: {exc} [{rep.address}]")
+                return
+            item.video_uri, item.sha256 = uri, sha
+            self.ledger.update(
+                item.request_id,
+                state="generated",
+                video_uri=uri,
+                sha256=sha,
+                gen_seconds=seconds,
+                gen_result=gen_result,
+                generated_at=time.time(),
+                error=None,
+            )
+            self.generated_times.append(time.time())
+            self.done_by[rep.address] += 1
+            if self.judging:
+                self.queues["evaluator"].put_nowait(item)  # judged as soon as it exists
+            else:
+                self._settle(item)
+        except asyncio.CancelledError:
+            raise  # shutdown: the ledger still says generating; resume redoes it
+        except Exception as exc:  # a bug must not lose the item
+            log.exception("generator %s: unexpected error checking %s", rep.address, item.request_id)
+            self._retry("generator", item, f"{type(exc).__name__}: {exc}")
+        finally:
+            self.in_flight["generator"] -= 1
 
     # -- judging ---------------------------------------------------------------------------------
     def _judge_request(self, item: WorkItem) -> evaluator_pb2.EvaluateRequest:

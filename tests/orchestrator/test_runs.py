@@ -205,8 +205,9 @@ def test_generator_killed_mid_item_is_redone_elsewhere(services):
     led = rows(run_dir)
     assert len(led) == 6 and {r["state"] for r in led} == {"generated"}
     redone = [r for r in led if r["gen_attempts"] == 2]
-    assert len(redone) == 1 and redone[0]["gen_replica"] == other.address
-    assert "UNAVAILABLE" in redone[0]["errors"] or "CANCELLED" in redone[0]["errors"]
+    # The victim held its running item and, with the default --queue-depth 1, maybe one queued item.
+    assert 1 <= len(redone) <= 2 and all(r["gen_replica"] == other.address for r in redone)
+    assert all("UNAVAILABLE" in r["errors"] or "CANCELLED" in r["errors"] for r in redone)
     videos = sorted((run_dir / "videos").rglob("*.mp4"))
     assert len(videos) == 6 and len({p.parent.name for p in videos}) == 6  # one video per item, none lost
     assert len(results(run_dir)) == 6
