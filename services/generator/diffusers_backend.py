@@ -83,8 +83,8 @@ class DiffusersWanBackend:
 
         dtype = torch.bfloat16 if self.dtype == "bfloat16" else torch.float32
         t0 = time.perf_counter()
-        vae = AutoencoderKLWan.from_pretrained(self.model_dir, subfolder="vae", torch_dtype=torch.float32)
-        pipe = WanPipeline.from_pretrained(self.model_dir, vae=vae, torch_dtype=dtype)
+        vae = AutoencoderKLWan.from_pretrained(self.model_dir, subfolder="vae", dtype=torch.float32)
+        pipe = WanPipeline.from_pretrained(self.model_dir, vae=vae, dtype=dtype)
         self._check_layout(pipe)
         self._base_scheduler_config = dict(pipe.scheduler.config)
         pipe.scheduler = UniPCMultistepScheduler.from_config(self._base_scheduler_config,
