@@ -129,6 +129,19 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="evaluator --local starts (default: tiny with a tiny --model, else videophy_2_auto)",
     )
+    gen.add_argument(
+        "--videocon-model",
+        default=None,
+        help="--local: also start evaluators of this model for the videocon tasks (e.g. videocon_physics; "
+        "default: none, the --judge-model evaluators must serve them, as tiny does)",
+    )
+    env_flag(
+        gen,
+        "--judge-tasks",
+        default=None,
+        help="comma list of sa, pc, rule, videocon_sa, videocon_pc (default: sa,pc plus rule when the "
+        "prompt set has rules); each is routed to evaluators that serve it",
+    )
     ep = p.add_argument_group("services")
     ep.add_argument(
         "--local", action="store_true", help="start generator/evaluator children on loopback ports"
@@ -160,6 +173,14 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         help="stop (resumably) when no replica of a needed kind is ready this long",
     )
     dp.add_argument("--no-progress", action="store_true", help="plain log lines even on a terminal")
+    env_flag(
+        dp,
+        "--metrics-port",
+        default=None,
+        type=int,
+        help="serve Prometheus metrics (videophy_pending_items, ...) on this port (0: any free one)",
+    )
+    env_flag(dp, "--metrics-addr", default="0.0.0.0", help="address the metrics server binds")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_options(args: argparse.Namespace, argv: list[str]):
     from services.common.channel import ClientConfig
-    from services.orchestrator.dispatch import DispatchOptions
+    from services.orchestrator.dispatch import DispatchOptions, parse_tasks
     from services.orchestrator.runner import RunOptions
 
     model = args.model
@@ -213,7 +234,11 @@ def _run_options(args: argparse.Namespace, argv: list[str]):
         local=args.local,
         model=model,
         judge_model=judge_model,
+        videocon_model=args.videocon_model,
+        judge_tasks=parse_tasks(args.judge_tasks) if args.judge_tasks else None,
         no_judge=args.no_judge,
+        metrics_port=args.metrics_port,
+        metrics_addr=args.metrics_addr,
         overrides={
             key: getattr(args, flag[2:].replace("-", "_"))
             for flag, key, _ in OVERRIDES
@@ -253,7 +278,12 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         print("videophy-bench run: --seeds must be >= 1 and --limit >= 0", file=sys.stderr)
         return USAGE_ERROR
     try:
-        return run_sync(_run_options(args, argv))
+        opts = _run_options(args, argv)
+    except ValueError as exc:
+        print(f"videophy-bench run: --judge-tasks: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    try:
+        return run_sync(opts)
     except (UsageError, ConfigMismatch, PromptSetError, RunLocked) as exc:
         print(f"videophy-bench run: {exc}", file=sys.stderr)
         return USAGE_ERROR

@@ -14,7 +14,14 @@ more items than a slow one. Errors:
 
 Each video is verified (sha256 + full decode) and then judged as soon as it exists. Verification and
 the ledger write run in a task beside the worker's next call (at most one per worker), so a replica
-is never idle while the orchestrator checks its last video. Replicas are
+is never idle while the orchestrator checks its last video.
+
+Judging is split by task: every evaluator replica serves some judge tasks (GetInfo `tasks`, e.g. an
+AutoEval pool serves sa/pc/rule, a VideoCon-Physics pool videocon_sa/videocon_pc). A video's remaining
+tasks are split into jobs, each as large as one pool covers (one call shares the decode); a worker
+takes the first job whose tasks its replica serves. Jobs are re-split whenever pools change. Answers
+are written to the item's ledger row as they come; the item is `judged` when every task has one. A
+job that no live replica serves waits (and counts towards the stall timeout). Replicas are
 re-resolved every `refresh_s`: new addresses get workers, vanished ones finish their current item
 and stop (a replica that really died fails its call with UNAVAILABLE, and the item is redone).
 """
@@ -65,6 +72,7 @@ PARSE_NAMES = {
     evaluator_pb2.PARSE_STATUS_DIGIT_FALLBACK: "digit_fallback",
     evaluator_pb2.PARSE_STATUS_UNPARSEABLE: "unparseable",
     evaluator_pb2.PARSE_STATUS_PROBABILITY: "probability",
+    evaluator_pb2.PARSE_STATUS_PARSER_ERROR: "parser_error",
 }
 TASK_COLUMNS = {
     evaluator_pb2.JUDGE_TASK_SA: "sa",
@@ -73,10 +81,60 @@ TASK_COLUMNS = {
     evaluator_pb2.JUDGE_TASK_VIDEOCON_SA: "videocon_sa",
     evaluator_pb2.JUDGE_TASK_VIDEOCON_PC: "videocon_pc",
 }
+TASK_ENUMS = {name: enum for enum, name in TASK_COLUMNS.items()}
+ALL_TASKS = tuple(TASK_COLUMNS.values())  # canonical order
+AUTOEVAL_TASKS = frozenset({"sa", "pc", "rule"})  # VideoPhy-2 AutoEval (generated answers)
+VIDEOCON_TASKS = frozenset({"videocon_sa", "videocon_pc"})  # VideoCon-Physics (P(yes))
+GENERATIVE_COLUMNS = ("sa", "pc", "rule")  # tasks with a parse status and raw text
+
+
+def parse_tasks(spec: str) -> tuple[str, ...]:
+    """`sa,pc,videocon_sa` -> canonical order; raises ValueError naming an unknown task."""
+    names = [t.strip().lower() for t in spec.split(",") if t.strip()]
+    unknown = [t for t in names if t not in ALL_TASKS]
+    if unknown:
+        raise ValueError(
+            f"unknown judge task(s) {', '.join(unknown)}; expected some of {', '.join(ALL_TASKS)}"
+        )
+    if not names:
+        raise ValueError("no judge task given")
+    return tuple(t for t in ALL_TASKS if t in names)
+
+
+def answered_tasks(row: Any) -> frozenset[str]:
+    """Tasks a ledger row already has an answer for (a parse status counts: a parser error has no score)."""
+    out = set()
+    for task in ALL_TASKS:
+        if row[task] is not None or (task in GENERATIVE_COLUMNS and row[f"{task}_parse"]):
+            out.add(task)
+    return frozenset(out)
+
+
+def partition_tasks(tasks: frozenset[str], pools: set[frozenset[str]]) -> list[frozenset[str]]:
+    """Split `tasks` into as few jobs as the pools allow (greedy: the pool covering most first).
+
+    Tasks that no pool serves form one last job, which waits for a replica that serves them all.
+    """
+    left = set(tasks)
+    groups: list[frozenset[str]] = []
+    ordered = sorted(pools, key=lambda p: tuple(sorted(p)))
+    while left:
+        best = max(ordered, key=lambda p: len(p & left), default=frozenset())
+        cover = best & left
+        if not cover:
+            groups.append(frozenset(left))
+            break
+        groups.append(frozenset(cover))
+        left -= cover
+    return groups
 
 
 class NoReplicas(RuntimeError):
     """No replica of a needed kind was ready for the stall timeout; the run stops (and can be resumed)."""
+
+
+class TasksUnserved(RuntimeError):
+    """Requested judge tasks that no evaluator replica serves (found before the run starts)."""
 
 
 @dataclass
@@ -91,7 +149,8 @@ class DispatchOptions:
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
     stall_timeout_s: float = 900.0
-    judge_tasks: tuple[int, ...] = (evaluator_pb2.JUDGE_TASK_SA, evaluator_pb2.JUDGE_TASK_PC)
+    # Requested judge tasks (names, see ALL_TASKS); `rule` applies only to items that have a rule.
+    judge_tasks: tuple[str, ...] = ("sa", "pc", "rule")
     verify_decode: bool = True
     # Threads that verify videos (sha256 + full decode; PyAV mostly releases the GIL). Few on purpose:
     # each one competes with the event loop for the GIL whenever the loop waits on a socket or SQLite.
@@ -112,6 +171,7 @@ class ReplicaInfo:
     hostname: str
     capacity: int
     library_versions: dict[str, str] = field(default_factory=dict)
+    tasks: list[str] = field(default_factory=list)  # judge tasks an evaluator serves (GetInfo)
 
     def model_key(self) -> tuple[str, str, str]:
         return (self.preset, self.model_id, self.revision)
@@ -130,6 +190,7 @@ def replica_info(kind: str, address: str, info: Any) -> ReplicaInfo:
         rt.hostname,
         max(1, int(info.capacity or 1)),
         dict(rt.library_versions),
+        [TASK_COLUMNS[t] for t in getattr(info, "tasks", ()) if t in TASK_COLUMNS],
     )
 
 
@@ -161,15 +222,150 @@ async def first_info(kind: str, targets: list[Target], config: ClientConfig, tim
         await asyncio.sleep(backoff_s(failures, 0.2, 5.0))
 
 
+def _unserved_message(missing: set[str], infos: dict[str, ReplicaInfo]) -> str:
+    serving = "; ".join(
+        f"{a} ({i.preset or i.model_id}) serves {', '.join(i.tasks) or 'nothing'}"
+        for a, i in sorted(infos.items())
+    )
+    return (
+        f"judge task(s) {', '.join(t for t in ALL_TASKS if t in missing)} not served by any evaluator "
+        f"({serving}); add evaluators that serve them (--evaluators, or --videocon-model with --local) "
+        "or drop them from --judge-tasks"
+    )
+
+
+async def evaluator_infos(
+    targets: list[Target], config: ClientConfig, tasks: frozenset[str], timeout_s: float
+) -> dict[str, ReplicaInfo]:
+    """GetInfo of the evaluator replicas until together they serve every task in `tasks`.
+
+    Raises TasksUnserved at once when every listed (`host:port`) replica answered and some task is
+    still missing; with `dns:///` targets (replicas may still be starting) it waits up to `timeout_s`.
+    Raises NoReplicas when no replica answers at all.
+    """
+    deadline = time.monotonic() + timeout_s
+    infos: dict[str, ReplicaInfo] = {}
+    static = all(not t.dns for t in targets)
+    failures = 0
+    last = "no address resolved"
+    while True:
+        addresses = sorted(await resolve(targets))
+        for address in addresses:
+            if address in infos:
+                continue
+            client = EvaluatorClient(address, config)
+            try:
+                infos[address] = replica_info("evaluator", address, await client.info())
+            except grpc.aio.AioRpcError as exc:
+                last = f"{address}: {exc.code().name}: {exc.details()}"
+            finally:
+                await client.close()
+        served = {t for i in infos.values() for t in i.tasks}
+        missing = set(tasks) - served
+        if infos and not missing:
+            return infos
+        answered_all = bool(addresses) and all(a in infos for a in addresses)
+        failures += 1
+        if infos and ((answered_all and static) or time.monotonic() > deadline):
+            raise TasksUnserved(_unserved_message(missing, infos))
+        if time.monotonic() > deadline:
+            raise NoReplicas(f"no evaluator answered within {timeout_s:.0f}s (last: {last})")
+        await asyncio.sleep(backoff_s(failures, 0.2, 5.0))
+
+
 class _Replica:
     def __init__(self, kind: str, address: str, client: GeneratorClient | EvaluatorClient) -> None:
         self.kind = kind
         self.address = address
         self.client = client
         self.retired = False
+        self.accepted = False  # answered GetInfo and serves this run's model (and tasks)
+        self.serves: frozenset[str] = frozenset()  # evaluator: requested tasks it may answer
         self.tasks: list[asyncio.Task] = []
         self.idle: set[asyncio.Task] = set()
         self.info: ReplicaInfo | None = None
+
+
+@dataclass(eq=False)
+class _Judging:
+    """One video being judged: the tasks it needs, and the answers so far (merged into one row)."""
+
+    item: WorkItem
+    required: frozenset[str]
+    answered: set[str] = field(default_factory=set)
+    active: bool = True  # False once the item failed or went back to generation: its jobs are dropped
+    seconds: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        return self.required <= self.answered
+
+
+@dataclass(eq=False)
+class JudgeJob:
+    """Some of one video's tasks, for a replica that serves all of them."""
+
+    ctx: _Judging
+    tasks: frozenset[str]
+    attempts: int = 0
+
+
+class JobQueue:
+    """FIFO of judge jobs; `get(served)` waits for the first job whose tasks `served` covers."""
+
+    def __init__(self) -> None:
+        self.jobs: list[JudgeJob] = []
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    def put(self, job: JudgeJob) -> None:
+        self.jobs.append(job)
+        self.wake()
+
+    def wake(self) -> None:
+        for fut in self._waiters:
+            if not fut.done():
+                fut.set_result(None)
+        self._waiters.clear()
+
+    def _take(self, served: frozenset[str]) -> JudgeJob | None:
+        self.jobs = [j for j in self.jobs if j.ctx.active]
+        for k, job in enumerate(self.jobs):
+            if job.tasks <= served:
+                return self.jobs.pop(k)
+        return None
+
+    async def get(self, served: frozenset[str]) -> JudgeJob:
+        while True:
+            job = self._take(served)
+            if job is not None:
+                return job
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(fut)
+            try:
+                await fut
+            finally:
+                if fut in self._waiters:
+                    self._waiters.remove(fut)
+
+    def replan(self, pools: set[frozenset[str]]) -> None:
+        """Re-split the waiting jobs of each video for the current pools (order kept per video)."""
+        by_ctx: dict[int, list[JudgeJob]] = {}
+        for job in self.jobs:
+            if job.ctx.active:
+                by_ctx.setdefault(id(job.ctx), []).append(job)
+        out: list[JudgeJob] = []
+        for job in self.jobs:
+            group = by_ctx.pop(id(job.ctx), None)
+            if group is None:
+                continue  # already re-split at this video's first job (or dropped)
+            tasks = frozenset().union(*(j.tasks for j in group))
+            attempts = max(j.attempts for j in group)
+            out += [JudgeJob(job.ctx, g, attempts) for g in partition_tasks(tasks, pools)]
+        self.jobs = out
+        self.wake()
 
 
 class Dispatcher:
@@ -186,6 +382,7 @@ class Dispatcher:
         *,
         expected_generator: tuple[str, str, str] | None = None,
         expected_judge: tuple[str, str, str] | None = None,
+        expected_tasks: dict[str, tuple[str, str, str]] | None = None,
     ) -> None:
         self.ledger = ledger
         self.storage = storage
@@ -193,11 +390,14 @@ class Dispatcher:
         self.targets = {"generator": gen_targets, "evaluator": judge_targets}
         self.opts = options
         self.expected = {"generator": expected_generator, "evaluator": expected_judge}
-        self.judging = bool(judge_targets)
-        self.queues: dict[str, asyncio.Queue[WorkItem]] = {
-            "generator": asyncio.Queue(),
-            "evaluator": asyncio.Queue(),
-        }
+        # The model (preset, id, revision) each judge task must come from; others are not used for it.
+        self.expected_tasks = dict(expected_tasks or {})
+        self.judging = bool(judge_targets) and bool(options.judge_tasks)
+        self.queues: dict[str, asyncio.Queue[WorkItem]] = {"generator": asyncio.Queue()}
+        self.jobs = JobQueue()
+        self._busy_tasks: Counter[str] = Counter()  # judge tasks being answered right now
+        self._last_ready_task = dict.fromkeys(options.judge_tasks, time.monotonic())
+        self._started = False
         self.replicas: dict[str, dict[str, _Replica]] = {"generator": {}, "evaluator": {}}
         self.seen: dict[str, ReplicaInfo] = {}
         self.in_flight: Counter[str] = Counter()
@@ -214,12 +414,16 @@ class Dispatcher:
     # -- public ----------------------------------------------------------------------------------
     async def run(self, to_generate: list[WorkItem], to_judge: list[WorkItem]) -> None:
         """Process the items; returns when every one is judged (or generated, without judge) or failed."""
+        self._started = True
+        now = time.monotonic()
+        self._last_ready = {"generator": now, "evaluator": now}
+        self._last_ready_task = dict.fromkeys(self.opts.judge_tasks, now)
+        self._remaining = len(to_generate) + len(to_judge)
         for item in to_generate:
             self.queues["generator"].put_nowait(item)
         for item in to_judge:
-            self.queues["evaluator"].put_nowait(item)
-        self._remaining = len(to_generate) + len(to_judge)
-        if self._remaining == 0:
+            self._enqueue_judging(item)
+        if self._remaining <= 0:
             return
         monitor = asyncio.create_task(self._monitor())
         try:
@@ -233,6 +437,24 @@ class Dispatcher:
             await self._stop_all()
             self._verifier.shutdown(wait=False, cancel_futures=True)
 
+    def pending(self) -> dict[str, int]:
+        """Items waiting for (or in) each stage: what the autoscaler scales on."""
+        generate = self.queues["generator"].qsize() + self.in_flight["generator"]
+        evaluate = max(0, self._remaining - generate) if self.judging else 0
+        return {"generate": generate, "evaluate": evaluate}
+
+    def replica_counts(self) -> dict[str, int]:
+        """Replicas in use per kind (answered GetInfo, serve this run's model, not retired)."""
+        return {
+            kind: sum(1 for r in pool.values() if r.accepted and not r.retired)
+            for kind, pool in self.replicas.items()
+        }
+
+    def task_replicas(self) -> dict[str, int]:
+        """Evaluator replicas in use per requested judge task."""
+        reps = [r for r in self.replicas["evaluator"].values() if r.accepted and not r.retired]
+        return {t: sum(1 for r in reps if t in r.serves) for t in self.opts.judge_tasks}
+
     # -- membership ------------------------------------------------------------------------------
     async def _monitor(self) -> None:
         while True:
@@ -245,7 +467,8 @@ class Dispatcher:
     def _check_stall(self) -> None:
         now = time.monotonic()
         for kind in ("generator", "evaluator"):
-            waiting = self.queues[kind].qsize() + self.in_flight[kind]
+            queued = self.queues[kind].qsize() if kind == "generator" else len(self.jobs)
+            waiting = queued + self.in_flight[kind]
             if self.in_flight[kind]:
                 self._last_ready[kind] = now  # someone is working
             if waiting and now - self._last_ready[kind] > self.opts.stall_timeout_s:
@@ -253,6 +476,32 @@ class Dispatcher:
                     f"no {kind} replica has been ready for {self.opts.stall_timeout_s:.0f}s "
                     f"with {waiting} items waiting; rerun the same command to resume"
                 )
+        # A task only some replicas serve can stall while others are busy: check each waiting task.
+        for task, busy in self._busy_tasks.items():
+            if busy:
+                self._last_ready_task[task] = now
+        waiting_tasks = {t for job in self.jobs.jobs if job.ctx.active for t in job.tasks}
+        for task in sorted(waiting_tasks):
+            if now - self._last_ready_task.get(task, now) > self.opts.stall_timeout_s:
+                raise NoReplicas(
+                    f"no evaluator replica serving {task} has been ready for "
+                    f"{self.opts.stall_timeout_s:.0f}s "
+                    f"with {len(self.jobs)} judge jobs waiting; rerun the same command to resume"
+                )
+
+    def _pools(self) -> set[frozenset[str]]:
+        return {
+            r.serves for r in self.replicas["evaluator"].values() if r.accepted and not r.retired and r.serves
+        }
+
+    def _useful_tasks(self, info: ReplicaInfo) -> frozenset[str]:
+        """The requested tasks this replica serves with the model the run expects for each."""
+        out = set()
+        for task in set(info.tasks) & set(self.opts.judge_tasks):
+            expected = self.expected_tasks.get(task, self.expected["evaluator"])
+            if expected is None or info.model_key() == expected:
+                out.add(task)
+        return frozenset(out)
 
     async def _refresh(self, kind: str) -> None:
         current = await resolve(self.targets[kind])
@@ -271,6 +520,8 @@ class Dispatcher:
             for task in rep.idle:  # idle workers hold no item; busy ones stop after their item
                 task.cancel()
             log.info("%s replica left: %s", kind, address)
+            if kind == "evaluator" and rep.accepted:
+                self.jobs.replan(self._pools())
 
     async def _start_replica(self, rep: _Replica) -> None:
         failures = 0
@@ -283,17 +534,34 @@ class Dispatcher:
                 await asyncio.sleep(backoff_s(failures, 0.2, self.opts.backoff_max_s))
         if rep.retired or rep.info is None:
             return
-        expected = self.expected[rep.kind]
-        if expected is not None and rep.info.model_key() != expected:
-            log.error(
-                "%s %s serves %s, not this run's %s; not using it",
-                rep.kind,
-                rep.address,
-                rep.info.model_key(),
-                expected,
-            )
-            return
+        if rep.kind == "evaluator":
+            rep.serves = self._useful_tasks(rep.info)
+            if not rep.serves:
+                log.error(
+                    "evaluator %s serves %s with %s, none of this run's tasks %s with the run's models; "
+                    "not using it",
+                    rep.address,
+                    ",".join(rep.info.tasks),
+                    rep.info.model_key(),
+                    ",".join(self.opts.judge_tasks),
+                )
+                return
+        else:
+            expected = self.expected[rep.kind]
+            if expected is not None and rep.info.model_key() != expected:
+                log.error(
+                    "%s %s serves %s, not this run's %s; not using it",
+                    rep.kind,
+                    rep.address,
+                    rep.info.model_key(),
+                    expected,
+                )
+                return
+        rep.accepted = True
         self.seen[rep.address] = rep.info
+        if rep.kind == "evaluator":
+            log.info("evaluator %s answers %s", rep.address, ",".join(sorted(rep.serves)))
+            self.jobs.replan(self._pools())
         worker = self._gen_worker if rep.kind == "generator" else self._judge_worker
         for _ in range(rep.info.capacity):
             rep.tasks.append(asyncio.create_task(worker(rep)))
@@ -313,20 +581,26 @@ class Dispatcher:
         failures = 0
         while not rep.retired:
             if await rep.client.ready():
-                self._last_ready[rep.kind] = time.monotonic()
+                now = time.monotonic()
+                self._last_ready[rep.kind] = now
+                for task in rep.serves:
+                    self._last_ready_task[task] = now
                 return True
             failures += 1
             await asyncio.sleep(backoff_s(failures, self.opts.backoff_initial_s, self.opts.backoff_max_s))
         return False
 
-    async def _pull(self, rep: _Replica, handle: Callable[[_Replica, WorkItem], Awaitable[bool]]) -> None:
+    async def _pull(self, rep: _Replica, handle: Callable[[_Replica, Any], Awaitable[bool]]) -> None:
         me = asyncio.current_task()
         assert me is not None
         failures = 0
         while not rep.retired and await self._wait_ready(rep):
             rep.idle.add(me)
             try:
-                item = await self.queues[rep.kind].get()
+                if rep.kind == "generator":
+                    item: Any = await self.queues["generator"].get()
+                else:
+                    item = await self.jobs.get(rep.serves)
             finally:
                 rep.idle.discard(
                     me
@@ -339,7 +613,10 @@ class Dispatcher:
             except Exception as exc:  # a bug must not kill the worker and lose the item
                 log.exception("%s worker %s: unexpected error", rep.kind, rep.address)
                 ok = False
-                self._retry(rep.kind, item, f"{type(exc).__name__}: {exc}")
+                if isinstance(item, JudgeJob):
+                    self._retry_job(item, f"{type(exc).__name__}: {exc}")
+                else:
+                    self._retry(rep.kind, item, f"{type(exc).__name__}: {exc}")
             finally:
                 self.in_flight[rep.kind] -= 1
             failures = 0 if ok else failures + 1
@@ -362,6 +639,25 @@ class Dispatcher:
         log.warning("%s failed for %s (prompt %s): %s", stage, item.request_id, item.prompt_id, reason)
         self.ledger.add_error(item.request_id, stage, reason, state="failed")
         self._settle(item)
+
+    def _retry_job(self, job: JudgeJob, reason: str) -> None:
+        """Put a judge job back for any replica that serves its tasks, or fail the item."""
+        ctx = job.ctx
+        if not ctx.active:
+            return
+        if job.attempts >= self.opts.max_attempts:
+            ctx.active = False
+            self._fail("judge", ctx.item, f"{reason} (after {job.attempts} attempts)")
+            return
+        log.info(
+            "judge (%s) of %s will be retried (attempt %d): %s",
+            ",".join(sorted(job.tasks)),
+            ctx.item.request_id,
+            job.attempts,
+            reason,
+        )
+        self.ledger.add_error(ctx.item.request_id, "judge", reason, state="generated")
+        self.jobs.put(job)
 
     def _retry(self, kind: str, item: WorkItem, reason: str) -> None:
         """Put the item back for any replica, or fail it once it has used its attempts."""
@@ -455,7 +751,8 @@ class Dispatcher:
             self.generated_times.append(time.time())
             self.done_by[rep.address] += 1
             if self.judging:
-                self.queues["evaluator"].put_nowait(item)  # judged as soon as it exists
+                item.answered = frozenset()  # a new video: every task is judged afresh
+                self._enqueue_judging(item)  # judged as soon as it exists
             else:
                 self._settle(item)
         except asyncio.CancelledError:
@@ -467,61 +764,107 @@ class Dispatcher:
             self.in_flight["generator"] -= 1
 
     # -- judging ---------------------------------------------------------------------------------
-    def _judge_request(self, item: WorkItem) -> evaluator_pb2.EvaluateRequest:
-        queries = []
-        for task in self.opts.judge_tasks:
-            if task == evaluator_pb2.JUDGE_TASK_RULE:
-                continue
-            queries.append(evaluator_pb2.JudgeQuery(task=task, text=item.caption))  # SA: the original caption
-        if item.rule:
-            queries.append(evaluator_pb2.JudgeQuery(task=evaluator_pb2.JUDGE_TASK_RULE, text=item.rule))
+    def _required(self, item: WorkItem) -> frozenset[str]:
+        return frozenset(t for t in self.opts.judge_tasks if t != "rule" or item.rule)
+
+    def _enqueue_judging(self, item: WorkItem) -> None:
+        """Split the video's unanswered tasks into jobs for the current pools."""
+        ctx = _Judging(item, self._required(item), set(item.answered))
+        if ctx.complete:  # answered in an earlier session (all but the state change)
+            self._complete(ctx)
+            return
+        for tasks in partition_tasks(ctx.required - ctx.answered, self._pools()):
+            self.jobs.put(JudgeJob(ctx, tasks))
+
+    def _complete(self, ctx: _Judging) -> None:
+        ctx.active = False
+        fields: dict[str, Any] = {"state": "judged", "judged_at": time.time(), "error": None}
+        if ctx.seconds:
+            fields["judge_seconds"] = ctx.seconds
+        self.ledger.update(ctx.item.request_id, **fields)
+        self._settle(ctx.item)
+
+    def _judge_request(
+        self, item: WorkItem, tasks: frozenset[str] | None = None
+    ) -> evaluator_pb2.EvaluateRequest:
+        wanted = self._required(item) if tasks is None else tasks
+        queries = [
+            # SA is judged against the original caption; pc/videocon_pc ignore the text.
+            evaluator_pb2.JudgeQuery(task=TASK_ENUMS[t], text=item.rule if t == "rule" else item.caption)
+            for t in ALL_TASKS
+            if t in wanted
+        ]
         return evaluator_pb2.EvaluateRequest(
             request_id=item.request_id, video_uri=item.video_uri, queries=queries, video_sha256=item.sha256
         )
 
-    async def _judge(self, rep: _Replica, item: WorkItem) -> bool:
+    async def _judge(self, rep: _Replica, job: JudgeJob) -> bool:
+        ctx, item = job.ctx, job.ctx.item
+        if not ctx.active:
+            return True
+        job.attempts += 1
         item.judge_attempts += 1
         self.ledger.begin_attempt(item.request_id, "judge_attempts", judge_replica=rep.address)
         t0 = time.monotonic()
         assert isinstance(rep.client, EvaluatorClient)
+        for task in job.tasks:
+            self._busy_tasks[task] += 1
         try:
-            result = await rep.client.evaluate(self._judge_request(item), self.opts.judge_deadline_s)
+            request = self._judge_request(item, job.tasks)
+            result = await rep.client.evaluate(request, self.opts.judge_deadline_s)
         except grpc.aio.AioRpcError as exc:
             reason = f"{exc.code().name}: {exc.details()} [{rep.address}]"
+            if not ctx.active:
+                return True  # the item already failed or went back to generation
             if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
                 # The judge cannot read the video we verified: it is gone or changed. Make it again.
+                ctx.active = False
                 self.ledger.reset_to_pending(item.request_id, f"judge: {reason}")
                 item.video_uri = item.sha256 = ""
+                item.answered = frozenset()
                 if item.gen_attempts >= self.opts.max_attempts:
                     self._fail("generate", item, f"video unusable by the judge: {reason}")
                 else:
                     self.queues["generator"].put_nowait(item)
                 return True
             if exc.code() in PERMANENT:
+                ctx.active = False
                 self._fail("judge", item, reason)
                 return True
-            self._retry("evaluator", item, reason)
+            self._retry_job(job, reason)
             return False
         except ProtocolError as exc:
-            self._retry("evaluator", item, str(exc))
+            self._retry_job(job, str(exc))
             return False
-        fields: dict[str, Any] = {
-            "state": "judged",
-            "judge_seconds": time.monotonic() - t0,
-            "judged_at": time.time(),
-            "error": None,
-        }
+        finally:
+            for task in job.tasks:
+                self._busy_tasks[task] -= 1
+        if not ctx.active:
+            return True
+        fields: dict[str, Any] = {}
+        got = set()
         for answer in result.answers:
             col = TASK_COLUMNS.get(answer.task)
-            if col is None:
+            if col is None or col not in job.tasks:
                 continue
-            fields[col] = answer.score
-            if col in ("sa", "pc", "rule"):
+            got.add(col)
+            fields[col] = answer.score if answer.HasField("score") else None
+            if col in GENERATIVE_COLUMNS:
                 fields[f"{col}_parse"] = PARSE_NAMES.get(answer.parse_status, "")
                 fields[f"{col}_raw"] = answer.raw_text
-        self.ledger.update(item.request_id, **fields)
+        if got != job.tasks:
+            missing = ",".join(sorted(job.tasks - got))
+            self._retry_job(job, f"{rep.address} answered without {missing}")
+            return False
+        ctx.answered |= got
+        ctx.seconds += time.monotonic() - t0
+        item.answered = frozenset(ctx.answered)
         self.done_by[rep.address] += 1
-        self._settle(item)
+        if ctx.complete:
+            self.ledger.update(item.request_id, **fields)
+            self._complete(ctx)
+        else:
+            self.ledger.update(item.request_id, judge_seconds=ctx.seconds, **fields)
         return True
 
 

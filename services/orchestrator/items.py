@@ -33,9 +33,21 @@ class RunConfig:
     judge_revision: str = ""
     run_seed: int = 0
     prompt_set_sha256: str = ""
+    # Judge tasks when not the default (sa,pc plus rule when the prompt set has rules), canonical order.
+    judge_tasks: tuple[str, ...] | None = None
+    videocon_model: str | None = None  # model id answering videocon_sa/videocon_pc, when requested
+    videocon_revision: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The hashed configuration. Keys added later are left out while unset, so runs made before
+        them keep their hash (and can be resumed)."""
+        out = asdict(self)
+        for key in ("judge_tasks", "videocon_model", "videocon_revision"):
+            if not out[key]:
+                del out[key]
+        if out.get("judge_tasks"):
+            out["judge_tasks"] = list(out["judge_tasks"])
+        return out
 
     @property
     def hash(self) -> str:
@@ -81,6 +93,7 @@ class WorkItem:
     judge_attempts: int = 0
     video_uri: str = ""
     sha256: str = ""
+    answered: frozenset[str] = frozenset()  # judge tasks with an answer in the ledger (resume)
 
     @property
     def request_id(self) -> str:

@@ -1,6 +1,7 @@
 """Local mode: the services as child processes on loopback ports, stopped whatever happens.
 
-One generator per visible GPU (one on the CPU when there is none) and likewise one evaluator. Each
+One generator per visible GPU (one on the CPU when there is none) and likewise one evaluator (and one
+VideoCon-Physics evaluator when `videocon_model` is set: a second evaluator kind). Each
 child gets its own process group and a parent-death signal, so Ctrl-C, an error or even a SIGKILL of
 the orchestrator never leaves a model server behind. Commands are argument lists, never a shell.
 """
@@ -79,10 +80,13 @@ class LocalServices:
     extra_generator_args: list[str] = field(default_factory=list)
     extra_evaluator_args: list[str] = field(default_factory=list)
     startup_timeout_s: float = 1800.0
+    videocon_model: str | None = None  # a second evaluator kind (e.g. videocon_physics), same count
     children: list[Child] = field(default_factory=list)
 
-    def _spawn(self, kind: str, index: int, model: str, gpu: str | None, extra: list[str]) -> Child:
-        name = f"{kind}-{index}"
+    def _spawn(
+        self, kind: str, index: int, model: str, gpu: str | None, extra: list[str], role: str = ""
+    ) -> Child:
+        name = f"{kind}-{role}-{index}" if role else f"{kind}-{index}"
         logs = self.run_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         port_file = logs / f"{name}.port"
@@ -136,15 +140,16 @@ class LocalServices:
         gpus = visible_gpus()
         slots: list[str | None] = list(gpus) if gpus else [None]
         n_gen = self.generators or len(slots)
-        n_eval = (self.evaluators or len(slots)) if self.judge_model else 0
+        n_eval = self.evaluators or len(slots)
         for k in range(n_gen):
             self._spawn(
                 "generator", k, self.generator_model, slots[k % len(slots)], self.extra_generator_args
             )
-        for k in range(n_eval):
-            self._spawn(
-                "evaluator", k, self.judge_model or "", slots[k % len(slots)], self.extra_evaluator_args
-            )
+        for role, model in (("", self.judge_model), ("videocon", self.videocon_model)):
+            if not model:
+                continue
+            for k in range(n_eval):
+                self._spawn("evaluator", k, model, slots[k % len(slots)], self.extra_evaluator_args, role)
         await asyncio.gather(*(self._wait_ready(c, client_config or ClientConfig()) for c in self.children))
         return (
             [c.address for c in self.children if c.kind == "generator"],

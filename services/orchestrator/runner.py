@@ -18,13 +18,24 @@ from services.common.channel import ClientConfig
 from services.common.storage import Storage
 from services.orchestrator import artifacts, export, manifest
 from services.orchestrator.discovery import Target, parse_targets
-from services.orchestrator.dispatch import Dispatcher, DispatchOptions, ReplicaInfo, first_info
+from services.orchestrator.dispatch import (
+    AUTOEVAL_TASKS,
+    VIDEOCON_TASKS,
+    Dispatcher,
+    DispatchOptions,
+    ReplicaInfo,
+    TasksUnserved,
+    answered_tasks,
+    evaluator_infos,
+    first_info,
+)
 from services.orchestrator.items import RunConfig, WorkItem, derive_seed
 from services.orchestrator.ledger import Ledger, RunLock
 from services.orchestrator.local import LocalServices
+from services.orchestrator.metrics import RunMetrics, run_metrics
 from services.orchestrator.progress import run_progress
 from services.orchestrator.prompts import PromptSet, load_prompt_set
-from services.orchestrator.status import collect
+from services.orchestrator.status import collect, videos_per_hour
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +60,12 @@ class RunOptions:
     local: bool = False
     model: str | None = None
     judge_model: str | None = None
+    videocon_model: str | None = None  # --local: a second evaluator kind for the videocon tasks
+    judge_tasks: tuple[str, ...] | None = None  # None: sa,pc plus rule when the prompt set has rules
     no_judge: bool = False
+    metrics_port: int | None = None  # serve Prometheus metrics here (0: any free port)
+    metrics_addr: str = "0.0.0.0"
+    metrics_interval_s: float = 1.0
     overrides: dict[str, Any] = field(default_factory=dict)
     negative_prompt: str | None = None
     local_generators: int | None = None
@@ -87,14 +103,29 @@ def _output_prefix(run_dir: Path, storage_root: Path) -> str:
     return "videos" if rel == Path(".") else f"{rel.as_posix()}/videos"
 
 
+def default_judge_tasks(ps: PromptSet) -> tuple[str, ...]:
+    return ("sa", "pc", "rule") if any(p.rule for p in ps.prompts) else ("sa", "pc")
+
+
+def _judge_tasks(opts: RunOptions, ps: PromptSet) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
+    """(requested tasks, their configuration value: None when the default or not judging)."""
+    if opts.no_judge:
+        return (), None
+    default = default_judge_tasks(ps)
+    tasks = tuple(opts.judge_tasks) if opts.judge_tasks else default
+    return tasks, (None if set(tasks) == set(default) else tasks)
+
+
 def _requested_config(opts: RunOptions, ps: PromptSet) -> dict[str, Any]:
     """The configuration keys known before any replica answers (checked early: no model load wasted)."""
+    tasks_cfg = _judge_tasks(opts, ps)[1]
     cfg = {
         "overrides": dict(opts.overrides),
         "negative_prompt": opts.negative_prompt,
         "upsampled": opts.upsampled,
         "run_seed": opts.run_seed,
         "prompt_set_sha256": ps.sha256,
+        "judge_tasks": list(tasks_cfg) if tasks_cfg else None,
     }
     if opts.model:
         cfg["generator_model"] = opts.model
@@ -148,6 +179,7 @@ async def _plan(
                 to_gen.append(item)
                 continue
             item.video_uri, item.sha256 = row["video_uri"], row["sha256"]
+            item.answered = answered_tasks(row)  # a partly judged video keeps its answers
             if row["state"] == "judged" or (row["state"] == "generated" and not judging):
                 done += 1
             elif judging:
@@ -161,6 +193,49 @@ async def _plan(
             ledger.update(item.request_id, state="pending")
         to_gen.append(item)
     return to_gen, to_judge, done
+
+
+def _role_model(
+    tasks: frozenset[str], role: frozenset[str], infos: dict[str, ReplicaInfo]
+) -> ReplicaInfo | None:
+    """The replica whose model answers `role`'s tasks in this run: one serving the first of them,
+    preferring a replica dedicated to the role (so a VideoCon pool answers videocon tasks)."""
+    wanted = [t for t in ("sa", "pc", "rule", "videocon_sa", "videocon_pc") if t in tasks and t in role]
+    if not wanted:
+        return None
+    serving = [i for i in infos.values() if wanted[0] in i.tasks]
+    if not serving:
+        return None
+    return min(serving, key=lambda i: (not set(i.tasks) <= role, i.address))
+
+
+def _expected_tasks(tasks: tuple[str, ...], infos: dict[str, ReplicaInfo]) -> dict[str, ReplicaInfo]:
+    """Which replica's model answers each task (the run's configuration records those models)."""
+    out: dict[str, ReplicaInfo] = {}
+    for role in (AUTOEVAL_TASKS, VIDEOCON_TASKS):
+        chosen = _role_model(frozenset(tasks), role, infos)
+        for task in tasks:
+            if task in role and chosen is not None and task in chosen.tasks:
+                out[task] = chosen
+            elif task in role:
+                serving = sorted((i for i in infos.values() if task in i.tasks), key=lambda i: i.address)
+                if serving:
+                    out[task] = serving[0]
+    return out
+
+
+def _planned_pending(ledger: Ledger, opts: RunOptions, ps: PromptSet, judging: bool) -> dict[str, int]:
+    """Pending work of the selection before the dispatcher runs (replicas may not exist yet: an
+    autoscaler must see the work to start them)."""
+    chosen = ps.select(ids=opts.ids, hard_only=opts.hard_only, limit=opts.limit)
+    keys = {
+        (p.prompt_id, derive_seed(opts.run_seed, p.prompt_id, k)) for p in chosen for k in range(opts.seeds)
+    }
+    state = {(r["prompt_id"], r["seed"]): r["state"] for r in ledger.conn.execute(
+        "SELECT prompt_id, seed, state FROM items")}
+    made = sum(1 for k in keys if state.get(k) in ("generated", "judged"))
+    unjudged = sum(1 for k in keys if state.get(k) == "generated")
+    return {"generate": len(keys) - made, "evaluate": unjudged if judging else 0}
 
 
 def _targets(spec: str | None, flag: str) -> list[Target]:
@@ -190,22 +265,50 @@ async def run(opts: RunOptions) -> int:
     dispatcher: Dispatcher | None = None
     config: RunConfig | None = None
     progress: asyncio.Task | None = None
+    metrics: RunMetrics | None = None
+    metrics_task: asyncio.Task | None = None
     storage = Storage(storage_root)
     try:
         ledger.check_config(_requested_config(opts, ps), keys=list(_requested_config(opts, ps)))
         ps.write(run_dir / "prompts.csv")
-        judging = not opts.no_judge and (opts.local or bool(opts.evaluators))
+        judge_tasks, judge_tasks_cfg = _judge_tasks(opts, ps)
+        judging = bool(judge_tasks) and (opts.local or bool(opts.evaluators))
+        # Tasks some selected item needs (rule only where a prompt has one): checked before the run.
+        needed = frozenset(t for t in judge_tasks if t != "rule" or any(p.rule for p in ps.prompts))
+        if opts.metrics_port is not None:
+            planned = _planned_pending(ledger, opts, ps, judging)
+
+            def snapshot() -> dict[str, Any]:
+                started = dispatcher is not None and dispatcher._started
+                times = [r[0] for r in ledger.conn.execute(
+                    "SELECT generated_at FROM items WHERE generated_at IS NOT NULL")]
+                return {
+                    "pending": dispatcher.pending() if started else planned,
+                    "items": ledger.counts(),
+                    "replicas": dispatcher.replica_counts() if dispatcher else {},
+                    "task_replicas": dispatcher.task_replicas() if dispatcher else {},
+                    "videos_per_hour": videos_per_hour(times),
+                }
+
+            metrics = RunMetrics(opts.metrics_port, opts.metrics_addr)
+            log.info("Prometheus metrics on http://%s:%d/metrics", opts.metrics_addr, metrics.port)
+            metrics_task = asyncio.create_task(run_metrics(metrics, snapshot, opts.metrics_interval_s))
         if opts.local:
+            want_videocon = bool(opts.videocon_model) and bool(set(judge_tasks) & VIDEOCON_TASKS)
+            want_judge = bool(set(judge_tasks) & AUTOEVAL_TASKS) or (
+                bool(set(judge_tasks) & VIDEOCON_TASKS) and not want_videocon
+            )
             local = LocalServices(
                 run_dir,
                 storage_root,
                 opts.model or "wan2.2-ti2v-5b",
-                (opts.judge_model or "videophy_2_auto") if judging else None,
+                (opts.judge_model or "videophy_2_auto") if judging and want_judge else None,
                 opts.local_generators,
                 opts.local_evaluators,
                 opts.local_generator_args,
                 opts.local_evaluator_args,
                 opts.startup_timeout_s,
+                videocon_model=opts.videocon_model if judging and want_videocon else None,
             )
             gen_addrs, eval_addrs = await local.start(opts.client)
             gen_targets, judge_targets = (
@@ -216,9 +319,19 @@ async def run(opts: RunOptions) -> int:
             gen_targets = _targets(opts.generators, "--generators")
             judge_targets = _targets(opts.evaluators, "--evaluators") if judging else []
         gen_info = await first_info("generator", gen_targets, opts.client, opts.startup_timeout_s)
-        judge_info: ReplicaInfo | None = None
+        judge_infos: dict[str, ReplicaInfo] = {}
         if judge_targets:
-            judge_info = await first_info("evaluator", judge_targets, opts.client, opts.startup_timeout_s)
+            try:
+                judge_infos = await evaluator_infos(
+                    judge_targets, opts.client, needed, opts.startup_timeout_s
+                )
+            except TasksUnserved as exc:
+                raise UsageError(str(exc)) from None
+        expected = _expected_tasks(judge_tasks, judge_infos)
+        judge_info = next((expected[t] for t in judge_tasks if t in AUTOEVAL_TASKS and t in expected), None)
+        videocon_info = next(
+            (expected[t] for t in judge_tasks if t in VIDEOCON_TASKS and t in expected), None
+        )
         if opts.model and gen_info.preset != opts.model:
             raise UsageError(
                 f"--model {opts.model}: the generators serve {gen_info.preset!r} ({gen_info.model_id})"
@@ -234,6 +347,9 @@ async def run(opts: RunOptions) -> int:
             judge_revision=judge_info.revision if judge_info else "",
             run_seed=opts.run_seed,
             prompt_set_sha256=ps.sha256,
+            judge_tasks=judge_tasks_cfg if judge_targets else None,
+            videocon_model=videocon_info.model_id if videocon_info else None,
+            videocon_revision=videocon_info.revision if videocon_info else "",
         )
         ledger.check_config(config.as_dict())
         ledger.set_meta("prompt_set", ps.describe())
@@ -254,6 +370,7 @@ async def run(opts: RunOptions) -> int:
         dispatch_opts.output_prefix = prefix
         dispatch_opts.overrides = dict(opts.overrides)
         dispatch_opts.negative_prompt = opts.negative_prompt
+        dispatch_opts.judge_tasks = judge_tasks
         dispatcher = Dispatcher(
             ledger,
             storage,
@@ -262,11 +379,11 @@ async def run(opts: RunOptions) -> int:
             judge_targets,
             dispatch_opts,
             expected_generator=gen_info.model_key(),
-            expected_judge=judge_info.model_key() if judge_info else None,
+            expected_tasks={t: info.model_key() for t, info in expected.items()},
         )
         dispatcher.seen[gen_info.address] = gen_info
-        if judge_info:
-            dispatcher.seen[judge_info.address] = judge_info
+        for info in expected.values():
+            dispatcher.seen[info.address] = info
         manifest.write(
             run_dir,
             config=config.as_dict(),
@@ -284,10 +401,13 @@ async def run(opts: RunOptions) -> int:
         log.info("run finished: %s", ", ".join(f"{k} {v}" for k, v in counts.items()))
         return 0
     finally:
-        if progress is not None:
-            progress.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await progress
+        for task in (progress, metrics_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        if metrics is not None:
+            metrics.close()
         if local is not None:
             local.stop()
         try:

@@ -18,6 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 HERE = Path(__file__).resolve().parent
 SLOW = HERE / "slow_generator.py"
+TASK_EVALUATOR = HERE / "task_evaluator.py"
 
 
 @dataclass
@@ -108,7 +109,11 @@ class Services:
         )
         return self._start("generator", [*argv, "--model", "tiny", "--no-warmup"], port)
 
-    def evaluator(self) -> Service:
+    def evaluator(self, tasks: str | None = None, preset: str = "") -> Service:
+        """The tiny evaluator; with `tasks`, one that serves only those (as model `preset`)."""
+        if tasks:
+            argv = [sys.executable, str(TASK_EVALUATOR), "--tasks", tasks]
+            return self._start("evaluator", [*argv, "--preset", preset or "tiny-" + tasks])
         return self._start("evaluator", [sys.executable, "-m", "services.evaluator", "--model", "tiny"])
 
     def stop(self) -> None:
@@ -132,6 +137,19 @@ def shared_services(tmp_path_factory):
     for svc in (*gens, ev):
         svc.wait_ready()
     yield s, gens, ev
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def pools(tmp_path_factory):
+    """A slowed tiny generator, an evaluator serving sa/pc/rule and one serving the videocon tasks."""
+    s = Services(tmp_path_factory.mktemp("pools") / "storage")
+    gen = s.generator(delay=0.4)
+    autoeval = s.evaluator("sa,pc,rule", "tiny-autoeval")
+    videocon = s.evaluator("videocon_sa,videocon_pc", "tiny-videocon")
+    for svc in (gen, autoeval, videocon):
+        svc.wait_ready()
+    yield s, gen, autoeval, videocon
     s.stop()
 
 

@@ -298,11 +298,17 @@ def test_local_mode_runs_and_stops_its_services(tmp_path, port_is_ready):
                 "--out",
                 str(run_dir),
                 "--no-progress",
+                "--judge-tasks",
+                "sa,pc,videocon_sa,videocon_pc",  # the tiny judge serves all five tasks
             ]
         )
         == 0
     )
     led = rows(run_dir)
     assert len(led) == 2 and {r["state"] for r in led} == {"judged"}
+    for r in results(run_dir):
+        assert 0.0 < float(r["videocon_sa"]) < 1.0 and 0.0 < float(r["videocon_pc"]) < 1.0
+        assert r["sa_parse"] and r["pc_parse"]
+    assert all(r["judge_attempts"] == 1 for r in led)  # one evaluator serves all: one call per video
     for port_file in (run_dir / "logs").glob("*.port"):
         assert not port_is_ready(f"127.0.0.1:{port_file.read_text().strip()}")
