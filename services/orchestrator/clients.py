@@ -87,6 +87,15 @@ class GeneratorClient(_Client):
             common_pb2.GetInfoRequest(), timeout=INFO_TIMEOUT_S, metadata=self.config.metadata
         )
 
+    async def prepare(
+        self, prompts: list[str], negative_prompt: str | None, timeout_s: float
+    ) -> generator_pb2.PrepareResponse:
+        """Have the replica encode these prompts now (its text encoder then leaves the per-video path)."""
+        req = generator_pb2.PrepareRequest(prompts=prompts)
+        if negative_prompt is not None:
+            req.negative_prompt = negative_prompt
+        return await self.stub.Prepare(req, timeout=timeout_s, metadata=self.config.metadata)
+
     async def generate(
         self, request: generator_pb2.GenerateRequest, timeout_s: float, on_progress: ProgressFn | None = None
     ) -> generator_pb2.GenerateResult:

@@ -152,6 +152,11 @@ class DispatchOptions:
     # Requested judge tasks (names, see ALL_TASKS); `rule` applies only to items that have a rule.
     judge_tasks: tuple[str, ...] = ("sa", "pc", "rule")
     verify_decode: bool = True
+    # Send every prompt of the run to each generator when it joins (Prepare), so all embeddings are
+    # encoded once up front; best effort: a replica that refuses still encodes on demand.
+    prepare_prompts: bool = True
+    prepare_batch: int = 64
+    prepare_deadline_s: float = 600.0
     # Threads that verify videos (sha256 + full decode; PyAV mostly releases the GIL). Few on purpose:
     # each one competes with the event loop for the GIL whenever the loop waits on a socket or SQLite.
     verify_threads: int = field(default_factory=lambda: max(1, min(4, (os.cpu_count() or 2) // 2)))
@@ -410,6 +415,7 @@ class Dispatcher:
         self._checks: set[asyncio.Task] = set()  # generated videos being verified and recorded
         self._last_check: dict[asyncio.Task, asyncio.Task] = {}  # worker -> its latest such task
         self._verifier = ThreadPoolExecutor(options.verify_threads, thread_name_prefix="verify")
+        self._gen_prompts: list[str] = []  # unique prompts of the generation stage, for Prepare
 
     # -- public ----------------------------------------------------------------------------------
     async def run(self, to_generate: list[WorkItem], to_judge: list[WorkItem]) -> None:
@@ -419,6 +425,7 @@ class Dispatcher:
         self._last_ready = {"generator": now, "evaluator": now}
         self._last_ready_task = dict.fromkeys(self.opts.judge_tasks, now)
         self._remaining = len(to_generate) + len(to_judge)
+        self._gen_prompts = list(dict.fromkeys(item.gen_prompt for item in to_generate))
         for item in to_generate:
             self.queues["generator"].put_nowait(item)
         for item in to_judge:
@@ -562,9 +569,31 @@ class Dispatcher:
         if rep.kind == "evaluator":
             log.info("evaluator %s answers %s", rep.address, ",".join(sorted(rep.serves)))
             self.jobs.replan(self._pools())
+        if rep.kind == "generator":
+            await self._prepare(rep)
         worker = self._gen_worker if rep.kind == "generator" else self._judge_worker
         for _ in range(rep.info.capacity):
             rep.tasks.append(asyncio.create_task(worker(rep)))
+
+    async def _prepare(self, rep: _Replica) -> None:
+        """Encode the run's prompts on a joining generator, in batches; failures only cost speed."""
+        if not self.opts.prepare_prompts or not self._gen_prompts:
+            return
+        assert isinstance(rep.client, GeneratorClient)
+        t0, encoded = time.monotonic(), 0
+        for i in range(0, len(self._gen_prompts), self.opts.prepare_batch):
+            chunk = self._gen_prompts[i : i + self.opts.prepare_batch]
+            try:
+                resp = await rep.client.prepare(
+                    chunk, self.opts.negative_prompt, self.opts.prepare_deadline_s
+                )
+            except grpc.aio.AioRpcError as exc:
+                log.warning("generator %s: Prepare failed (%s: %s); it encodes prompts on demand",
+                            rep.address, exc.code().name, exc.details())
+                return
+            encoded += resp.encoded
+        log.info("generator %s: %d prompts prepared (%d newly encoded) in %.1fs", rep.address,
+                 len(self._gen_prompts), encoded, time.monotonic() - t0)
 
     async def _stop_all(self) -> None:
         tasks = [t for pool in self.replicas.values() for r in pool.values() for t in r.tasks]

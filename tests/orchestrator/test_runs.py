@@ -312,3 +312,29 @@ def test_local_mode_runs_and_stops_its_services(tmp_path, port_is_ready):
     assert all(r["judge_attempts"] == 1 for r in led)  # one evaluator serves all: one call per video
     for port_file in (run_dir / "logs").glob("*.port"):
         assert not port_is_ready(f"127.0.0.1:{port_file.read_text().strip()}")
+
+
+def test_joining_generator_is_sent_every_prompt_up_front(services):
+    """Prepare encodes the run's prompts when a generator joins, before any Generate: here every
+    Generate is refused (frames not 4k+1) before encoding, yet the replica then has them all cached."""
+    import asyncio
+
+    from services.common.channel import ClientConfig
+    from services.orchestrator.clients import GeneratorClient
+
+    gen = services.generator().wait_ready()
+    args = run_args(services.root, "prep", gen.address, "--limit", "3", "--no-judge", "--num-frames", "10")
+    assert main(args) == 0
+    led = rows(services.root / "runs" / "prep")
+    assert {r["state"] for r in led} == {"failed"} and all("num_frames" in r["errors"] for r in led)
+    captions = [r["gen_prompt"] for r in led]
+
+    async def ask() -> tuple[int, int]:
+        client = GeneratorClient(gen.address, ClientConfig())
+        try:
+            resp = await client.prepare(captions, None, 30)
+        finally:
+            await client.close()
+        return resp.encoded, resp.cached
+
+    assert asyncio.run(ask()) == (0, 4)  # the 3 prompts and the negative prompt were already encoded
