@@ -263,10 +263,33 @@ def make_run_job(docs: Sequence[dict[str, Any]], spec: RunSpec) -> dict[str, Any
         else:
             args += [flag, value]
     container["args"] = [*args, *(k8s_literal(a) for a in spec.extra_args)]
-    # The run-config values are baked in above; keep the pod independent of later ConfigMap edits.
-    container["env"] = [e for e in container.get("env", [])
-                        if e.get("valueFrom", {}).get("configMapKeyRef", {}).get("name") != RUN_CONFIG]
+    # The run-config values are baked in; keep the pod independent of later ConfigMap edits.
+    container["env"] = bake_run_config_env(container.get("env", []), config)
     return job
+
+
+# run-config keys the Job passes as `$(VAR)` arguments, which make_run_job replaces with literals.
+ARG_KEYS = frozenset({"RUN_NAME", "PROMPTS", "GENERATORS", "EVALUATORS"})
+
+
+def bake_run_config_env(env: Sequence[dict[str, Any]], config: dict[str, str]) -> list[dict[str, Any]]:
+    """Drop the env entries feeding the baked arguments; turn other run-config refs into literals.
+
+    E.g. the videocon-evaluator component's VIDEOPHY_JUDGE_TASKS (run-config key JUDGE_TASKS) becomes
+    a plain value, so a retried pod judges the same tasks whatever happens to the ConfigMap.
+    """
+    out = []
+    for e in env:
+        ref = e.get("valueFrom", {}).get("configMapKeyRef", {})
+        if ref.get("name") != RUN_CONFIG:
+            out.append(e)
+        elif e.get("name") in ARG_KEYS:
+            continue
+        elif ref.get("key") in config:
+            out.append({"name": e["name"], "value": k8s_literal(config[ref["key"]])})
+        elif not ref.get("optional"):
+            raise ClusterError(f"{RUN_CONFIG} has no key {ref.get('key')!r} (needed for {e.get('name')})")
+    return out
 
 
 def fetch_pod(job: dict[str, Any], run: str, image: str | None = None) -> dict[str, Any]:

@@ -307,7 +307,7 @@ def test_missing_kubectl(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
 # --- against the real renderer and validator -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("overlay", ["dev", "gpu", "gpu-autoscale"])
+@pytest.mark.parametrize("overlay", ["dev", "gpu", "gpu-autoscale", "gpu-two-judges"])
 def test_rendered_run_job_and_fetch_pod_validate(overlay: str, tmp_path: Path) -> None:
     kubectl = require_tool("kubectl")
     k = cluster.Kubectl(binary=kubectl)
@@ -324,3 +324,46 @@ def test_rendered_run_job_and_fetch_pod_validate(overlay: str, tmp_path: Path) -
     out.write_text(cluster.dump_documents([job, pod]))
     proc = subprocess.run([tool, "-k", K8S_VERSION, "--strict", str(out)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_run_job_bakes_judge_tasks_and_both_evaluator_pools() -> None:
+    kubectl = require_tool("kubectl")
+    docs = cluster.render_overlay(cluster.Kubectl(binary=kubectl), K8S / "overlays" / "gpu-two-judges")
+    job = cluster.make_run_job(docs, cluster.RunSpec(name="two", prompts="videophy2"))
+    (c,) = job["spec"]["template"]["spec"]["containers"]
+    args = c["args"]
+    assert args[args.index("--evaluators") + 1] == (
+        "dns:///evaluator.videophy.svc.cluster.local:50052,"
+        "dns:///evaluator-videocon.videophy.svc.cluster.local:50052")
+    env = {e["name"]: e for e in c["env"]}
+    # A literal, not a ConfigMap reference: a retried pod judges the same tasks.
+    assert env["VIDEOPHY_JUDGE_TASKS"] == {"name": "VIDEOPHY_JUDGE_TASKS",
+                                           "value": "sa,pc,videocon_sa,videocon_pc"}
+    assert not [e for e in c["env"] if "valueFrom" in e and
+                e["valueFrom"].get("configMapKeyRef", {}).get("name") == cluster.RUN_CONFIG]
+
+
+def test_run_job_keeps_the_metrics_port() -> None:
+    kubectl = require_tool("kubectl")
+    docs = cluster.render_overlay(cluster.Kubectl(binary=kubectl), K8S / "overlays" / "gpu-autoscale")
+    job = cluster.make_run_job(docs, cluster.RunSpec(name="scaled", prompts="videophy2"))
+    (c,) = job["spec"]["template"]["spec"]["containers"]
+    assert {"name": "metrics", "containerPort": 9090, "protocol": "TCP"} in c["ports"]
+    assert {"name": "VIDEOPHY_METRICS_PORT", "value": "9090"} in c["env"]
+    # The PodMonitor selects the run's pods too (it matches name + component, not the Job's name).
+    (pm,) = [d for d in docs if d["kind"] == "PodMonitor"]
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    assert pm["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+
+def test_missing_run_config_key_is_an_error() -> None:
+    env = [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": cluster.RUN_CONFIG, "key": "NOPE"}}},
+           {"name": "GENERATORS", "valueFrom": {"configMapKeyRef": {"name": cluster.RUN_CONFIG,
+                                                                     "key": "GENERATORS"}}},
+           {"name": "Y", "valueFrom": {"configMapKeyRef": {"name": cluster.RUN_CONFIG, "key": "OPT",
+                                                            "optional": True}}},
+           {"name": "Z", "value": "$(kept)"}]
+    with pytest.raises(cluster.ClusterError, match="NOPE"):
+        cluster.bake_run_config_env(env, {"GENERATORS": "g"})
+    assert cluster.bake_run_config_env(env[1:], {"GENERATORS": "g"}) == [{"name": "Z", "value": "$(kept)"}]
+    assert cluster.bake_run_config_env(env[:1], {"NOPE": "$(a)"}) == [{"name": "X", "value": "$$(a)"}]

@@ -24,8 +24,20 @@ from deploy_support import (
     require_tool,
 )
 
+from services.orchestrator.discovery import parse_targets
+
 IDS = [str(p.relative_to(p.parents[1])) if p.parent.name == "overlays" else "base" for p in KUSTOMIZATIONS]
 SERVICES = {"generator": 50051, "evaluator": 50052}
+# Optional services (kustomize components) and their gRPC ports; checked like SERVICES where present.
+OPTIONAL_SERVICES = {"evaluator-videocon": 50052}
+# Plaintext grpc.health.v1 port (VIDEOPHY_HEALTH_BIND) the probes use, so they survive TLS on the gRPC port.
+HEALTH_PORT = 8081
+# Judge tasks each evaluator model serves (services/evaluator/judge.py presets).
+MODEL_TASKS = {
+    "tiny": {"sa", "pc", "rule", "videocon_sa", "videocon_pc"},
+    "videophy_2_auto": {"sa", "pc", "rule"},
+    "videocon_physics": {"videocon_sa", "videocon_pc"},
+}
 # Longest single item per model preset, in seconds on one H100 (docs/deploy.md). VIDEOPHY_GRACE_S must
 # cover it, so a SIGTERM (scale-down, drain, rollout) never throws away a nearly finished video.
 ITEM_BUDGET_S = {
@@ -41,7 +53,7 @@ MIN_MODEL_LOAD_S = {"cpu": 5 * 60, "gpu": 20 * 60}
 
 def test_every_overlay_is_covered() -> None:
     names = {p.name for p in OVERLAYS}
-    assert {"dev", "gpu"} <= names
+    assert {"dev", "gpu", "gpu-two-judges"} <= names
 
 
 @pytest.fixture(scope="module", params=KUSTOMIZATIONS, ids=IDS)
@@ -52,8 +64,19 @@ def rendered(request: pytest.FixtureRequest) -> tuple[Path, list[dict[str, Any]]
 def _deployment_parts(docs: list[dict[str, Any]], name: str) -> tuple[dict, dict, dict[str, str]]:
     dep = one(docs, "Deployment", name)
     spec = dep["spec"]["template"]["spec"]
-    (container,) = [c for c in spec["containers"] if c["name"] == name]
+    (container,) = [c for c in spec["containers"] if c["name"] == _container_name(name)]
     return spec, container, container_env(container, docs)
+
+
+def _services(docs: list[dict[str, Any]]) -> dict[str, int]:
+    """The base's services plus every optional one this rendering deploys: name -> gRPC port."""
+    deployed = {d["metadata"]["name"] for d in find(docs, "Deployment")}
+    return {**SERVICES, **{n: p for n, p in OPTIONAL_SERVICES.items() if n in deployed}}
+
+
+def _container_name(name: str) -> str:
+    # The videocon evaluator runs the evaluator image in a container of the same name.
+    return "evaluator" if name.startswith("evaluator") else name
 
 
 def _uses_gpu(env: dict[str, str]) -> bool:
@@ -128,7 +151,7 @@ def test_checkov_passes_with_explained_skips(tmp_path: Path) -> None:
 
 def test_gpu_containers_have_gpu_limits(rendered: tuple[Path, list[dict[str, Any]]]) -> None:
     _, docs = rendered
-    for name in SERVICES:
+    for name in _services(docs):
         spec, c, env = _deployment_parts(docs, name)
         res = c.get("resources", {})
         limit = res.get("limits", {}).get("nvidia.com/gpu")
@@ -150,17 +173,22 @@ def test_gpu_containers_have_gpu_limits(rendered: tuple[Path, list[dict[str, Any
 
 def test_probes_use_the_grpc_health_service(rendered: tuple[Path, list[dict[str, Any]]]) -> None:
     _, docs = rendered
-    for name, port in SERVICES.items():
+    for name, port in _services(docs).items():
         _, c, env = _deployment_parts(docs, name)
         ports = {p["name"]: p["containerPort"] for p in c["ports"]}
         assert ports["grpc"] == port
-        assert env["VIDEOPHY_BIND"] == f"0.0.0.0:{port}", "the server must listen where the probes knock"
+        assert env["VIDEOPHY_BIND"] == f"0.0.0.0:{port}", f"{name}: the Service targets the gRPC port"
+        # Probes knock on the plaintext health-only port, which keeps answering when TLS is turned on
+        # for the gRPC port (VIDEOPHY_TLS_CERT/KEY): the kubelet's gRPC probes cannot speak TLS.
+        assert ports["health"] == HEALTH_PORT != port, f"{name}: a separate health port"
+        assert env.get("VIDEOPHY_HEALTH_BIND") == f"0.0.0.0:{HEALTH_PORT}", \
+            f"{name}: the health server must listen (on the pod IP) where the probes knock"
         for probe_name in ("startupProbe", "readinessProbe"):
             probe = c[probe_name]
-            assert probe["grpc"] == {"port": port, "service": "readiness"}, f"{name}.{probe_name}"
+            assert probe["grpc"] == {"port": HEALTH_PORT, "service": "readiness"}, f"{name}.{probe_name}"
         live = c["livenessProbe"]["grpc"]
         # "" = the overall status, which stays SERVING through the drain.
-        assert live["port"] == port and live.get("service", "") == "", f"{name}.livenessProbe"
+        assert live["port"] == HEALTH_PORT and live.get("service", "") == "", f"{name}.livenessProbe"
         startup = c["startupProbe"]
         budget = startup.get("periodSeconds", 10) * startup.get("failureThreshold", 3)
         need = MIN_MODEL_LOAD_S["gpu" if _uses_gpu(env) else "cpu"]
@@ -169,12 +197,15 @@ def test_probes_use_the_grpc_health_service(rendered: tuple[Path, list[dict[str,
 
 def test_grace_period_outlasts_one_item(rendered: tuple[Path, list[dict[str, Any]]]) -> None:
     _, docs = rendered
-    for name in SERVICES:
+    for name in _services(docs):
         spec, _, env = _deployment_parts(docs, name)
         model = env["VIDEOPHY_MODEL"]
         assert model in ITEM_BUDGET_S, f"{name}: add {model!r} to ITEM_BUDGET_S"
         grace = float(env["VIDEOPHY_GRACE_S"])
-        assert grace >= ITEM_BUDGET_S[model], f"{name}: grace {grace}s < one {model} item"
+        # A generator also holds `--queue-depth` admitted requests (default 1); a drain finishes them too.
+        items = 1 + int(env.get("VIDEOPHY_QUEUE_DEPTH", "1")) if name == "generator" else 1
+        need = items * ITEM_BUDGET_S[model]
+        assert grace >= need, f"{name}: grace {grace}s < {items} {model} item(s) ({need}s)"
         # SIGKILL must come after the server's own drain deadline, with room for endpoint propagation.
         assert spec["terminationGracePeriodSeconds"] >= grace + 30, name
 
@@ -188,7 +219,9 @@ def test_security_context_everywhere(rendered: tuple[Path, list[dict[str, Any]]]
 def test_headless_services_match_discovery(rendered: tuple[Path, list[dict[str, Any]]]) -> None:
     _, docs = rendered
     config = one(docs, "ConfigMap", "run-config")["data"]
-    for name, port in SERVICES.items():
+    services = _services(docs)
+    expected_targets: dict[str, set[str]] = {"GENERATORS": set(), "EVALUATORS": set()}
+    for name, port in services.items():
         svc = one(docs, "Service", name)
         dep = one(docs, "Deployment", name)
         assert svc["spec"]["clusterIP"] == "None", f"{name}: discovery needs one DNS record per pod"
@@ -198,8 +231,15 @@ def test_headless_services_match_discovery(rendered: tuple[Path, list[dict[str, 
         (sport,) = svc["spec"]["ports"]
         assert sport["port"] == port and sport.get("appProtocol") == "grpc"
         ns = svc["metadata"]["namespace"]
-        expected = f"dns:///{name}.{ns}.svc.cluster.local:{port}"
-        assert config[f"{name.upper()}S"] == expected, f"run-config must point at the {name} Service"
+        key = "GENERATORS" if name == "generator" else "EVALUATORS"
+        expected_targets[key].add(f"dns:///{name}.{ns}.svc.cluster.local:{port}")
+    for key, expected in expected_targets.items():
+        # The orchestrator's syntax: a comma list of targets (services/orchestrator/discovery.py).
+        targets = parse_targets(config[key])
+        assert all(tg.dns for tg in targets), f"{key}: headless Services are dns:/// targets"
+        listed = {f"dns:///{tg.host}:{tg.port}" for tg in targets}
+        assert len(listed) == len(targets), f"{key} lists a target twice"
+        assert listed == expected, f"run-config {key} must list exactly the Services {sorted(expected)}"
 
 
 def test_orchestrator_job_resumes_safely(rendered: tuple[Path, list[dict[str, Any]]]) -> None:
@@ -250,7 +290,7 @@ def test_volumes_are_shared(rendered: tuple[Path, list[dict[str, Any]]]) -> None
 
 def test_disruption_budgets(rendered: tuple[Path, list[dict[str, Any]]]) -> None:
     _, docs = rendered
-    for name in SERVICES:
+    for name in _services(docs):
         pdb = one(docs, "PodDisruptionBudget", name)
         labels = one(docs, "Deployment", name)["spec"]["template"]["metadata"]["labels"]
         assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
@@ -268,7 +308,7 @@ def test_only_the_orchestrator_reaches_the_services(rendered: tuple[Path, list[d
     assert any(p["spec"]["podSelector"] == {} and "Ingress" in p["spec"]["policyTypes"]
                and not p["spec"].get("ingress") for p in policies), "no default-deny ingress policy"
     orch = one(docs, "Job", "videophy-run")["spec"]["template"]["metadata"]["labels"]
-    for name, port in SERVICES.items():
+    for name, port in _services(docs).items():
         labels = one(docs, "Deployment", name)["spec"]["template"]["metadata"]["labels"]
         selecting = [p for p in policies if _selects(p, labels) and p["spec"]["podSelector"]]
         assert selecting, f"no policy admits the orchestrator to {name}"
@@ -310,3 +350,73 @@ def test_autoscaler_owns_generator_replicas() -> None:
     assert so["spec"]["scaleTargetRef"]["name"] == "generator"
     assert "replicas" not in one(docs, "Deployment", "generator")["spec"], "KEDA owns spec.replicas"
     assert "evaluator" not in {s["spec"]["scaleTargetRef"]["name"] for s in find(docs, "ScaledObject")}
+
+
+def test_judge_tasks_are_served_by_the_listed_evaluators(rendered: tuple[Path, list[dict[str, Any]]]) -> None:
+    """Every task the run asks for is served by a model some listed evaluator pool runs."""
+    _, docs = rendered
+    (c,) = one(docs, "Job", "videophy-run")["spec"]["template"]["spec"]["containers"]
+    env = container_env(c, docs)
+    # Unset: the orchestrator's default, sa,pc (+ rule when the prompt set has rules): AutoEval's tasks.
+    tasks = set((env.get("VIDEOPHY_JUDGE_TASKS") or "sa,pc").split(","))
+    listed = {tg.host.split(".")[0] for tg in parse_targets(env["EVALUATORS"])}
+    served: set[str] = set()
+    for name in listed:
+        model = _deployment_parts(docs, name)[2]["VIDEOPHY_MODEL"]
+        assert model in MODEL_TASKS, f"{name}: add {model!r} to MODEL_TASKS"
+        served |= MODEL_TASKS[model]
+    assert tasks <= served, f"no listed evaluator serves {sorted(tasks - served)}"
+
+
+def test_two_judges_overlay() -> None:
+    docs = render_docs(next(p for p in OVERLAYS if p.name == "gpu-two-judges"))
+    models = {n: _deployment_parts(docs, n)[2]["VIDEOPHY_MODEL"] for n in ("evaluator", "evaluator-videocon")}
+    assert models == {"evaluator": "videophy_2_auto", "evaluator-videocon": "videocon_physics"}
+    # One image for both pools, copied from the (pinned) evaluator Deployment.
+    images = {_deployment_parts(docs, n)[1]["image"] for n in models}
+    assert len(images) == 1 and images.pop().startswith("registry.example.com/"), "evaluator images differ"
+    # Each pool's Service selects its own pods only: a mixed pool would route tasks to the wrong model.
+    for name in models:
+        sel = one(docs, "Service", name)["spec"]["selector"]
+        for other in models:
+            labels = one(docs, "Deployment", other)["spec"]["template"]["metadata"]["labels"]
+            assert (sel.items() <= labels.items()) == (name == other), f"Service {name} selects {other}"
+    (c,) = one(docs, "Job", "videophy-run")["spec"]["template"]["spec"]["containers"]
+    env = container_env(c, docs)
+    assert env["VIDEOPHY_JUDGE_TASKS"] == "sa,pc,videocon_sa,videocon_pc"
+    assert one(docs, "Deployment", "evaluator-videocon")["spec"]["replicas"] >= 1
+    spec = one(docs, "Deployment", "evaluator-videocon")["spec"]["template"]["spec"]
+    required = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    terms = required["nodeSelectorTerms"]
+    assert "nvidia.com/gpu.memory" in {e["key"] for t in terms for e in t["matchExpressions"]}
+
+
+def test_metrics_port_matches_the_scrape_config(rendered: tuple[Path, list[dict[str, Any]]]) -> None:
+    """Where a PodMonitor scrapes the orchestrator, the Job serves /metrics on that named port."""
+    _, docs = rendered
+    monitors = find(docs, "PodMonitor")
+    job = one(docs, "Job", "videophy-run")
+    pod = job["spec"]["template"]
+    (c,) = pod["spec"]["containers"]
+    env = container_env(c, docs)
+    if not monitors:
+        assert "VIDEOPHY_METRICS_PORT" not in env, "metrics served but nothing scrapes them"
+        return
+    (pm,) = monitors
+    assert pm["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert pm["metadata"]["namespace"] == job["metadata"]["namespace"]
+    ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+    for ep in pm["spec"]["podMetricsEndpoints"]:
+        assert ep.get("path", "/metrics") == "/metrics"
+        assert ports.get(ep["port"]) == int(env["VIDEOPHY_METRICS_PORT"]), "scraped port != --metrics-port"
+    assert "--metrics-port" not in c.get("args", []), "one source of truth: VIDEOPHY_METRICS_PORT"
+    port = int(env["VIDEOPHY_METRICS_PORT"])
+    admitted = [p for p in find(docs, "NetworkPolicy") if _selects(p, pod["metadata"]["labels"])
+                and p["spec"]["podSelector"]
+                and any(pt["port"] == port for r in p["spec"].get("ingress", []) for pt in r["ports"])]
+    assert admitted, "no NetworkPolicy admits Prometheus to the metrics port"
+    for so in find(docs, "ScaledObject"):
+        for trig in so["spec"]["triggers"]:
+            query = trig["metadata"]["query"]
+            ns = job["metadata"]["namespace"]
+            assert "videophy_pending_items" in query and f'namespace="{ns}"' in query
