@@ -80,10 +80,70 @@ def score_stats(df: pd.DataFrame) -> dict[str, Any]:
         count = int(taxonomy.get(name, 0))
         out[f"n_{name}"] = count
         out[f"share_{name}"] = count / n if n else float("nan")
-    for col in ("videocon_sa", "videocon_pc"):
-        values = ok[col].dropna()
-        if len(values):
-            out[f"mean_{col}"] = float(values.mean())
+    return out
+
+
+#: VideoCon-Physics statistics (P(yes), 0..1) and the item column each is the mean of
+VIDEOCON_STATS = {
+    "videocon_sa": "videocon_sa",
+    "videocon_pc": "videocon_pc",
+    "videocon_combined": "videocon_combined",
+}
+VIDEOCON_LABELS = {
+    "videocon_sa": "VideoCon SA",
+    "videocon_pc": "VideoCon PC",
+    "videocon_combined": "VideoCon combined (SA+PC)/2",
+}
+
+
+def has_videocon(df: pd.DataFrame) -> bool:
+    """True when any item of ``df`` carries a VideoCon-Physics score (a run judged by the second judge)."""
+    return any(col in df.columns and bool(df[col].notna().any()) for col in ("videocon_sa", "videocon_pc"))
+
+
+def videocon_items(df: pd.DataFrame) -> pd.DataFrame:
+    """The items whose VideoCon scores count: every item but failed ones, with ``videocon_combined`` =
+    (videocon_sa + videocon_pc) / 2 where both are present (NaN otherwise).
+
+    VideoCon scores do not depend on the AutoEval answers: an item whose AutoEval answer is unparseable
+    or missing still counts here when VideoCon judged it; an item without a VideoCon score does not.
+    """
+    out = df[df["status"] != "failed"]
+    return out.assign(videocon_combined=(out["videocon_sa"] + out["videocon_pc"]) / 2)
+
+
+def videocon_stats(
+    df: pd.DataFrame, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED
+) -> dict[str, Any]:
+    """VideoCon-Physics means of the items in ``df`` (``n_boot = 0`` skips the CIs).
+
+    Keys: ``n_items``; ``n_videocon_sa``/``n_videocon_pc`` (items with that score),
+    ``n_videocon`` (items with both, the denominator of ``videocon_combined``), ``videocon_coverage``
+    = n_videocon / n_items; ``videocon_sa``, ``videocon_pc``, ``videocon_combined`` with
+    ``*_boot_lo``/``*_boot_hi`` (seeded action-cluster bootstrap, shared resamples) and
+    ``n_videocon_clusters``. Each mean uses only the items carrying its score.
+    """
+    items = videocon_items(df)
+    n_items = len(df)
+    out: dict[str, Any] = {"n_items": n_items}
+    for name, col in VIDEOCON_STATS.items():
+        values = items[col].dropna()
+        key = "n_videocon" if name == "videocon_combined" else f"n_{name}"
+        out[key] = len(values)
+        out[name] = _mean(values)
+    out["videocon_coverage"] = out["n_videocon"] / n_items if n_items else float("nan")
+    judged = items[items["videocon_sa"].notna() | items["videocon_pc"].notna()]
+    out["n_videocon_clusters"] = int(judged["cluster"].nunique())
+    if n_boot:
+        cis = cluster_bootstrap(
+            {name: judged[col].to_numpy(float) for name, col in VIDEOCON_STATS.items()},
+            judged["cluster"].tolist(),
+            n_boot=n_boot,
+            seed=seed,
+        )
+        for name, (low, high) in cis.items():
+            out[f"{name}_boot_lo"] = low
+            out[f"{name}_boot_hi"] = high
     return out
 
 
@@ -127,6 +187,15 @@ def subset_table(
             row.update(bootstrap_stats(part, n_boot=n_boot, seed=seed))
         rows.append(row)
     return rows
+
+
+def videocon_subset_table(
+    df: pd.DataFrame, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED
+) -> list[dict[str, Any]]:
+    """One row per subset (as :func:`subsets`): :func:`videocon_stats`. Empty when nothing has VideoCon."""
+    if not has_videocon(df):
+        return []
+    return [{"subset": name, **videocon_stats(part, n_boot=n_boot, seed=seed)} for name, part in subsets(df)]
 
 
 def rule_distribution(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -366,8 +435,8 @@ def _json_number(value: Any) -> Any:
     return value
 
 
-def summarize(df: pd.DataFrame) -> dict[str, Any]:
-    """Headline numbers of a run for ``summary.json`` (cheap: no bootstrap).
+def summarize(df: pd.DataFrame, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED) -> dict[str, Any]:
+    """Headline numbers of a run for ``summary.json`` (cheap: the only bootstrap is VideoCon's).
 
     Accepts a raw or typed results frame. Keys: ``n`` (scored items), ``n_items``, ``coverage``,
     ``n_failed``, ``n_unparseable``, ``n_not_judged``, ``n_prompts``, ``n_seeds``, ``joint`` with
@@ -376,9 +445,17 @@ def summarize(df: pd.DataFrame) -> dict[str, Any]:
     ``share_*``, and for the hard and easy subsets ``joint_hard``, ``n_hard``, ``mean_sa_hard``,
     ``mean_pc_hard`` (same with ``_easy``). Proportions are fractions; undefined values are ``None``.
 
+    Only when some item has a VideoCon-Physics score (:func:`has_videocon`): ``videocon_sa``,
+    ``videocon_pc``, ``videocon_combined`` (means of P(yes) over the items carrying the score) with
+    ``*_boot_lo``/``*_boot_hi`` (seeded action-cluster bootstrap, ``n_boot`` resamples, ``seed``),
+    ``n_videocon_sa``, ``n_videocon_pc``, ``n_videocon`` (both scores), ``videocon_coverage`` and
+    ``n_videocon_clusters``; and the same with ``_hard`` / ``_easy`` appended (``videocon_sa_hard``,
+    ``videocon_sa_hard_boot_lo``, ``n_videocon_hard``, ...). A run without VideoCon gets none of them.
+
     The headline pools every item of ``df``; when ``df`` holds several (arm, round) conditions,
     ``by_condition`` adds one entry per condition (``arm``, ``round``, ``n``, ``n_items``, ``coverage``,
-    ``joint``, ``mean_sa``, ``mean_pc``) so that arms are never silently mixed.
+    ``joint``, ``mean_sa``, ``mean_pc``, and ``videocon_sa``/``videocon_pc``/``videocon_combined``/
+    ``n_videocon`` when the run has VideoCon scores) so that arms are never silently mixed.
     """
     if "status" not in df.columns:
         df = prepare_results(df)
@@ -390,18 +467,30 @@ def summarize(df: pd.DataFrame) -> dict[str, Any]:
         out[f"n_{name}"] = stats["n"]
         out[f"mean_sa_{name}"] = stats["mean_sa"]
         out[f"mean_pc_{name}"] = stats["mean_pc"]
+    videocon = has_videocon(df)
+    if videocon:
+        for name, part in subsets(df)[:3]:
+            stats = videocon_stats(part, n_boot=n_boot, seed=seed)
+            del stats["n_items"]
+            suffix = "" if name == "all" else f"_{name}"
+            for key, value in stats.items():
+                if key.endswith(("_boot_lo", "_boot_hi")):
+                    key = key[: -len("_boot_lo")] + suffix + key[-len("_boot_lo") :]
+                else:
+                    key += suffix
+                out[key] = value
     summary = {key: _json_number(value) for key, value in out.items()}
     groups = df.groupby(["arm", "round"], sort=True)
     if groups.ngroups > 1:
         summary["by_condition"] = []
         for (arm, round_), part in groups:
             stats = score_stats(part)
+            if videocon:
+                stats.update(videocon_stats(part, n_boot=0))
             entry = {"arm": str(arm), "round": int(round_)}
-            entry.update(
-                {
-                    k: _json_number(stats[k])
-                    for k in ("n", "n_items", "coverage", "joint", "mean_sa", "mean_pc")
-                }
-            )
+            keys = ["n", "n_items", "coverage", "joint", "mean_sa", "mean_pc"]
+            if videocon:
+                keys += ["videocon_sa", "videocon_pc", "videocon_combined", "n_videocon"]
+            entry.update({k: _json_number(stats[k]) for k in keys})
             summary["by_condition"].append(entry)
     return summary

@@ -13,6 +13,10 @@ actions, or prompts when the action is unknown) and a normal-approximation CI, a
 The minimum detectable effect at 80% power uses the observed discordance (McNemar) or the observed
 sd of the differences (means). Subset comparisons (hard, easy, categories) of the joint score get
 Holm-adjusted p-values over that family; ``all`` is the primary comparison and is not adjusted.
+
+When both conditions carry VideoCon-Physics scores, ``videocon`` adds the same row for mean VideoCon
+SA and PC (P(yes), 0..1): each is paired over the prompts where both conditions have that score
+(per-prompt means over seeds, failed items excluded), independently of the AutoEval pairing.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import pandas as pd
 from scipy import stats
 
 from .intervals import DEFAULT_BOOTSTRAP, DEFAULT_CONFIDENCE, DEFAULT_SEED, cluster_bootstrap, holm
-from .metrics import prompt_frame, subsets
+from .metrics import VIDEOCON_LABELS, has_videocon, prompt_frame, subsets, videocon_items
 from .power import DEFAULT_POWER, mcnemar_mde, mcnemar_power, mcnemar_sample_size, paired_mean_mde
 
 METRICS = {
@@ -36,6 +40,7 @@ METRICS = {
     "pc": "mean PC",
 }
 BINARY_METRICS = ("joint", "sa_pass", "pc_pass")
+VIDEOCON_METRICS = ("videocon_sa", "videocon_pc")
 POWER_DELTAS = (0.02, 0.03, 0.05, 0.10)
 _EPS = 1e-9
 _META = ("action", "is_hard", "category", "cluster", "caption")
@@ -101,7 +106,7 @@ def _metric_row(
     half = z * sd / math.sqrt(n) if n else float("nan")
     row: dict[str, Any] = {
         "metric": metric,
-        "label": METRICS[metric],
+        "label": METRICS.get(metric) or VIDEOCON_LABELS[metric],
         "n": n,
         "mean_a": float(a.mean()) if n else float("nan"),
         "mean_b": float(b.mean()) if n else float("nan"),
@@ -134,6 +139,49 @@ def _metric_row(
     return row
 
 
+def _videocon_prompt_frame(df: pd.DataFrame) -> pd.DataFrame:
+    items = videocon_items(df)
+    grouped = items.groupby("prompt_id", sort=True)
+    out = grouped[list(VIDEOCON_METRICS)].mean()
+    out["cluster"] = grouped["cluster"].first()
+    return out
+
+
+def compare_videocon(
+    a: pd.DataFrame,
+    b: pd.DataFrame,
+    n_boot: int = DEFAULT_BOOTSTRAP,
+    seed: int = DEFAULT_SEED,
+    confidence: float = DEFAULT_CONFIDENCE,
+    power: float = DEFAULT_POWER,
+) -> list[dict[str, Any]]:
+    """Paired rows (as in :func:`compare`) of mean VideoCon SA and PC; ``[]`` unless both have VideoCon.
+
+    Each metric is paired over the prompts where both A and B have it; its ``n`` is that count.
+    """
+    if not (has_videocon(a) and has_videocon(b)):
+        return []
+    pa, pb = _videocon_prompt_frame(a), _videocon_prompt_frame(b)
+    rows = []
+    for metric in VIDEOCON_METRICS:
+        shared = pa.index[pa[metric].notna()].intersection(pb.index[pb[metric].notna()]).sort_values()
+        joined = pd.DataFrame(
+            {
+                f"{metric}_a": pa.loc[shared, metric].astype(float),
+                f"{metric}_b": pb.loc[shared, metric].astype(float),
+            },
+            index=shared,
+        )
+        diff = (joined[f"{metric}_b"] - joined[f"{metric}_a"]).to_numpy(float)
+        clusters = pa.loc[shared, "cluster"].astype(str).tolist()
+        ci = cluster_bootstrap({metric: diff}, clusters, n_boot=n_boot, seed=seed, confidence=confidence)
+        row = _metric_row(joined, metric, ci[metric], confidence, power)
+        row["n_only_a"] = int(pa[metric].notna().sum()) - len(shared)
+        row["n_only_b"] = int(pb[metric].notna().sum()) - len(shared)
+        rows.append(row)
+    return rows
+
+
 def compare(
     a: pd.DataFrame,
     b: pd.DataFrame,
@@ -146,7 +194,8 @@ def compare(
 
     Returns ``counts`` (shared / only-A / only-B prompts), ``metrics`` (one row per metric),
     ``subsets`` (joint per subset with Holm-adjusted p), ``power`` (power and prompts needed for fixed
-    true gains at the observed discordance) and ``prompts`` (the per-prompt frame, for plots and CSV).
+    true gains at the observed discordance), ``prompts`` (the per-prompt frame, for plots and CSV) and
+    ``videocon`` (:func:`compare_videocon`: VideoCon SA/PC rows, ``[]`` unless both have VideoCon).
     """
     joined, counts = pair_prompts(a, b)
     clusters = joined["cluster"].astype(str).tolist()
@@ -206,4 +255,5 @@ def compare(
         "p_disc": p_disc,
         "mde_joint": joint["mde"],
         "prompts": joined,
+        "videocon": compare_videocon(a, b, n_boot=n_boot, seed=seed, confidence=confidence, power=power),
     }

@@ -20,6 +20,7 @@ from .metrics import (
     action_extremes,
     action_table,
     best_worst_actions,
+    has_videocon,
     lowest_videos,
     problem_rows,
     rule_distribution,
@@ -27,6 +28,7 @@ from .metrics import (
     seed_table,
     seed_variance,
     subset_table,
+    videocon_subset_table,
 )
 from .paired import compare
 
@@ -121,10 +123,87 @@ def _subset_columns(rows: list[dict[str, Any]]) -> list[Column]:
         Column("joint_official", "official joint", "pct"),
         Column("n_clusters", "actions", "int"),
     ]
-    for col, label in (("mean_videocon_sa", "VideoCon SA"), ("mean_videocon_pc", "VideoCon PC")):
-        if any(col in r for r in rows):
-            columns.append(Column(col, label, "num3"))
     return columns
+
+
+VIDEOCON_TABLE_COLUMNS = [
+    Column("subset", "subset"),
+    Column("n_items", "n items", "int"),
+    Column("n_videocon_sa", "n SA", "int"),
+    Column("n_videocon_pc", "n PC", "int"),
+    Column("n_videocon", "n both", "int"),
+    Column("videocon_coverage", "coverage (both)", "pct"),
+    Column("videocon_sa", "SA [95% CI]", "num3", ("videocon_sa_boot_lo", "videocon_sa_boot_hi")),
+    Column("videocon_pc", "PC [95% CI]", "num3", ("videocon_pc_boot_lo", "videocon_pc_boot_hi")),
+    Column(
+        "videocon_combined",
+        "combined (SA+PC)/2 [95% CI]",
+        "num3",
+        ("videocon_combined_boot_lo", "videocon_combined_boot_hi"),
+    ),
+    Column("n_videocon_clusters", "actions", "int"),
+]
+VIDEOCON_NOTE = (
+    "VideoCon-Physics (the VideoPhy-1 auto-rater) answers P(yes) in 0..1 for 'does the video entail the "
+    "caption' (SA) and 'does it follow the physical laws' (PC); the columns are means of P(yes), not "
+    "pass rates, and are not on the AutoEval 1-5 scale. Each mean uses the items carrying that score "
+    "(failed items excluded; an unparseable AutoEval answer does not exclude an item here); combined is "
+    "the mean of (SA + PC) / 2 over items with both. CIs: seeded action-cluster bootstrap."
+)
+#: VideoCon-Physics SA / PC published in the PhyT2V paper (round 1 = the model alone, round 4 = after
+#: PhyT2V's prompt refinement), as quoted in the project's seed report
+PUBLISHED_VIDEOCON = (
+    ("CogVideoX-5B", "round 1", 0.48, 0.26),
+    ("CogVideoX-5B + PhyT2V", "round 4", 0.59, 0.42),
+    ("VideoCrafter", "round 1", 0.24, 0.15),
+    ("VideoCrafter + PhyT2V", "round 4", 0.49, 0.33),
+    ("OpenSora", "round 1", 0.29, 0.17),
+    ("OpenSora + PhyT2V", "round 4", 0.47, 0.31),
+    ("CogVideoX-2B", "round 1", 0.22, 0.13),
+    ("CogVideoX-2B + PhyT2V", "round 4", 0.42, 0.29),
+)
+
+
+def videocon_reference_table(conds: list[Condition], rows: list[list[dict[str, Any]]]) -> Table:
+    """This project's conditions (all items) beside the published PhyT2V-paper VideoCon numbers."""
+    out = []
+    for cond, cond_rows in zip(conds, rows, strict=True):
+        if cond_rows:
+            whole = cond_rows[0]
+            out.append(
+                {
+                    "model": cond.label,
+                    "source": f"this project ({whole['n_videocon']} items with both scores)",
+                    "videocon_sa": whole["videocon_sa"],
+                    "videocon_pc": whole["videocon_pc"],
+                    "videocon_combined": whole["videocon_combined"],
+                }
+            )
+    for model, source, sa, pc in PUBLISHED_VIDEOCON:
+        out.append(
+            {
+                "model": model,
+                "source": f"PhyT2V paper, {source}",
+                "videocon_sa": sa,
+                "videocon_pc": pc,
+                "videocon_combined": (sa + pc) / 2,
+            }
+        )
+    return Table(
+        "videocon_reference",
+        "VideoCon-Physics (second judge): this project vs published",
+        [
+            Column("model", "model"),
+            Column("source", "source"),
+            Column("videocon_sa", "SA", "num3"),
+            Column("videocon_pc", "PC", "num3"),
+            Column("videocon_combined", "combined", "num3"),
+        ],
+        out,
+        note="Published rows are the PhyT2V paper's VideoCon-Physics scores (round 1 = the model alone, "
+        "round 4 = after PhyT2V refinement). They were measured on that paper's prompt set, not on these "
+        "prompts, so they are a reference point of scale, not a paired or significance-tested comparison.",
+    )
 
 
 def _taxonomy_table(prefix: str, rows: list[dict[str, Any]]) -> Table:
@@ -183,7 +262,41 @@ def _action_plot_rows(rows: list[dict[str, Any]], limit: int = 50) -> list[dict[
     return [*usable[:half], gap, *usable[-half:]]
 
 
-def condition_section(index: int, cond: Condition, subset_rows: list[dict[str, Any]], top_k: int) -> Section:
+def videocon_blocks(prefix: str, rows: list[dict[str, Any]]) -> list[Any]:
+    """The VideoCon-Physics table of a condition (``[]`` when it has no VideoCon score)."""
+    if not rows:
+        return []
+    blocks: list[Any] = []
+    whole = rows[0]
+    if whole["videocon_coverage"] < 1:
+        blocks.append(
+            Text(
+                f"VideoCon-Physics coverage: {whole['n_videocon_sa']} of {whole['n_items']} items have a "
+                f"VideoCon SA score, {whole['n_videocon_pc']} a PC score and {whole['n_videocon']} both "
+                f"({format_value(whole['videocon_coverage'], 'pct')}); items without a score are excluded "
+                "from its mean.",
+                "warning",
+            )
+        )
+    blocks.append(
+        Table(
+            f"{prefix}_videocon",
+            "VideoCon-Physics (second judge)",
+            VIDEOCON_TABLE_COLUMNS,
+            rows,
+            note=VIDEOCON_NOTE,
+        )
+    )
+    return blocks
+
+
+def condition_section(
+    index: int,
+    cond: Condition,
+    subset_rows: list[dict[str, Any]],
+    top_k: int,
+    videocon_rows: list[dict[str, Any]] | None = None,
+) -> Section:
     """Everything about one condition."""
     prefix = f"c{index}"
     df = cond.df
@@ -200,6 +313,7 @@ def condition_section(index: int, cond: Condition, subset_rows: list[dict[str, A
             )
         )
     blocks.append(Table(f"{prefix}_subsets", "Scores by subset", _subset_columns(subset_rows), subset_rows))
+    blocks += videocon_blocks(prefix, videocon_rows or [])
     blocks.append(_taxonomy_table(prefix, subset_rows))
     rules = rule_distribution(df)
     if sum(r["count"] for r in rules):
@@ -367,6 +481,27 @@ def verdict(label_a: str, label_b: str, joint: dict[str, Any]) -> str:
     )
 
 
+def _videocon_comparison_blocks(
+    prefix: str, base: Condition, other: Condition, rows: list[dict[str, Any]]
+) -> list[Any]:
+    if rows:
+        return [
+            Table(
+                f"{prefix}_videocon",
+                "VideoCon-Physics (second judge): paired differences",
+                [*METRIC_COLUMNS[:5], *METRIC_COLUMNS[7:]],
+                rows,
+                hidden=("metric", "n_only_a", "n_only_b"),
+                note="Mean P(yes) (0..1), paired over the prompts where both conditions have that VideoCon "
+                "score (per-prompt means over seeds); B - A with the action-cluster paired bootstrap CI.",
+            )
+        ]
+    with_videocon = [c.label for c in (base, other) if has_videocon(c.df)]
+    if len(with_videocon) == 1:
+        return [Text(f"Only {with_videocon[0]} has VideoCon-Physics scores: no paired VideoCon comparison.")]
+    return []
+
+
 def comparison_section(index: int, base: Condition, other: Condition, n_boot: int, seed: int) -> Section:
     """Paired comparison of ``other`` (B) against ``base`` (A)."""
     prefix = f"cmp{index}"
@@ -423,6 +558,7 @@ def comparison_section(index: int, base: Condition, other: Condition, n_boot: in
             result["subsets"],
         )
     )
+    blocks += _videocon_comparison_blocks(prefix, base, other, result["videocon"])
     blocks.append(
         Table(
             f"{prefix}_power",
@@ -523,10 +659,13 @@ def build_report(
                 "warning",
             ),
         )
+    videocon_rows = [videocon_subset_table(c.df, n_boot=n_boot, seed=seed) for c in conditions]
+    if any(videocon_rows):
+        blocks.append(videocon_reference_table(conditions, videocon_rows))
     sections = [Section("overview", "Overview", blocks)]
     sections += [
-        condition_section(i, c, rows, top_k)
-        for i, (c, rows) in enumerate(zip(conditions, subset_rows, strict=True))
+        condition_section(i, c, rows, top_k, vrows)
+        for i, (c, rows, vrows) in enumerate(zip(conditions, subset_rows, videocon_rows, strict=True))
     ]
     sections += [
         comparison_section(i, conditions[0], other, n_boot, seed)
