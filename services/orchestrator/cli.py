@@ -5,6 +5,7 @@
     videophy-bench status RUN_DIR
     videophy-bench prompts [SOURCE] --out prompts.csv
     videophy-bench serve generator|evaluator ...   judge ...   report ...   leaderboard ...   cluster ...
+    videophy-bench refine --run RUN_DIR --rounds 2 --llm-endpoint URL --llm-model NAME [run's flags]
 
 Subcommands that belong to other packages are imported only when used, so each works with only its
 own extra installed. Exit codes: 0 done, 1 runtime failure, 2 usage or configuration error, 130 Ctrl-C.
@@ -42,6 +43,12 @@ DELEGATES: dict[str, tuple[str, str, str, str]] = {
         "leaderboard_main",
         "orchestrator",
         "the human leaderboard from the VideoPhy-2 test set",
+    ),
+    "refine": (
+        "services.orchestrator.phyt2v.loop",
+        "refine_main",
+        "orchestrator",
+        "PhyT2V-style prompt refinement rounds on a finished run (LLM/VLM endpoints)",
     ),
     "cluster": (
         "services.orchestrator.cluster",

@@ -10,6 +10,7 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,8 @@ class RunOptions:
     client: ClientConfig = field(default_factory=ClientConfig)
     dispatch: DispatchOptions = field(default_factory=DispatchOptions)
     argv: list[str] = field(default_factory=list)
+    # Builds the work items from (prompt set, config hash) instead of the selection (e.g. `refine`).
+    items_fn: Callable[[PromptSet, str], list[WorkItem]] | None = None
 
 
 def _prompt_table(ps: PromptSet) -> dict[str, dict[str, str]]:
@@ -353,7 +356,7 @@ async def run(opts: RunOptions) -> int:
         )
         ledger.check_config(config.as_dict())
         ledger.set_meta("prompt_set", ps.describe())
-        items = _make_items(opts, ps, config.hash)
+        items = opts.items_fn(ps, config.hash) if opts.items_fn else _make_items(opts, ps, config.hash)
         added = ledger.add_items(items)
         to_gen, to_judge, done = await _plan(ledger, storage, items, bool(judge_targets))
         log.info(

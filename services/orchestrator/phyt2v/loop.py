@@ -1,0 +1,281 @@
+"""`videophy-bench refine`: PhyT2V-style rounds on top of a finished round-0 run.
+
+For each round r = 1..R and each (prompt, seed) whose round r-1 video exists:
+  law (LLM, once per prompt) -> caption of the r-1 video (VLM, N frames) -> mismatch (LLM)
+  -> refined prompt (LLM); then the run machinery generates round r (arm `phyt2v`) from the refined
+  prompt and judges it against the ORIGINAL caption, in the same ledger and configuration.
+Every exchange is stored (store.py) before it is used, so a rerun asks nothing twice and, through the
+run's own resume, makes no video twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sqlite3
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from services.common.storage import Storage
+from services.orchestrator.items import BASE_ARM, WorkItem, config_hash, derive_seed
+from services.orchestrator.ledger import LEDGER_NAME, RunLock
+from services.orchestrator.phyt2v import templates as T
+from services.orchestrator.phyt2v.client import ChatClient, EndpointError
+from services.orchestrator.phyt2v.frames import frame_urls
+from services.orchestrator.phyt2v.store import StepStore
+
+log = logging.getLogger(__name__)
+ARM = "phyt2v"
+USAGE_ERROR = 2
+
+
+class RefineError(RuntimeError):
+    """The run directory cannot be refined (no finished round 0, ...): a usage error."""
+
+
+@dataclass
+class Refiner:
+    run_dir: Path
+    storage: Storage
+    store: StepStore
+    llm: ChatClient
+    vlm: ChatClient
+    frames: int = 8
+    concurrency: int = 8
+    fatal: EndpointError | None = None  # a refusal (4xx): the other items stop asking
+
+    def _ask(self, key: str, step: str, client: ChatClient, messages: list[dict[str, Any]], parse,
+             prompt_id: str, seed: int | None, round_: int | None, video_sha: str | None = None
+             ) -> dict[str, Any]:
+        cached = self.store.get(key)
+        if cached is not None:
+            return cached
+        if self.fatal is not None:
+            raise self.fatal
+        try:
+            ex = client.chat(messages)
+        except EndpointError as exc:
+            if exc.status is not None:
+                self.fatal = exc
+            raise
+        parsed = parse(ex.content)
+        self.store.put(key, step, prompt_id, seed, round_, model=client.model, endpoint=client.url,
+                       request=ex.request, response=ex.raw, answer=ex.content, parsed=parsed,
+                       source_video_sha256=video_sha, seconds=ex.seconds, attempts=ex.attempts)
+        return parsed
+
+    def law(self, prompt_id: str, caption: str) -> dict[str, Any]:
+        return self._ask(f"law|{prompt_id}", "law", self.llm, T.law_messages(caption), T.parse_law,
+                         prompt_id, None, None)
+
+    def refine_one(self, prev: sqlite3.Row, round_: int) -> str:
+        """The refined prompt of round `round_` for the (prompt, seed) of round r-1's row `prev`."""
+        pid, seed, caption = prev["prompt_id"], prev["seed"], prev["caption"]
+        tail = f"{pid}|{seed}|{round_}"
+        done = self.store.get(f"refine|{tail}")
+        if done is not None:
+            return done["prompt"]
+        law = self.law(pid, caption)
+
+        def caption_msgs() -> list[dict[str, Any]]:
+            path = self.storage.resolve(prev["video_uri"])
+            return T.caption_messages(law["main_object"], frame_urls(path, self.frames))
+
+        cap = self.store.get(f"caption|{tail}")
+        if cap is None:
+            cap = self._ask(f"caption|{tail}", "caption", self.vlm, caption_msgs(),
+                            lambda t: {"caption": T.strip_reasoning(t)}, pid, seed, round_, prev["sha256"])
+        mis = self._ask(f"mismatch|{tail}", "mismatch", self.llm,
+                        T.mismatch_messages(caption, cap["caption"]),
+                        lambda t: {"mismatch": T.parse_mismatch(t)}, pid, seed, round_)
+        msgs = T.refine_messages(caption, prev["gen_prompt"], mis["mismatch"], law["physical_law"],
+                                 T.format_scores(prev))
+
+        def parse_refine(text: str) -> dict[str, Any]:
+            prompt = T.parse_refined(text)
+            if not prompt:
+                raise EndpointError(f"empty refined prompt for prompt {pid} seed {seed} round {round_}")
+            return {"prompt": prompt}
+
+        out = self._ask(f"refine|{tail}", "refine", self.llm, msgs, parse_refine, pid, seed, round_)
+        return out["prompt"]
+
+    def refine_round(self, prev_rows: list[sqlite3.Row], round_: int) -> dict[tuple[str, int], str]:
+        with ThreadPoolExecutor(max(1, self.concurrency)) as pool:
+            futs = {(r["prompt_id"], r["seed"]): pool.submit(self.refine_one, r, round_) for r in prev_rows}
+            return {k: f.result() for k, f in futs.items()}
+
+
+def previous_rows(
+    run_dir: Path, cfg_hash: str, round_: int, keys: set[tuple[str, int]] | None
+) -> tuple[list[sqlite3.Row], int]:
+    """Rows of round `round_` (base arm for 0, phyt2v after) with a video; and how many lack one."""
+    conn = sqlite3.connect(Path(run_dir) / LEDGER_NAME, timeout=30)
+    conn.row_factory = sqlite3.Row
+    try:
+        rows = conn.execute(
+            "SELECT * FROM items WHERE round=? AND arm=? AND config_hash=? ORDER BY prompt_id, seed",
+            (round_, BASE_ARM if round_ == 0 else ARM, cfg_hash),
+        ).fetchall()
+    finally:
+        conn.close()
+    if keys is not None:
+        rows = [r for r in rows if (r["prompt_id"], r["seed"]) in keys]
+    ok = [r for r in rows if r["video_uri"] and r["sha256"] and r["state"] in ("generated", "judged")]
+    return ok, len(rows) - len(ok)
+
+
+def _parser() -> argparse.ArgumentParser:
+    from services.orchestrator import cli
+
+    holder = argparse.ArgumentParser(add_help=False).add_subparsers()
+    cli._add_run(holder)
+    p = holder.choices["run"]
+    p.prog = "videophy-bench refine"
+    p.description = (
+        "PhyT2V-style refinement rounds on a finished round-0 run directory. Takes the flags of `run` "
+        "(same configuration and services); rerunning resumes without asking the LLM again."
+    )
+    for action in p._actions:
+        if action.dest == "out":
+            action.required = False
+            action.help = argparse.SUPPRESS
+        if action.dest == "prompts":
+            action.default = None
+            action.help = "the run's prompt set (default: RUN_DIR/prompts.csv, written by run)"
+    g = p.add_argument_group("refinement")
+    g.add_argument("--run", dest="run_dir", required=True, help="finished round-0 run directory")
+    g.add_argument("--rounds", type=int, required=True, help="refinement rounds R (rounds 1..R)")
+    g.add_argument("--llm-endpoint", required=True, help="OpenAI-compatible base URL, e.g. http://h:8000/v1")
+    g.add_argument("--llm-model", required=True, help="model name for law, mismatch and refinement")
+    g.add_argument("--vlm-endpoint", default=None, help="captioner base URL (default: --llm-endpoint)")
+    g.add_argument("--vlm-model", default=None, help="captioner model (default: --llm-model)")
+    g.add_argument("--api-key-env", default=None, help="environment variable holding the API key")
+    g.add_argument("--frames", type=int, default=8, help="frames sent to the captioner (default: 8)")
+    g.add_argument("--llm-timeout-s", type=float, default=300.0, help="timeout of one LLM/VLM request")
+    g.add_argument("--llm-attempts", type=int, default=5, help="attempts on 429/5xx/connection errors")
+    g.add_argument("--llm-backoff-s", type=float, default=1.0, help="first retry wait (doubles)")
+    g.add_argument("--llm-max-tokens", type=int, default=1024, help="max_tokens of each answer")
+    g.add_argument("--llm-concurrency", type=int, default=8, help="items refined in parallel")
+    return p
+
+
+def refine_main(argv: list[str]) -> int:
+    from services.orchestrator import cli
+    from services.orchestrator.dispatch import NoReplicas
+    from services.orchestrator.ledger import ConfigMismatch, RunLocked
+    from services.orchestrator.local import LocalServiceError
+    from services.orchestrator.prompts import PromptSetError
+    from services.orchestrator.runner import UsageError
+
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run_dir = Path(args.run_dir)
+    args.out = str(run_dir)
+    if args.prompts is None:
+        args.prompts = str(run_dir / "prompts.csv")
+    if args.rounds < 1 or args.frames < 1 or args.seeds < 1:
+        print("videophy-bench refine: --rounds, --frames and --seeds must be >= 1", file=sys.stderr)
+        return USAGE_ERROR
+    api_key = None
+    if args.api_key_env:
+        api_key = os.environ.get(args.api_key_env)
+        if not api_key:
+            print(f"videophy-bench refine: --api-key-env {args.api_key_env} is not set", file=sys.stderr)
+            return USAGE_ERROR
+    if not (run_dir / LEDGER_NAME).is_file():
+        print(f"videophy-bench refine: {run_dir} is not a run directory (no {LEDGER_NAME})", file=sys.stderr)
+        return USAGE_ERROR
+    try:
+        opts = cli._run_options(args, ["refine", *argv])
+    except ValueError as exc:
+        print(f"videophy-bench refine: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    common = dict(api_key=api_key, timeout_s=args.llm_timeout_s, max_attempts=args.llm_attempts,
+                  backoff_s=args.llm_backoff_s, max_tokens=args.llm_max_tokens)
+    llm = ChatClient(args.llm_endpoint, args.llm_model, **common)
+    vlm = ChatClient(args.vlm_endpoint or args.llm_endpoint, args.vlm_model or args.llm_model, **common)
+    try:
+        return refine(opts, llm, vlm, args.rounds, args.frames, args.llm_concurrency)
+    except EndpointError as exc:
+        print(f"videophy-bench refine: LLM/VLM endpoint: {exc}", file=sys.stderr)
+        return USAGE_ERROR if exc.status in (400, 401, 403, 404) else 1
+    except (RefineError, UsageError, ConfigMismatch, PromptSetError, RunLocked) as exc:
+        print(f"videophy-bench refine: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except (NoReplicas, LocalServiceError) as exc:
+        print(f"videophy-bench refine: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("videophy-bench refine: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+def _selected_keys(opts: Any) -> set[tuple[str, int]] | None:
+    if not (opts.ids or opts.limit is not None or opts.hard_only):
+        return None
+    from services.orchestrator.prompts import load_prompt_set
+
+    ps = load_prompt_set(opts.prompts, revision=opts.prompt_revision, cache_dir=opts.cache_dir)
+    chosen = ps.select(ids=opts.ids, hard_only=opts.hard_only, limit=opts.limit)
+    seeds = range(opts.seeds)
+    return {(p.prompt_id, derive_seed(opts.run_seed, p.prompt_id, k)) for p in chosen for k in seeds}
+
+
+def refine(opts: Any, llm: ChatClient, vlm: ChatClient, rounds: int, frames: int = 8,
+           concurrency: int = 8) -> int:
+    """Rounds 1..`rounds` on the run directory `opts.out`; returns the exit code of the last run."""
+    from services.orchestrator.ledger import Ledger
+    from services.orchestrator.runner import run_sync
+
+    run_dir = Path(opts.out)
+    ledger = Ledger(run_dir)
+    try:
+        config = ledger.get_meta("config")
+    finally:
+        ledger.close()
+    if not config:
+        raise RefineError(f"{run_dir}: no recorded configuration; finish `videophy-bench run` first")
+    cfg_hash = config_hash(config)
+    keys = _selected_keys(opts)
+    storage = Storage(opts.storage_root or run_dir)
+    store = StepStore(run_dir)
+    refiner = Refiner(run_dir, storage, store, llm, vlm, frames, concurrency)
+    code = 0
+    try:
+        for r in range(1, rounds + 1):
+            prev, missing = previous_rows(run_dir, cfg_hash, r - 1, keys)
+            if missing:
+                log.warning("round %d: %d items of round %d have no video; not refined", r, missing, r - 1)
+            if not prev:
+                if r == 1:
+                    raise RefineError(f"{run_dir}: no round-0 videos (config {cfg_hash}) to refine")
+                log.warning("round %d: nothing to refine", r)
+                break
+            with RunLock(run_dir):  # no run may change the ledger while we read videos from it
+                before = store.count()
+                prompts = refiner.refine_round(prev, r)
+                log.info("round %d: %d refined prompts (%d new LLM/VLM exchanges)", r, len(prompts),
+                         store.count() - before)
+                store.dump(run_dir / "phyt2v" / "exchanges.jsonl")
+
+            def items_fn(ps: Any, h: str, prev=prev, prompts=prompts, r=r) -> list[WorkItem]:
+                if h != cfg_hash:
+                    raise RefineError(f"configuration {h} differs from the round-0 run's {cfg_hash}")
+                return [
+                    WorkItem(prompt_id=p["prompt_id"], seed=p["seed"], caption=p["caption"],
+                             gen_prompt=prompts[(p["prompt_id"], p["seed"])], config_hash=h, round=r,
+                             arm=ARM, rule=p["rule_text"])
+                    for p in prev
+                ]
+
+            code = run_sync(replace(opts, items_fn=items_fn))
+            if code:
+                return code
+    finally:
+        store.close()
+    return code
