@@ -256,14 +256,11 @@ def test_orchestrator_killed_and_rerun_makes_no_finished_item_again(services):
         stderr=subprocess.DEVNULL,
     )
     try:
+        # _ledger_has tolerates the moment the file exists but its schema is not written yet.
         _wait(
-            lambda: (
-                sum(
-                    1
-                    for r in (rows(run_dir) if (run_dir / "ledger.sqlite").exists() else [])
-                    if r["state"] == "generated"
-                )
-                >= 3
+            lambda: _ledger_has(
+                run_dir,
+                lambda _: sum(1 for r in rows(run_dir) if r["state"] == "generated") >= 3,
             ),
             what="no progress before kill",
         )
