@@ -4,31 +4,17 @@ Prometheus metrics the generator autoscaler reads."""
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import re
-import sqlite3
 import threading
 import time
 import urllib.request
 from pathlib import Path
 
+from run_dirs import results, rows
+
 from services.orchestrator.cli import main
 from services.orchestrator.dispatch import partition_tasks
-
-
-def rows(run_dir: Path) -> list[dict]:
-    conn = sqlite3.connect(run_dir / "ledger.sqlite")
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute("SELECT * FROM items ORDER BY prompt_id, seed")]
-    finally:
-        conn.close()
-
-
-def results(run_dir: Path) -> list[dict]:
-    with open(run_dir / "results.csv", newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def run_args(storage: Path, name: str, gens: str, *extra: str) -> list[str]:

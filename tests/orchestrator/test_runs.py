@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from run_dirs import results, rows
 
 from services.orchestrator import discovery
 from services.orchestrator.cli import main
@@ -23,18 +24,8 @@ from services.orchestrator.ledger import RunLock
 FAST = ["--refresh-s", "0.5", "--no-progress"]
 
 
-def rows(run_dir: Path) -> list[dict]:
-    conn = sqlite3.connect(run_dir / "ledger.sqlite")
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute("SELECT * FROM items ORDER BY prompt_id, seed")]
-    finally:
-        conn.close()
 
 
-def results(run_dir: Path) -> list[dict]:
-    with open(run_dir / "results.csv", newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def run_args(storage: Path, name: str, gens: str, *extra: str) -> list[str]:
