@@ -193,12 +193,11 @@ def split_conditions(run: Run, arm: str | None = None, round_: int | None = None
         df = df[df["round"] == round_]
     if df.empty:
         raise ValueError(f"{run.label}: no items for arm={arm!r} round={round_!r}")
-    groups = sorted(df.groupby(["arm", "round"], sort=True).groups.keys(), key=lambda k: (k[1], str(k[0])))
+    groups = sorted(df.groupby(["arm", "round"], sort=True), key=lambda g: (g[0][1], str(g[0][0])))
     several_arms = df["arm"].nunique() > 1
     several_rounds = df["round"].nunique() > 1
     conditions = []
-    for arm_value, round_value in groups:
-        part = df[(df["arm"] == arm_value) & (df["round"] == round_value)]
+    for (arm_value, round_value), part in groups:
         suffix = []
         if several_arms:
             suffix.append(str(arm_value))

@@ -330,15 +330,12 @@ def problem_rows(df: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
                 raw=row[f"{field}_raw"] if row[f"{field}_raw"] is not pd.NA else None,
             )
             unparseable.append(rec)
-    failed = [
-        _record(r, ("prompt_id", "seed", "round", "arm", "state", "error"))
-        for _, r in df[df["status"] == "failed"].iterrows()
-    ]
-    not_judged = [
-        _record(r, ("prompt_id", "seed", "round", "arm", "state", "error"))
-        for _, r in df[df["status"] == "not_judged"].iterrows()
-    ]
-    return {"unparseable": unparseable, "failed": failed, "not_judged": not_judged}
+    fields = ("prompt_id", "seed", "round", "arm", "state", "error")
+    by_status = {
+        status: [_record(r, fields) for _, r in df[df["status"] == status].iterrows()]
+        for status in ("failed", "not_judged")
+    }
+    return {"unparseable": unparseable, **by_status}
 
 
 def prompt_frame(df: pd.DataFrame) -> pd.DataFrame:

@@ -211,14 +211,18 @@ def compare(
 
     subset_rows = []
     for name, part in subsets(joined):
-        ci = cluster_bootstrap(
-            {"joint": part["joint_diff"].to_numpy(float)},
-            part["cluster"].astype(str).tolist(),
-            n_boot=n_boot,
-            seed=seed,
-            confidence=confidence,
-        )["joint"]
-        row = _metric_row(part, "joint", ci, confidence, power) if len(part) else None
+        if name == "all":
+            # the whole frame: same data, seed and resamples as the joint metric row above
+            ci, row = cis["joint"], (joint if len(part) else None)
+        else:
+            ci = cluster_bootstrap(
+                {"joint": part["joint_diff"].to_numpy(float)},
+                part["cluster"].astype(str).tolist(),
+                n_boot=n_boot,
+                seed=seed,
+                confidence=confidence,
+            )["joint"]
+            row = _metric_row(part, "joint", ci, confidence, power) if len(part) else None
         subset_rows.append(
             {
                 "subset": name,
