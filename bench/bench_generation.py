@@ -364,15 +364,11 @@ def bench_preset_for(model: str) -> Any:
 
 def attach_backend(pipe: Any, preset: Any, device: str, acceleration: str) -> Any:
     """A DiffusersWanBackend over an already built pipeline (the service's generate path, no load)."""
-    from services.generator.acceleration import apply_acceleration
     from services.generator.diffusers_backend import DiffusersWanBackend
 
     b = DiffusersWanBackend(preset, Path("."), "random-weights", device, model_id="bench/random",
                             acceleration=acceleration)
-    b.pipe = pipe
-    b._base_scheduler_config = dict(pipe.scheduler.config)
-    b.scheduler_name = type(pipe.scheduler).__name__
-    b.acceleration = apply_acceleration(pipe, acceleration, device)
+    b.attach(pipe)  # build_ti2v's scheduler already has the preset's flow shift (5.0)
     return b
 
 

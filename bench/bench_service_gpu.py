@@ -93,10 +93,6 @@ def in_memory_backend(model: str, device: str, args_cli: argparse.Namespace) -> 
             if self.pipe is not None:  # the second server of this process: same model, already loaded
                 self.events.append({"load": "reused"})
                 return
-            from diffusers import UniPCMultistepScheduler
-
-            from services.generator.acceleration import apply_acceleration
-
             t0 = time.perf_counter()
             saved = bg.MODELS[model]
             bg.MODELS[model] = MODELS[model]  # build_ti2v reads its spec from bg.MODELS
@@ -106,17 +102,8 @@ def in_memory_backend(model: str, device: str, args_cli: argparse.Namespace) -> 
                 bg.MODELS[model] = saved
             bg.sync(self.device)
             build_s = time.perf_counter() - t0
-            # from here on exactly what DiffusersWanBackend.load does after from_pretrained + .to(device)
-            self._check_layout(pipe)
-            self._base_scheduler_config = dict(pipe.scheduler.config)
-            pipe.scheduler = UniPCMultistepScheduler.from_config(self._base_scheduler_config,
-                                                                 flow_shift=self.preset.flow_shift)
-            self.scheduler_name = type(pipe.scheduler).__name__
-            pipe.set_progress_bar_config(disable=True)
             t1 = time.perf_counter()
-            self.acceleration = apply_acceleration(pipe, self.acceleration_preset, self.device,
-                                                   self.compile_blocks)
-            self.pipe = pipe
+            self.attach(pipe)  # what DiffusersWanBackend.load does after from_pretrained + .to(device)
             rec = {"load": "built", "build_s": round(build_s, 2),
                    "apply_acceleration_s": round(time.perf_counter() - t1, 2),
                    "transformer_params": bg.n_params(pipe.transformer), "vae_params": bg.n_params(pipe.vae),

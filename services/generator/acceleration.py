@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 
 PRESET_NAMES = ("lossless", "none", "fbcache", "fp8")
 DEFAULT_PRESET = "lossless"
-LOSSY_PRESETS = frozenset({"fbcache", "fp8"})
 # Exact attention backends that need nothing beyond torch (hub kernels need the network).
 EXACT_ATTENTION_BACKENDS = ("native", "_native_cudnn", "_native_flash", "_native_efficient")
 DEFAULT_ATTENTION_BACKEND = "native"

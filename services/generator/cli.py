@@ -55,16 +55,13 @@ def make_backend(args: argparse.Namespace):
 
     preset = get_preset(args.model)
     device = resolve_device(args.device)
-    if preset.model_id == "" and not args.model_path:
-        layout = preset.layout
-        model_dir = build_tiny_pipeline(default_tiny_dir(layout), layout=layout)
-        model_dir, revision = resolve_model_dir(preset, str(model_dir), None, None)
-        return DiffusersWanBackend(preset, model_dir, revision, device,
-                                   model_id=f"videophy-bench/{preset.name}",
-                                   compile_blocks=_compile_choice(args), acceleration=args.acceleration)
-    model_dir, revision = resolve_model_dir(preset, args.model_path, args.revision, args.cache_dir)
-    return DiffusersWanBackend(preset, model_dir, revision, device,
-                               model_id=preset.model_id or str(args.model_path),
+    if preset.model_id == "" and not args.model_path:  # tiny: built locally (once) and read from there
+        model_path = str(build_tiny_pipeline(default_tiny_dir(preset.layout), layout=preset.layout))
+        model_id = f"videophy-bench/{preset.name}"
+    else:
+        model_path, model_id = args.model_path, preset.model_id or str(args.model_path)
+    model_dir, revision = resolve_model_dir(preset, model_path, args.revision, args.cache_dir)
+    return DiffusersWanBackend(preset, model_dir, revision, device, model_id=model_id,
                                compile_blocks=_compile_choice(args), acceleration=args.acceleration)
 
 

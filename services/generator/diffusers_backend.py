@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import json
 import logging
 import os
 import time
@@ -79,26 +78,32 @@ class DiffusersWanBackend:
     # -- lifecycle -------------------------------------------------------------------------------
     def load(self) -> None:
         import torch
-        from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline
+        from diffusers import AutoencoderKLWan, WanPipeline
 
         dtype = torch.bfloat16 if self.dtype == "bfloat16" else torch.float32
         t0 = time.perf_counter()
         vae = AutoencoderKLWan.from_pretrained(self.model_dir, subfolder="vae", dtype=torch.float32)
         pipe = WanPipeline.from_pretrained(self.model_dir, vae=vae, dtype=dtype)
+        self._check_layout(pipe)  # before the (large) transfer to the device
+        self.attach(pipe.to(self.device))
+        log.info("loaded %s (%s) on %s in %.1fs", self.model_id, self.revision, self.device,
+                 time.perf_counter() - t0)
+
+    def attach(self, pipe: Any) -> None:
+        """Take a pipeline already on the device: the preset's scheduler and the acceleration preset."""
+        from diffusers import UniPCMultistepScheduler
+
+        from services.generator.acceleration import apply_acceleration
+
         self._check_layout(pipe)
         self._base_scheduler_config = dict(pipe.scheduler.config)
         pipe.scheduler = UniPCMultistepScheduler.from_config(self._base_scheduler_config,
                                                              flow_shift=self.preset.flow_shift)
         self.scheduler_name = type(pipe.scheduler).__name__
-        pipe.to(self.device)
         pipe.set_progress_bar_config(disable=True)
-        from services.generator.acceleration import apply_acceleration
-
         self.acceleration = apply_acceleration(pipe, self.acceleration_preset, self.device,
                                                self.compile_blocks)
         self.pipe = pipe
-        log.info("loaded %s (%s) on %s in %.1fs", self.model_id, self.revision, self.device,
-                 time.perf_counter() - t0)
 
     def _check_layout(self, pipe: Any) -> None:
         """The weights must match the preset's architecture (two experts iff a boundary)."""
@@ -212,11 +217,6 @@ class DiffusersWanBackend:
             self.pipe.enable_model_cpu_offload(device=self.device)
         self._low_memory = True
         self.acceleration += "+low-memory"
-
-
-def describe_model_dir(model_dir: Path) -> dict[str, Any]:
-    index = Path(model_dir) / "model_index.json"
-    return json.loads(index.read_text()) if index.is_file() else {}
 
 
 def default_tiny_dir(layout: str) -> Path:

@@ -86,11 +86,12 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         await loop.run_in_executor(self.executor, self.backend.load)
         if warmup:
             await loop.run_in_executor(self.executor, self.backend.warmup)
-        self._runtime = runtime_dict(self.backend.device)
         self.ready = True
 
     def _runtime_proto(self) -> common_pb2.RuntimeInfo:
-        rt = self._runtime or runtime_dict(self.backend.device)
+        if self._runtime is None:  # once: library versions and the device name do not change
+            self._runtime = runtime_dict(self.backend.device)
+        rt = self._runtime
         return common_pb2.RuntimeInfo(device=str(rt["device"]), device_name=str(rt["device_name"]),
                                       hostname=str(rt["hostname"]),
                                       library_versions=dict(rt["library_versions"]))  # type: ignore[arg-type]

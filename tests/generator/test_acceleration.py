@@ -25,10 +25,8 @@ PROMPT = "a ball rolls off the table"
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from services.generator.tiny import build_tiny_pipeline
-
-    return build_tiny_pipeline(tmp_path_factory.mktemp("tiny") / "tiny-wan-ti2v", layout="ti2v")
+def tiny_dir(tiny_models: dict[str, Path]) -> Path:
+    return tiny_models["tiny"]  # the session's prebuilt pipeline (tests/generator/conftest.py)
 
 
 def _backend(tiny_dir: Path, acceleration: str, compile_blocks: bool | None = None):
