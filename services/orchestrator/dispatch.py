@@ -29,7 +29,6 @@ and stop (a replica that really died fails its call with UNAVAILABLE, and the it
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -406,8 +405,6 @@ class Dispatcher:
         self.replicas: dict[str, dict[str, _Replica]] = {"generator": {}, "evaluator": {}}
         self.seen: dict[str, ReplicaInfo] = {}
         self.in_flight: Counter[str] = Counter()
-        self.done_by: Counter[str] = Counter()  # items completed per replica address (this session)
-        self.generated_times: list[float] = []
         self._remaining = 0
         self._finished = asyncio.Event()
         self._last_ready = {"generator": time.monotonic(), "evaluator": time.monotonic()}
@@ -645,7 +642,7 @@ class Dispatcher:
                 if isinstance(item, JudgeJob):
                     self._retry_job(item, f"{type(exc).__name__}: {exc}")
                 else:
-                    self._retry(rep.kind, item, f"{type(exc).__name__}: {exc}")
+                    self._retry(item, f"{type(exc).__name__}: {exc}")
             finally:
                 self.in_flight[rep.kind] -= 1
             failures = 0 if ok else failures + 1
@@ -688,18 +685,18 @@ class Dispatcher:
         self.ledger.add_error(ctx.item.request_id, "judge", reason, state="generated")
         self.jobs.put(job)
 
-    def _retry(self, kind: str, item: WorkItem, reason: str) -> None:
-        """Put the item back for any replica, or fail it once it has used its attempts."""
-        attempts = item.gen_attempts if kind == "generator" else item.judge_attempts
-        stage = "generate" if kind == "generator" else "judge"
-        if attempts >= self.opts.max_attempts:
-            self._fail(stage, item, f"{reason} (after {attempts} attempts)")
+    def _retry(self, item: WorkItem, reason: str) -> None:
+        """Put the item back for any generator, or fail it once it has used its attempts.
+
+        (Judge retries are per job: `_retry_job`.)"""
+        if item.gen_attempts >= self.opts.max_attempts:
+            self._fail("generate", item, f"{reason} (after {item.gen_attempts} attempts)")
             return
-        log.info("%s of %s will be retried (attempt %d): %s", stage, item.request_id, attempts, reason)
-        self.ledger.add_error(
-            item.request_id, stage, reason, state="pending" if kind == "generator" else "generated"
+        log.info(
+            "generate of %s will be retried (attempt %d): %s", item.request_id, item.gen_attempts, reason
         )
-        self.queues[kind].put_nowait(item)
+        self.ledger.add_error(item.request_id, "generate", reason, state="pending")
+        self.queues["generator"].put_nowait(item)
 
     # -- generation ------------------------------------------------------------------------------
     def _gen_request(self, item: WorkItem) -> generator_pb2.GenerateRequest:
@@ -729,10 +726,10 @@ class Dispatcher:
             if exc.code() in PERMANENT:
                 self._fail("generate", item, reason)
                 return True  # the replica is fine; the request is not
-            self._retry("generator", item, reason)
+            self._retry(item, reason)
             return False
         except ProtocolError as exc:
-            self._retry("generator", item, str(exc))
+            self._retry(item, str(exc))
             return False
         seconds = time.monotonic() - t0
         # The replica is free: its next item goes out while this video is checked and recorded. A
@@ -764,7 +761,7 @@ class Dispatcher:
                     self._verifier, self._verified_result, uri, sha, result
                 )
             except artifacts.ArtifactError as exc:
-                self._retry("generator", item, f"artifact check failed: {exc} [{rep.address}]")
+                self._retry(item, f"artifact check failed: {exc} [{rep.address}]")
                 return
             item.video_uri, item.sha256 = uri, sha
             self.ledger.update(
@@ -777,8 +774,6 @@ class Dispatcher:
                 generated_at=time.time(),
                 error=None,
             )
-            self.generated_times.append(time.time())
-            self.done_by[rep.address] += 1
             if self.judging:
                 item.answered = frozenset()  # a new video: every task is judged afresh
                 self._enqueue_judging(item)  # judged as soon as it exists
@@ -788,7 +783,7 @@ class Dispatcher:
             raise  # shutdown: the ledger still says generating; resume redoes it
         except Exception as exc:  # a bug must not lose the item
             log.exception("generator %s: unexpected error checking %s", rep.address, item.request_id)
-            self._retry("generator", item, f"{type(exc).__name__}: {exc}")
+            self._retry(item, f"{type(exc).__name__}: {exc}")
         finally:
             self.in_flight["generator"] -= 1
 
@@ -888,16 +883,9 @@ class Dispatcher:
         ctx.answered |= got
         ctx.seconds += time.monotonic() - t0
         item.answered = frozenset(ctx.answered)
-        self.done_by[rep.address] += 1
         if ctx.complete:
             self.ledger.update(item.request_id, **fields)
             self._complete(ctx)
         else:
             self.ledger.update(item.request_id, judge_seconds=ctx.seconds, **fields)
         return True
-
-
-async def cancel_quietly(task: asyncio.Task) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task

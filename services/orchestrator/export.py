@@ -19,7 +19,7 @@ from services.common.storage import Storage
 from services.orchestrator.results_schema import RESULTS_COLUMNS
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
@@ -98,13 +98,13 @@ def write_official(run_dir: Path, results: list[dict[str, str]]) -> None:
     `score`). `videopath` is relative to the run directory, so run official tools from there."""
     out = Path(run_dir) / "official"
     made = [r for r in results if r["video_path"]]
-    _write_atomic(
+    write_atomic(
         out / "sa_pc.csv",
         _csv_text(["caption", "videopath"], ([r["caption"], r["video_path"]] for r in made)),
     )
     for task in ("sa", "pc"):
         scored = [r for r in made if r[task] != ""]
-        _write_atomic(
+        write_atomic(
             out / f"output_{task}.csv",
             _csv_text(
                 ["", "caption", "videopath", "score"],
@@ -116,12 +116,12 @@ def write_official(run_dir: Path, results: list[dict[str, str]]) -> None:
         )
     ruled = [r for r in made if r.get("rule_text")]
     if ruled:
-        _write_atomic(
+        write_atomic(
             out / "rule.csv",
             _csv_text(["videopath", "rule"], ([r["video_path"], r["rule_text"]] for r in ruled)),
         )
         scored = [r for r in ruled if r["rule"] != ""]
-        _write_atomic(
+        write_atomic(
             out / "output_rule.csv",
             _csv_text(
                 ["", "videopath", "rule", "score"],
@@ -176,14 +176,13 @@ def export_run(
     """Write results.csv, official/*.csv and summary.json; returns the summary."""
     run_dir = Path(run_dir)
     results = result_rows(rows, prompts, run_dir, storage)
-    _write_atomic(
+    write_atomic(
         run_dir / "results.csv",
         _csv_text(list(RESULTS_COLUMNS), ([r[c] for c in RESULTS_COLUMNS] for r in results)),
     )
-    rule_text = {r["request_id"]: r["rule_text"] for r in rows}
     for res, row in zip(results, rows, strict=True):
-        res["rule_text"] = rule_text[row["request_id"]]
+        res["rule_text"] = row["rule_text"]
     write_official(run_dir, results)
     summary = {**summarize_rows(results), **(extra_summary or {})}
-    _write_atomic(run_dir / "summary.json", json.dumps(summary, indent=1, default=str) + "\n")
+    write_atomic(run_dir / "summary.json", json.dumps(summary, indent=1, default=str) + "\n")
     return summary

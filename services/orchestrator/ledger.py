@@ -124,6 +124,14 @@ def connect(run_dir: Path, readonly: bool = False) -> sqlite3.Connection:
     return conn
 
 
+def state_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """Items per state (every state present, zero when none)."""
+    out = dict.fromkeys(STATES, 0)
+    for state, n in conn.execute("SELECT state, COUNT(*) FROM items GROUP BY state"):
+        out[state] = n
+    return out
+
+
 class Ledger:
     """Item states and results; all calls from one thread (the orchestrator's event loop)."""
 
@@ -251,7 +259,4 @@ class Ledger:
         )
 
     def counts(self) -> dict[str, int]:
-        out = dict.fromkeys(STATES, 0)
-        for row in self.conn.execute("SELECT state, COUNT(*) AS n FROM items GROUP BY state"):
-            out[row["state"]] = row["n"]
-        return out
+        return state_counts(self.conn)

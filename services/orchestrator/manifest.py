@@ -16,6 +16,7 @@ from typing import Any
 
 from services.common.runtime import library_versions
 from services.orchestrator.dispatch import ReplicaInfo
+from services.orchestrator.export import write_atomic
 
 MANIFEST_NAME = "manifest.json"
 ORCHESTRATOR_LIBRARIES = (
@@ -91,7 +92,5 @@ def write(
         },
         "sessions": sessions,
     }
-    tmp = run_dir / (MANIFEST_NAME + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1, default=str) + "\n", encoding="utf-8")
-    tmp.replace(run_dir / MANIFEST_NAME)
+    write_atomic(run_dir / MANIFEST_NAME, json.dumps(manifest, indent=1, default=str) + "\n")
     return manifest

@@ -35,7 +35,7 @@ from services.orchestrator.ledger import Ledger, RunLock
 from services.orchestrator.local import LocalServices
 from services.orchestrator.metrics import RunMetrics, run_metrics
 from services.orchestrator.progress import run_progress
-from services.orchestrator.prompts import PromptSet, load_prompt_set
+from services.orchestrator.prompts import Prompt, PromptSet, load_prompt_set
 from services.orchestrator.status import collect, videos_per_hour
 
 log = logging.getLogger(__name__)
@@ -135,10 +135,16 @@ def _requested_config(opts: RunOptions, ps: PromptSet) -> dict[str, Any]:
     return cfg
 
 
-def _make_items(opts: RunOptions, ps: PromptSet, cfg_hash: str) -> list[WorkItem]:
+def selected_keys(opts: Any, ps: PromptSet) -> list[tuple[Prompt, int]]:
+    """(prompt, seed) of every item the selection (`--ids`, `--hard-only`, `--limit`, `--seeds`) names."""
     chosen = ps.select(ids=opts.ids, hard_only=opts.hard_only, limit=opts.limit)
+    return [(p, derive_seed(opts.run_seed, p.prompt_id, k)) for p in chosen for k in range(opts.seeds)]
+
+
+def _make_items(opts: RunOptions, ps: PromptSet, cfg_hash: str) -> list[WorkItem]:
+    keys = selected_keys(opts, ps)
     if opts.upsampled:
-        fallback = sum(1 for p in chosen if not p.upsampled_caption)
+        fallback = len({p.prompt_id for p, _ in keys if not p.upsampled_caption})
         if fallback:
             log.warning(
                 "%d prompts have no upsampled caption; they are generated from the caption "
@@ -148,14 +154,13 @@ def _make_items(opts: RunOptions, ps: PromptSet, cfg_hash: str) -> list[WorkItem
     return [
         WorkItem(
             prompt_id=p.prompt_id,
-            seed=derive_seed(opts.run_seed, p.prompt_id, k),
+            seed=seed,
             caption=p.caption,
             gen_prompt=p.gen_prompt(opts.upsampled),
             config_hash=cfg_hash,
             rule=p.rule,
         )
-        for p in chosen
-        for k in range(opts.seeds)
+        for p, seed in keys
     ]
 
 
@@ -230,10 +235,7 @@ def _expected_tasks(tasks: tuple[str, ...], infos: dict[str, ReplicaInfo]) -> di
 def _planned_pending(ledger: Ledger, opts: RunOptions, ps: PromptSet, judging: bool) -> dict[str, int]:
     """Pending work of the selection before the dispatcher runs (replicas may not exist yet: an
     autoscaler must see the work to start them)."""
-    chosen = ps.select(ids=opts.ids, hard_only=opts.hard_only, limit=opts.limit)
-    keys = {
-        (p.prompt_id, derive_seed(opts.run_seed, p.prompt_id, k)) for p in chosen for k in range(opts.seeds)
-    }
+    keys = {(p.prompt_id, seed) for p, seed in selected_keys(opts, ps)}
     state = {(r["prompt_id"], r["seed"]): r["state"] for r in ledger.conn.execute(
         "SELECT prompt_id, seed, state FROM items")}
     made = sum(1 for k in keys if state.get(k) in ("generated", "judged"))
@@ -272,7 +274,8 @@ async def run(opts: RunOptions) -> int:
     metrics_task: asyncio.Task | None = None
     storage = Storage(storage_root)
     try:
-        ledger.check_config(_requested_config(opts, ps), keys=list(_requested_config(opts, ps)))
+        requested = _requested_config(opts, ps)
+        ledger.check_config(requested, keys=list(requested))
         ps.write(run_dir / "prompts.csv")
         judge_tasks, judge_tasks_cfg = _judge_tasks(opts, ps)
         judging = bool(judge_tasks) and (opts.local or bool(opts.evaluators))

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from services.orchestrator.items import STATES
-from services.orchestrator.ledger import connect
+from services.orchestrator.ledger import connect, state_counts
 
 RATE_WINDOW = 50  # throughput over the most recent videos, so a resumed run's pause does not skew it
 
@@ -36,9 +36,7 @@ def format_duration(seconds: float | None) -> str:
 
 
 def collect(conn: sqlite3.Connection, judging: bool | None = None) -> dict[str, Any]:
-    counts = dict.fromkeys(STATES, 0)
-    for row in conn.execute("SELECT state, COUNT(*) AS n FROM items GROUP BY state"):
-        counts[row["state"]] = row["n"]
+    counts = state_counts(conn)
     total = sum(counts.values())
     times = [r[0] for r in conn.execute("SELECT generated_at FROM items WHERE generated_at IS NOT NULL")]
     if judging is None:

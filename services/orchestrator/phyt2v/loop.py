@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from services.common.storage import Storage
-from services.orchestrator.items import BASE_ARM, WorkItem, config_hash, derive_seed
+from services.orchestrator.items import BASE_ARM, WorkItem, config_hash
 from services.orchestrator.ledger import LEDGER_NAME, RunLock
 from services.orchestrator.phyt2v import templates as T
 from services.orchestrator.phyt2v.client import ChatClient, EndpointError
@@ -219,11 +219,10 @@ def _selected_keys(opts: Any) -> set[tuple[str, int]] | None:
     if not (opts.ids or opts.limit is not None or opts.hard_only):
         return None
     from services.orchestrator.prompts import load_prompt_set
+    from services.orchestrator.runner import selected_keys
 
     ps = load_prompt_set(opts.prompts, revision=opts.prompt_revision, cache_dir=opts.cache_dir)
-    chosen = ps.select(ids=opts.ids, hard_only=opts.hard_only, limit=opts.limit)
-    seeds = range(opts.seeds)
-    return {(p.prompt_id, derive_seed(opts.run_seed, p.prompt_id, k)) for p in chosen for k in seeds}
+    return {(p.prompt_id, seed) for p, seed in selected_keys(opts, ps)}
 
 
 def refine(opts: Any, llm: ChatClient, vlm: ChatClient, rounds: int, frames: int = 8,
