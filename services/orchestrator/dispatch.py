@@ -385,7 +385,6 @@ class Dispatcher:
         options: DispatchOptions,
         *,
         expected_generator: tuple[str, str, str] | None = None,
-        expected_judge: tuple[str, str, str] | None = None,
         expected_tasks: dict[str, tuple[str, str, str]] | None = None,
     ) -> None:
         self.ledger = ledger
@@ -393,7 +392,7 @@ class Dispatcher:
         self.client_config = client_config
         self.targets = {"generator": gen_targets, "evaluator": judge_targets}
         self.opts = options
-        self.expected = {"generator": expected_generator, "evaluator": expected_judge}
+        self.expected_generator = expected_generator
         # The model (preset, id, revision) each judge task must come from; others are not used for it.
         self.expected_tasks = dict(expected_tasks or {})
         self.judging = bool(judge_targets) and bool(options.judge_tasks)
@@ -502,7 +501,7 @@ class Dispatcher:
         """The requested tasks this replica serves with the model the run expects for each."""
         out = set()
         for task in set(info.tasks) & set(self.opts.judge_tasks):
-            expected = self.expected_tasks.get(task, self.expected["evaluator"])
+            expected = self.expected_tasks.get(task)
             if expected is None or info.model_key() == expected:
                 out.add(task)
         return frozenset(out)
@@ -551,7 +550,7 @@ class Dispatcher:
                 )
                 return
         else:
-            expected = self.expected[rep.kind]
+            expected = self.expected_generator
             if expected is not None and rep.info.model_key() != expected:
                 log.error(
                     "%s %s serves %s, not this run's %s; not using it",
@@ -808,15 +807,12 @@ class Dispatcher:
         self.ledger.update(ctx.item.request_id, **fields)
         self._settle(ctx.item)
 
-    def _judge_request(
-        self, item: WorkItem, tasks: frozenset[str] | None = None
-    ) -> evaluator_pb2.EvaluateRequest:
-        wanted = self._required(item) if tasks is None else tasks
+    def _judge_request(self, item: WorkItem, tasks: frozenset[str]) -> evaluator_pb2.EvaluateRequest:
         queries = [
             # SA is judged against the original caption; pc/videocon_pc ignore the text.
             evaluator_pb2.JudgeQuery(task=TASK_ENUMS[t], text=item.rule if t == "rule" else item.caption)
             for t in ALL_TASKS
-            if t in wanted
+            if t in tasks
         ]
         return evaluator_pb2.EvaluateRequest(
             request_id=item.request_id, video_uri=item.video_uri, queries=queries, video_sha256=item.sha256
