@@ -67,7 +67,6 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServiceServicer):
         self.capacity = max(1, capacity)
         self.batch_wait_s = batch_wait_s
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gpu")
-        self.ready = False
         self._queue: asyncio.Queue[_Pending] | None = None
         self._inflight = 0
         self._batcher: asyncio.Task | None = None
@@ -79,7 +78,11 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServiceServicer):
         self._runtime = runtime_dict(self.judge.info.device)
         self._queue = asyncio.Queue()
         self._batcher = asyncio.ensure_future(self._batch_loop())
-        self.ready = True
+
+    @property
+    def ready(self) -> bool:
+        """The judge is loaded and the batcher runs (the last step of `load`)."""
+        return self._batcher is not None
 
     # -- protos --------------------------------------------------------------------------------
     def _model_proto(self) -> common_pb2.ModelInfo:
@@ -140,7 +143,7 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServiceServicer):
                 task=TASK_ENUMS[a.task],
                 score=None if a.score is None else float(a.score),  # unset: no score (parser_error)
                 raw_text=a.raw_text,
-                parse_status=PARSE_ENUMS[str(getattr(a.parse_status, "value", a.parse_status))],
+                parse_status=PARSE_ENUMS[a.parse_status],
             )
             for a in outcome.answers
         ]

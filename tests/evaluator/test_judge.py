@@ -222,17 +222,13 @@ def test_judge_cli_rejects_missing_columns(tmp_path: Path) -> None:
     )
 
 
-def test_unknown_checkpoint_raises(tmp_path: Path) -> None:
+def test_unknown_checkpoint_raises(tmp_path: Path, fixture_dir: Path) -> None:
     from services.evaluator.errors import CheckpointError
 
     with pytest.raises(CheckpointError):
         load_judge(tmp_path / "does-not-exist")
     half = tmp_path / "half"
     half.mkdir()
-    shutil.copy(
-        Path(__file__).resolve().parents[2].parent / "shared/fixtures/autoeval_parity_a/config.json", half
-    ) if (
-        Path(__file__).resolve().parents[2].parent / "shared/fixtures/autoeval_parity_a/config.json"
-    ).exists() else pytest.skip("fixture absent")
+    shutil.copy(fixture_dir / "config.json", half)  # a config but no weights
     with pytest.raises(CheckpointError):
         load_judge(half)

@@ -90,3 +90,21 @@ def test_generated_ids_exact(fp32_judge, reference: dict, fixture_dir: Path, vid
             assert [1, *tokens] == rec["fp32"]["generated_ids"]
             assert len(tokens) == rec["fp32"]["num_generated_tokens_excluding_leading_bos"] <= 255
             assert tok.decode(tokens) == rec["fp32"]["decoded_text"]
+
+
+def test_logits_from_reference_visual_tokens_are_bit_identical(fp32_judge, reference: dict,
+                                                                fixture_dir: Path) -> None:
+    """Given the official visual tokens, the LLM's last-prompt logits equal the fixture's exactly."""
+    model = fp32_judge.model
+    checked = 0
+    with torch.inference_mode():
+        for rec in reference["records"]:
+            if "visual_tokens_npy" not in rec["fp32"]:
+                continue
+            visual = torch.from_numpy(np.load(fixture_dir / rec["fp32"]["visual_tokens_npy"]))
+            embeds, mask = model.embed_prompts([rec["input_ids"]], [visual[0]])
+            logits = model.greedy_generate(embeds, mask, max_new_tokens=1).first_logits.numpy()
+            expected = np.load(fixture_dir / rec["fp32"]["last_prompt_logits_npy"])
+            np.testing.assert_array_equal(logits, expected)
+            checked += 1
+    assert checked == 6
