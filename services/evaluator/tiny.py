@@ -19,6 +19,7 @@ from pathlib import Path
 import sentencepiece as spm
 import torch
 
+from services.common.cache import cache_dir
 from services.evaluator.model.configuration import AbstractorConfig, MplugOwlConfig, VisionConfig
 from services.evaluator.model.language import LEGACY_ATTENTION
 from services.evaluator.model.modeling import MplugOwlForConditionalGeneration
@@ -62,8 +63,7 @@ GENERATION_CONFIG = {
 
 
 def default_tiny_dir() -> Path:
-    root = os.environ.get("VIDEOPHY_CACHE") or os.path.join(Path.home(), ".cache", "videophy-bench")
-    return Path(root) / f"tiny-judge-v{TINY_VERSION}"
+    return cache_dir() / f"tiny-judge-v{TINY_VERSION}"
 
 
 def build_tiny_tokenizer() -> bytes:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import gc
 import hashlib
 import logging
-import os
 import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from services.common.cache import cache_dir
 from services.common.errors import Cancelled, InvalidRequest
 from services.generator.backend import GenerationJob, GenerationOutput, StepCallback, StopCheck
 from services.generator.presets import Preset
@@ -220,5 +220,4 @@ class DiffusersWanBackend:
 
 
 def default_tiny_dir(layout: str) -> Path:
-    base = Path(os.environ.get("VIDEOPHY_CACHE", Path.home() / ".cache" / "videophy-bench"))
-    return base / f"tiny-wan-{layout}"
+    return cache_dir() / f"tiny-wan-{layout}"
