@@ -102,7 +102,7 @@ def probe_env() -> dict[str, Any]:
     with contextlib.suppress(Exception):
         env["sdpa_priority_order"] = [str(b) for b in torch._C._get_sdp_priority_order()]
     mods = {}
-    for m in ("flash_attn", "flash_attn_interface", "flash_attn_3", "flash_attn.cute",
+    for m in ("flash_attn", "flash_attn_interface", "fa3_fwd_interface", "flash_attn_3", "flash_attn.cute",
               "flash_attn.cute.interface", "sageattention", "xformers", "kernels", "diffusers",
               "transformers"):
         try:
@@ -175,6 +175,15 @@ def kernel_candidates(q, k, v, device: str,
         qp, kp, vp = (x.permute(0, 2, 1, 3).contiguous() for x in (q, k, v))
         return lambda: fa(qp, kp, vp)
     cands["flex_attention[compiled]"] = flex
+
+    def fa3():
+        from services.generator import attention
+
+        reason = attention.fa3_unusable_reason(device)
+        if reason:
+            raise RuntimeError(reason)
+        return lambda: attention.fa3_attention(q, k, v).permute(0, 2, 1, 3)  # takes (B,S,H,D) as is
+    cands["fa3[native layout]"] = fa3
     return cands
 
 
@@ -255,7 +264,7 @@ def run_kernels(args: argparse.Namespace, device: str) -> dict[str, Any]:
 # kernel name prefix -> diffusers attention backend that selects it
 DIFFUSERS_BACKEND = {"sdpa_default": "native", "CUDNN_ATTENTION": "_native_cudnn",
                      "FLASH_ATTENTION": "_native_flash", "EFFICIENT_ATTENTION": "_native_efficient",
-                     "flex_attention": "flex"}
+                     "flex_attention": "flex", "fa3": "fa3"}
 
 
 def pick_backends(kern: dict[str, Any]) -> list[str]:
@@ -309,6 +318,7 @@ def capture_block_inputs(tx: Any, inputs: dict[str, Any]) -> tuple[tuple, dict]:
 
 
 def run_model(args: argparse.Namespace, device: str, backends: list[str]) -> dict[str, Any]:
+    from services.generator import attention
     from services.generator.acceleration import compile_regions, uncompile
 
     res: dict[str, Any] = {"backends": backends, "block": {}, "forward": {}}
@@ -328,7 +338,7 @@ def run_model(args: argparse.Namespace, device: str, backends: list[str]) -> dic
         try:
             torch._dynamo.reset()
             uncompile(pipe)
-            tx.set_attention_backend(be)
+            attention.set_attention([tx], be)
             if compile_ok:
                 compile_regions(pipe, fullgraph=True)
             with torch.inference_mode():
@@ -359,7 +369,7 @@ def run_model(args: argparse.Namespace, device: str, backends: list[str]) -> dic
         for be, o in outs.items():
             ref = outs["native"]
             res["forward"][be]["rel_l2_vs_native_compiled"] = ((o - ref).norm() / ref.norm()).item()
-    tx.set_attention_backend("native")
+    attention.set_attention([tx], "native")
     uncompile(pipe)
     return res
 
@@ -388,6 +398,7 @@ def main() -> int:
     p.add_argument("--tiny", action="store_true", help="tiny shapes and the tiny model (CPU dry run)")
     p.add_argument("--compile-cpu", action="store_true")
     p.add_argument("--skip-model", action="store_true")
+    p.add_argument("--a14b-shape", action="store_true", help="also time the kernels at the A14B shape")
     p.add_argument("--reps", type=int, default=10)
     p.add_argument("--warm", type=int, default=3)
     p.add_argument("--forward-reps", type=int, default=4)
@@ -406,6 +417,11 @@ def main() -> int:
     save()
     RESULTS["kernels"] = run_kernels(args, device)
     save()
+    if args.a14b_shape and not args.tiny:  # one A14B expert: 21x45x80 tokens, 40 heads
+        a14b = argparse.Namespace(**{**vars(args), "tokens": 21 * 45 * 80, "heads": 40, "reps": 5, "warm": 2,
+                                     "check_rows": 256})
+        RESULTS["kernels_a14b"] = run_kernels(a14b, device)
+        save()
     if not args.skip_model:
         backends = pick_backends(RESULTS["kernels"])
         RESULTS["model"] = run_model(args, device, backends)

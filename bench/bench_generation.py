@@ -24,7 +24,6 @@ import contextlib
 import dataclasses
 import json
 import math
-import os
 import platform
 import statistics
 import sys
@@ -299,15 +298,21 @@ def rel_l2(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).norm() / b.norm().clamp(min=1e-30))
 
 
+def unit(frames: np.ndarray) -> np.ndarray:
+    """Frames as float32 in [0, 1]: the backend returns uint8, the plain pipeline floats."""
+    return frames.astype(np.float32) / 255.0 if frames.dtype == np.uint8 else frames.astype(np.float32)
+
+
 def compare(rec: dict[str, Any], frames: np.ndarray, ref_frames: np.ndarray, lat: Any, ref_lat: Any) -> None:
     rec["psnr_db"] = round(psnr(frames, ref_frames), 2)
-    diff = np.abs(frames.astype(np.float32) - ref_frames.astype(np.float32))
+    diff = np.abs(unit(frames) - unit(ref_frames))
     rec["max_abs_diff_frames"] = float(np.max(diff))
     if lat is not None and ref_lat is not None:
         rec["latent_rel_l2"] = rel_l2(lat, ref_lat)
 
 
 def frame_stats(frames: np.ndarray) -> dict[str, float]:
+    frames = unit(frames)
     return {"mean": float(frames.mean()), "std": float(frames.std()),
             "finite": bool(np.isfinite(frames).all()),
             "frac_clipped": float(((frames <= 0.0) | (frames >= 1.0)).mean())}
@@ -427,6 +432,7 @@ def run_eager_pipe(pipe: Any, preset: Any, embeds: tuple[torch.Tensor, torch.Ten
 
 def flow_ti2v(args: argparse.Namespace) -> None:
     from services.generator import acceleration as acc
+    from services.generator import attention
     from services.generator.presets import WAN_NEGATIVE_PROMPT
 
     device, model = args.device, args.model
@@ -468,10 +474,12 @@ def flow_ti2v(args: argparse.Namespace) -> None:
     vae_t = pipe.vae_scale_factor_temporal
     inputs = forward_inputs(pipe.transformer, size, embeds[0], device, vae_t, vae_s, per_token_t=True)
 
+    fa3_ok = cuda and attention.fa3_unusable_reason(device) is None
     backends = ["native", "_native_cudnn", "_native_flash"] if cuda else ["native"]
+    backends += ["fa3"] if fa3_ok else []
     with phase("attention_eager", device) as rec:
         for be in backends:
-            pipe.transformer.set_attention_backend(be)
+            attention.set_attention([pipe.transformer], be)
             r = time_forward(pipe.transformer, inputs, device, reps=args.reps)
             out = r.pop("out")
             if be == "native":
@@ -479,7 +487,7 @@ def flow_ti2v(args: argparse.Namespace) -> None:
             else:
                 r["rel_l2_vs_native"] = rel_l2(out.float().cpu(), state["ref_forward"])
             rec[be] = r
-        pipe.transformer.set_attention_backend("native")
+        attention.set_attention([pipe.transformer], "native")
 
     with phase("eager_pipeline", device) as rec:
         # the plain diffusers eager pipeline: preset `none` (native attention, no compile)
@@ -492,20 +500,22 @@ def flow_ti2v(args: argparse.Namespace) -> None:
         state["eager"] = r
     if cuda:
         with phase("compile_sweep", device) as rec:
-            for be in ["native", "_native_cudnn"]:
-                torch._dynamo.reset()
-                acc.uncompile(pipe)
-                pipe.transformer.set_attention_backend(be)
-                acc.compile_regions(pipe, fullgraph=True)
-                r = time_forward(pipe.transformer, inputs, device, reps=args.reps)
-                r["rel_l2_vs_eager_native"] = rel_l2(r.pop("out").float().cpu(), state["ref_forward"])
-                rec[be] = r
-            best = min(("native", "_native_cudnn"), key=lambda b: rec[b]["median_s"])
-            rec["best"] = best
-            os.environ["VIDEOPHY_ATTENTION_BACKEND"] = best
+            # regional compile x attention kernel x timestep per token (diffusers' TI2V path) or shared
+            shared = forward_inputs(pipe.transformer, size, embeds[0], device, vae_t, vae_s,
+                                    per_token_t=False)
+            for be in ["native", *(["fa3"] if fa3_ok else [])]:
+                for t_mode, inp in (("per_token", inputs), ("shared", shared)):
+                    torch._dynamo.reset()
+                    acc.uncompile(pipe)
+                    attention.set_attention([pipe.transformer], be)
+                    acc.compile_regions(pipe, fullgraph=True)
+                    r = time_forward(pipe.transformer, inp, device, reps=args.reps)
+                    r["rel_l2_vs_eager_native"] = rel_l2(r.pop("out").float().cpu(), state["ref_forward"])
+                    rec[f"{be}/t={t_mode}"] = r
+                    save()
             acc.uncompile(pipe)
             torch._dynamo.reset()
-            pipe.transformer.set_attention_backend("native")
+            attention.set_attention([pipe.transformer], "native")
 
     with phase("lossless", device) as rec:
         torch._dynamo.reset()

@@ -8,9 +8,14 @@ Presets (docs/performance.md has the measurements behind each choice):
 
 * ``none``: the plain diffusers eager pipeline (attention ``native``, no compile). Reference only.
 * ``lossless`` (the default): output equals the eager pipeline within bf16 tolerance.
-  - the fastest exact attention backend available (``native`` SDPA unless VIDEOPHY_ATTENTION_BACKEND
-    names another exact one; on torch 2.11 / H100 ``native`` dispatches to cuDNN flash attention and
-    measured at least as fast as ``_native_cudnn`` and faster than ``_native_flash``),
+  - the fastest exact attention kernel available (``services.generator.attention``: FlashAttention-3
+    on a Hopper GPU where it is installed and passes its self-check, else ``native`` SDPA, which on
+    torch >= 2.9 / H100 dispatches to cuDNN flash attention; VIDEOPHY_ATTENTION_BACKEND forces one),
+  - one time embedding per step instead of one per token for text-to-video on TI2V-5B: diffusers'
+    ``expand_timesteps`` path gives every latent token its own timestep so that an image-conditioned
+    first frame can sit at t=0; without an image every token carries the same t, so the per-token
+    embedding, the [B, N, 6, dim] fp32 modulation it feeds and the per-token output head are the
+    per-sample ones repeated N times. The per-sample path computes the same values once,
   - regional ``torch.compile`` of each transformer's repeated block (``compile_repeated_blocks``,
     fullgraph); the compile itself happens in the backend's warm-up, before the service reports ready,
   - the text encoder parked on the CPU (pinned) once embeddings are cached; `text_encoder_on` brings it
@@ -31,17 +36,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Iterator
 from typing import Any
+
+from services.generator import attention
 
 log = logging.getLogger(__name__)
 
 PRESET_NAMES = ("lossless", "none", "fbcache", "fp8")
 DEFAULT_PRESET = "lossless"
-# Exact attention backends that need nothing beyond torch (hub kernels need the network).
-EXACT_ATTENTION_BACKENDS = ("native", "_native_cudnn", "_native_flash", "_native_efficient")
-DEFAULT_ATTENTION_BACKEND = "native"
 # diffusers' default; ParaAttention suggests 0.05-0.1 for video DiTs (higher = more skipping).
 FBCACHE_THRESHOLD = 0.05
 FP8_MAX = 448.0  # largest finite float8_e4m3fn
@@ -56,22 +59,27 @@ def _is_cuda(device: str) -> bool:
     return str(device).startswith("cuda")
 
 
-# -- attention ------------------------------------------------------------------------------------
-def attention_backend(device: str) -> str:
-    """The exact attention backend to use on `device` (env VIDEOPHY_ATTENTION_BACKEND overrides)."""
-    name = os.environ.get("VIDEOPHY_ATTENTION_BACKEND", "").strip() or DEFAULT_ATTENTION_BACKEND
-    if name not in EXACT_ATTENTION_BACKENDS:
-        raise ValueError(f"VIDEOPHY_ATTENTION_BACKEND={name!r} is not an exact backend "
-                         f"({', '.join(EXACT_ATTENTION_BACKENDS)}); lossy ones belong in a named preset")
-    if not _is_cuda(device) and name != "native":
-        return "native"  # the _native_* backends force CUDA kernels
-    return name
+# -- time embedding --------------------------------------------------------------------------------
+def share_timestep(pipe: Any) -> bool:
+    """Text-to-video on an ``expand_timesteps`` (TI2V) pipeline: one timestep per sample, not per token.
+
+    Exact: without a conditioning image every token's timestep is the same t (the pipeline's mask is all
+    ones), and the transformer's per-sample path computes the values the per-token path repeats.
+    Returns True when the pipeline was switched."""
+    if not getattr(getattr(pipe, "config", None), "expand_timesteps", False):
+        return False
+    pipe._videophy_expand_timesteps = True  # for `reset`: the `none` preset is the pipeline as loaded
+    pipe.register_to_config(expand_timesteps=False)
+    return True
 
 
-def set_attention(pipe: Any, backend: str) -> str:
-    for module in transformers_of(pipe):
-        module.set_attention_backend(backend)
-    return backend
+def reset(pipe: Any) -> None:
+    """Undo the pipeline-level changes of an earlier preset (a pipeline may be re-attached, e.g. in
+    bench/): default attention, per-token timesteps where the pipeline had them. Compiled blocks are
+    undone by `uncompile`, quantized layers are not undone."""
+    attention.set_attention(transformers_of(pipe), "native")
+    if getattr(pipe, "_videophy_expand_timesteps", None):
+        pipe.register_to_config(expand_timesteps=True)
 
 
 # -- compile --------------------------------------------------------------------------------------
@@ -230,6 +238,7 @@ def apply_acceleration(pipe: Any, name: str = DEFAULT_PRESET, device: str = "cud
     compile costs more than it saves on the tiny models); True/False forces it."""
     if name not in PRESET_NAMES:
         raise ValueError(f"unknown acceleration preset {name!r}; known: {', '.join(PRESET_NAMES)}")
+    reset(pipe)
     if name == "none":
         return "none"
     cuda = _is_cuda(device)
@@ -242,8 +251,11 @@ def apply_acceleration(pipe: Any, name: str = DEFAULT_PRESET, device: str = "cud
     parts = []
     if name == "fp8":
         parts.append(f"fp8-linear:{quantize_fp8(pipe)}")
-    backend = set_attention(pipe, attention_backend(device))
-    parts.append(f"attn={backend}")
+    kernel, note = attention.resolve_kernel(attention.requested_kernel(), device)
+    attention.set_attention(transformers_of(pipe), kernel)
+    parts.append(f"attn={kernel}" + (f"[{note}]" if note else ""))
+    if share_timestep(pipe):
+        parts.append("t=shared")
     do_compile = cuda if compile_blocks is None else compile_blocks
     if name == "fbcache":
         enable_fbcache(pipe)

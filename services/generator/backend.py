@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from services.generator.presets import Params, Preset
 
+# When the VAE decode of one item may run beside the next item's denoising (GeneratorServicer).
+DECODE_OVERLAP = ("auto", "on", "off")
 StepCallback = Callable[[int, int], None]  # (step done, total steps)
 StopCheck = Callable[[], bool]
 
@@ -22,17 +24,20 @@ class GenerationJob:
 
 @dataclass
 class GenerationOutput:
-    frames: np.ndarray  # (F, H, W, 3) float32 in [0, 1]
+    # (F, H, W, 3) uint8, or float32 in [0, 1]; None between `denoise` and `decode`
+    frames: np.ndarray | None
     timings_s: dict[str, float] = field(default_factory=dict)
     attempts: int = 1
+    latents: Any = None  # device tensor between `denoise` and `decode`
 
 
 class GeneratorBackend(Protocol):
     """A loaded text-to-video model.
 
-    Contract: `load` and `warmup` run once before the service reports ready; `generate` is called
-    from a single worker thread, one job at a time; it calls `on_step` after every denoising step
-    and raises `services.common.errors.Cancelled` at the next step once `should_stop()` is true.
+    Contract: `load` and `warmup` run once before the service reports ready; `generate` (or
+    `denoise`) is called from a single worker thread, one job at a time; it calls `on_step` after every
+    denoising step and raises `services.common.errors.Cancelled` at the next step once `should_stop()`
+    is true. `decode` may run on a second thread beside the next `denoise`.
     Device out-of-memory surfaces as `torch.OutOfMemoryError`; `enable_low_memory` then switches to
     the slower low-memory mode (VAE tiling, offload of idle components) for a retry.
     """
@@ -53,7 +58,19 @@ class GeneratorBackend(Protocol):
         ...
 
     def generate(self, job: GenerationJob, on_step: StepCallback,
-                 should_stop: StopCheck) -> GenerationOutput: ...
+                 should_stop: StopCheck) -> GenerationOutput:
+        """`denoise` then `decode`."""
+        ...
+
+    def denoise(self, job: GenerationJob, on_step: StepCallback,
+                should_stop: StopCheck) -> GenerationOutput:
+        """The step loop alone; the output holds `latents` and no frames yet."""
+        ...
+
+    def decode(self, out: GenerationOutput, side_stream: bool = False) -> GenerationOutput:
+        """Latents -> frames, in place. With `side_stream` it may run on another thread while the
+        next `denoise` runs (the servicer does so only when the warm-up showed that both fit)."""
+        ...
 
     def free_memory(self) -> None: ...
 

@@ -14,6 +14,7 @@ from services.common.server import ServiceHost, run_service
 from services.common.settings import LOG_FORMAT, add_server_flags, env_flag
 from services.common.storage import Storage
 from services.common.video import DEFAULT_QUALITY
+from services.generator.backend import DECODE_OVERLAP
 from services.generator.presets import PRESETS, get_preset
 
 SERVICE_NAME = generator_pb2.DESCRIPTOR.services_by_name["GeneratorService"].full_name
@@ -44,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     env_flag(g, "--queue-depth", default=1, type=int,
              help="requests that may wait behind the running one (the next item is ready when the device "
                   "frees; GetInfo reports 1 + this as capacity); 0 refuses any second request")
+    env_flag(g, "--decode-overlap", default="auto", choices=list(DECODE_OVERLAP),
+             help="VAE decode of one item beside the next item's denoising: auto = on a GPU when the "
+                  "warm-up measured that both fit in memory (docs/performance.md)")
     env_flag(g, "--mp4-quality", default=DEFAULT_QUALITY, type=float, help="imageio-ffmpeg quality 0..10")
     return parser
 
@@ -81,7 +85,7 @@ async def serve(args: argparse.Namespace, backend=None,
 
     backend = backend or make_backend(args)
     servicer = GeneratorServicer(backend, Storage(args.storage_root), mp4_quality=args.mp4_quality,
-                                 queue_depth=args.queue_depth)
+                                 queue_depth=args.queue_depth, decode_overlap=args.decode_overlap)
 
     def register(server) -> None:
         generator_pb2_grpc.add_GeneratorServiceServicer_to_server(servicer, server)

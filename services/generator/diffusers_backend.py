@@ -7,6 +7,7 @@ and every step reports progress and checks for cancellation.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import logging
@@ -23,6 +24,8 @@ from services.generator.presets import Preset
 log = logging.getLogger(__name__)
 
 EMBED_CACHE_SIZE = 4096
+# A decode may overlap the next denoise when both peaks together stay under this share of the device.
+OVERLAP_MEMORY_FRACTION = 0.85
 
 
 def _hash(text: str) -> str:
@@ -74,6 +77,8 @@ class DiffusersWanBackend:
         self.scheduler_name = ""
         self._embeds: OrderedDict[str, Any] = OrderedDict()
         self._low_memory = False
+        self._stream: Any = None
+        self.decode_overlap_fits: bool | None = None  # measured by warmup() on CUDA
 
     # -- lifecycle -------------------------------------------------------------------------------
     def load(self) -> None:
@@ -114,11 +119,30 @@ class DiffusersWanBackend:
                 f"{self.preset.name} expects {'two' if self.preset.boundary_ratio else 'one'}")
 
     def warmup(self) -> None:
-        """One short generation at the preset's size: compiles kernels before we report ready."""
+        """One short generation at the preset's size: compiles kernels before we report ready, and
+        measures on CUDA whether a decode fits in memory beside a denoise (`decode_overlap_fits`)."""
         from services.generator.presets import resolve
 
-        params = resolve(self.preset, seed=0, num_inference_steps=2)
-        self.generate(GenerationJob("warm up", params), lambda *_: None, lambda: False)
+        job = GenerationJob("warm up", resolve(self.preset, seed=0, num_inference_steps=2))
+        if not self.device.startswith("cuda"):
+            self.generate(job, lambda *_: None, lambda: False)
+            return
+        import torch
+
+        dev = torch.device(self.device)
+        torch.cuda.reset_peak_memory_stats(dev)
+        out = self.denoise(job, lambda *_: None, lambda: False)
+        denoise_peak = torch.cuda.max_memory_allocated(dev)
+        held = torch.cuda.memory_allocated(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        self.decode(out)
+        decode_extra = torch.cuda.max_memory_allocated(dev) - held
+        total = torch.cuda.get_device_properties(dev).total_memory
+        # Both at once need about the sum; the margin covers the per-stream allocator caches.
+        self.decode_overlap_fits = denoise_peak + decode_extra <= OVERLAP_MEMORY_FRACTION * total
+        log.info("warm-up peaks: denoise %.1f GiB, decode +%.1f GiB of %.1f GiB: overlap %s",
+                 denoise_peak / 2**30, decode_extra / 2**30, total / 2**30,
+                 "fits" if self.decode_overlap_fits else "does not fit")
 
     # -- text ------------------------------------------------------------------------------------
     def _encode(self, text: str, max_len: int) -> Any:
@@ -161,6 +185,10 @@ class DiffusersWanBackend:
                                                                       flow_shift=shift)
 
     def generate(self, job: GenerationJob, on_step: StepCallback, should_stop: StopCheck) -> GenerationOutput:
+        return self.decode(self.denoise(job, on_step, should_stop))
+
+    def denoise(self, job: GenerationJob, on_step: StepCallback, should_stop: StopCheck) -> GenerationOutput:
+        """The denoising loop; the output carries the final latents (on the device) and no frames."""
         import torch
 
         p = job.params
@@ -170,13 +198,8 @@ class DiffusersWanBackend:
         negative_embeds = self._encode(p.negative_prompt, p.max_sequence_length)
         timings["text_encode"] = time.perf_counter() - t0
         self._scheduler_for(p.flow_shift)
-        marks: dict[str, float] = {}
 
         def callback(pipe: Any, i: int, t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-            if i + 1 == p.num_inference_steps:
-                if self.device.startswith("cuda"):
-                    torch.cuda.synchronize()  # once, after the last step: denoise/decode split
-                marks["denoise_end"] = time.perf_counter()
             on_step(i + 1, p.num_inference_steps)
             if should_stop():
                 raise Cancelled(f"cancelled after step {i + 1}/{p.num_inference_steps}")
@@ -188,17 +211,60 @@ class DiffusersWanBackend:
         generator = torch.Generator(device=self.device).manual_seed(p.seed)
         t1 = time.perf_counter()
         with torch.inference_mode():
-            out = self.pipe(
+            latents = self.pipe(
                 prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds,
                 height=p.height, width=p.width, num_frames=p.num_frames,
                 num_inference_steps=p.num_inference_steps, guidance_scale=p.guidance_scale,
-                generator=generator, output_type="np", max_sequence_length=p.max_sequence_length,
+                generator=generator, output_type="latent", max_sequence_length=p.max_sequence_length,
                 callback_on_step_end=callback, **kwargs,
-            )
-        t2 = time.perf_counter()
-        timings["denoise"] = marks.get("denoise_end", t2) - t1
-        timings["vae_decode"] = t2 - marks.get("denoise_end", t2)
-        return GenerationOutput(frames=out.frames[0], timings_s=timings)
+            ).frames
+        done = None
+        if self.device.startswith("cuda"):
+            done = torch.cuda.Event()
+            done.record()  # a decode on another stream waits for this, not for the whole device
+            done.synchronize()  # the denoise time is device time, and the latents are final
+        timings["denoise"] = time.perf_counter() - t1
+        return GenerationOutput(frames=None, latents=latents, timings_s=timings)
+
+    def decode(self, out: GenerationOutput, side_stream: bool = False) -> GenerationOutput:
+        """VAE decode of `out.latents` into uint8 frames (F, H, W, 3), in place on `out`.
+
+        The same arithmetic as WanPipeline's own decode plus `output_type="np"` and
+        `services.common.video.to_uint8` (denormalise, clamp, x255, round half to even), but the
+        rounding runs on the device, so a quarter of the bytes cross to the host and no float copy of
+        the video is made there. `side_stream` runs it on the backend's decode stream (CUDA), so it can
+        overlap the next item's denoising on the default stream."""
+        import torch
+        from diffusers.utils.torch_utils import get_module_execution_device
+
+        vae = self.pipe.vae
+        t0 = time.perf_counter()
+        stream = self._decode_stream() if side_stream else None
+        with torch.inference_mode(), (torch.cuda.stream(stream) if stream is not None
+                                      else contextlib.nullcontext()):
+            latents = out.latents
+            if stream is not None:
+                stream.wait_stream(torch.cuda.default_stream(stream.device))
+                latents.record_stream(stream)
+            latents = latents.to(get_module_execution_device(vae), dtype=vae.dtype)
+            shape = (1, vae.config.z_dim, 1, 1, 1)
+            mean = torch.tensor(vae.config.latents_mean).view(shape).to(latents.device, latents.dtype)
+            inv_std = 1.0 / torch.tensor(vae.config.latents_std).view(shape).to(latents.device, latents.dtype)
+            video = vae.decode(latents / inv_std + mean, return_dict=False)[0]  # (1, 3, F, H, W) in [-1, 1]
+            frames = torch.round((video[0] * 0.5 + 0.5).clamp(0, 1) * 255.0).to(torch.uint8)
+            frames = frames.permute(1, 2, 3, 0).contiguous().cpu().numpy()  # the host copy syncs
+        out.frames, out.latents = frames, None
+        out.timings_s["vae_decode"] = time.perf_counter() - t0
+        return out
+
+    def _decode_stream(self) -> Any:
+        import torch
+
+        if not self.device.startswith("cuda"):
+            return None
+        if self._stream is None:
+            self._stream = torch.cuda.Stream(device=torch.device(self.device))
+        return self._stream
 
     # -- memory ----------------------------------------------------------------------------------
     def free_memory(self) -> None:

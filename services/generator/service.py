@@ -1,8 +1,9 @@
 """GeneratorService: a thin gRPC servicer over a GeneratorBackend (proto <-> domain only).
 
 One generation at a time per device, with up to `queue_depth` callers waiting behind it (more ->
-RESOURCE_EXHAUSTED at once); GPU work on one worker thread so health keeps answering, MP4 encoding
-on another so the next item's denoising overlaps it; cancellation and deadlines stop denoising at the
+RESOURCE_EXHAUSTED at once); GPU work on one worker thread so health keeps answering; the VAE decode
+(where the warm-up showed that it fits in memory beside a denoise) and the MP4 encoding on threads of
+their own, so the next item's denoising overlaps them; cancellation and deadlines stop denoising at the
 next step; results are idempotent per request id through a sidecar beside the atomically written MP4.
 """
 
@@ -26,7 +27,7 @@ from services.common.errors import Busy, InvalidRequest, NotReady, OutOfMemory, 
 from services.common.runtime import runtime_dict
 from services.common.storage import Storage, safe_component, sha256_file
 from services.common.video import DEFAULT_QUALITY, encode_mp4
-from services.generator.backend import GenerationJob, GenerationOutput, GeneratorBackend
+from services.generator.backend import DECODE_OVERLAP, GenerationJob, GenerationOutput, GeneratorBackend
 from services.generator.presets import PRESETS, Params, resolve
 
 log = logging.getLogger(__name__)
@@ -61,11 +62,17 @@ class _Work:
 
 class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
     def __init__(self, backend: GeneratorBackend, storage: Storage, mp4_quality: float = DEFAULT_QUALITY,
-                 queue_depth: int = 0):
+                 queue_depth: int = 0, decode_overlap: str = "auto"):
+        if decode_overlap not in DECODE_OVERLAP:
+            raise ValueError(f"decode_overlap must be one of {DECODE_OVERLAP}, not {decode_overlap!r}")
         self.backend = backend
         self.storage = storage
         self.mp4_quality = mp4_quality
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gpu")
+        # The VAE decode of one item beside the next item's denoising (one decode at a time).
+        self.decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vae")
+        self.decode_overlap = decode_overlap
+        self.overlap = False  # decided in load_and_warm
         # MP4 encoding, hashing and the sidecar run here, off the device thread, so the next item's
         # denoising starts as soon as this one's frames are decoded.
         self.encoder = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mp4")
@@ -75,9 +82,6 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         self._admitted = 0
         self._device = asyncio.Lock()
         self.ready = False
-        # True exactly while the worker thread runs (not while some RPC handler lives): a cancelled
-        # call frees the device when its worker stops, whatever happens to the handler afterwards.
-        self.busy = False
         self._runtime: dict[str, object] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -86,6 +90,11 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         await loop.run_in_executor(self.executor, self.backend.load)
         if warmup:
             await loop.run_in_executor(self.executor, self.backend.warmup)
+        fits = getattr(self.backend, "decode_overlap_fits", None)
+        self.overlap = self.decode_overlap == "on" or (
+            self.decode_overlap == "auto" and self.backend.device.startswith("cuda") and bool(fits))
+        log.info("VAE decode %s the next denoise (--decode-overlap %s; fits beside it: %s)",
+                 "overlaps" if self.overlap else "does not overlap", self.decode_overlap, fits)
         self.ready = True
 
     def _runtime_proto(self) -> common_pb2.RuntimeInfo:
@@ -160,21 +169,30 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         self._admitted += 1
 
     async def _submit(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
-        """After `_admit`: wait for the device (queued callers in arrival order), then run `fn` on it.
+        """After `_admit`: `_on_device`, and the admission ends when the device work does."""
+        try:
+            fut = await self._on_device(fn, *args)
+        except BaseException:
+            self._admitted -= 1
+            raise
+
+        def admitted_done(_: asyncio.Future[Any]) -> None:
+            self._admitted -= 1
+
+        fut.add_done_callback(admitted_done)
+        return fut
+
+    async def _on_device(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        """Wait for the device (callers in arrival order), then run `fn` on the device thread.
 
         The device counts as taken until the worker thread returns, also when the caller is gone,
         so a cancelled item never overlaps the next one.
         """
-        try:
-            await self._device.acquire()
-        except BaseException:
-            self._admitted -= 1
-            raise
+        await self._device.acquire()
         fut = asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
         def free(f: asyncio.Future[Any]) -> None:
             self._device.release()
-            self._admitted -= 1
             if not f.cancelled():
                 f.exception()  # retrieved here too, so an abandoned call's error is not logged as lost
 
@@ -202,7 +220,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         try:
             yield generator_pb2.GenerateEvent(request_id=request_id, progress=generator_pb2.GenerateProgress(
                 phase="queued", step=0, total_steps=work.job.params.num_inference_steps))
-            fut = await self._submit(self._denoise_and_decode, work, on_step, stop.is_set)
+            fut = await self._submit(self._device_work, work, on_step, stop.is_set, self.overlap)
             while True:
                 getter = asyncio.ensure_future(events.get())
                 done, _ = await asyncio.wait({getter, fut}, return_when=asyncio.FIRST_COMPLETED)
@@ -212,6 +230,8 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
             while not events.empty():  # steps reported just before the worker returned
                 yield progress(*events.get_nowait())
             out = fut.result()  # raises the worker's exception (mapped by the interceptor)
+            if out.frames is None:
+                out = await self._decode_beside(out)
             result = await loop.run_in_executor(self.encoder, self._write, work, out)
         except BaseException:
             stop.set()
@@ -221,16 +241,39 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
                 getter.cancel()
         yield generator_pb2.GenerateEvent(request_id=request_id, result=result)
 
-    def _denoise_and_decode(self, work: _Work, on_step, should_stop) -> GenerationOutput:
-        """Device thread: generate with the OOM fallback; the frames come back for `_write`."""
+    def _device_work(self, work: _Work, on_step, should_stop, overlap: bool) -> GenerationOutput:
+        """Device thread: denoise (and decode, unless it overlaps) with the OOM fallback."""
         started = time.perf_counter()
+        step = self.backend.denoise if overlap else self.backend.generate
         try:
-            out = self._generate_with_fallback(work.job, on_step, should_stop)
+            out = self._with_oom_fallback(step, work.job, on_step, should_stop)
         except BaseException:
             self.backend.free_memory()  # a cancelled or failed run leaves activations behind
             raise
         out.timings_s["device_total"] = time.perf_counter() - started
         return out
+
+    async def _decode_beside(self, out: GenerationOutput) -> GenerationOutput:
+        """Decode on the decode thread while the device thread denoises the next item.
+
+        Out of memory there (the warm-up's estimate was wrong, or another process took memory) turns
+        the overlap off and decodes again alone on the device, with the usual low-memory fallback."""
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        try:
+            out = await loop.run_in_executor(self.decoder, self.backend.decode, out, True)
+        except Exception as exc:
+            if not _is_oom(exc):
+                raise
+            log.warning("out of memory decoding beside a denoise; decoding alone from now on: %s", exc)
+            self.overlap = False
+            out = await (await self._on_device(self._decode_alone, out))
+        out.timings_s["device_total"] += time.perf_counter() - started
+        return out
+
+    def _decode_alone(self, out: GenerationOutput) -> GenerationOutput:
+        self.backend.free_memory()
+        return self._with_oom_fallback(lambda: self.backend.decode(out))
 
     def _write(self, work: _Work, out: GenerationOutput) -> generator_pb2.GenerateResult:
         """Encoder thread: MP4 and sidecar, both atomic, while the device works on the next item."""
@@ -257,9 +300,10 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
                                         json.dumps(side, ensure_ascii=False, indent=1).encode())
         return result
 
-    def _generate_with_fallback(self, job: GenerationJob, on_step, should_stop) -> GenerationOutput:
+    def _with_oom_fallback(self, fn: Callable[..., GenerationOutput], *args: Any) -> GenerationOutput:
+        """`fn(*args)`; on device OOM once more in the low-memory mode, then OutOfMemory."""
         try:
-            return self.backend.generate(job, on_step, should_stop)
+            return fn(*args)
         except Exception as exc:
             if not _is_oom(exc):
                 raise
@@ -267,7 +311,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         self.backend.free_memory()
         self.backend.enable_low_memory()
         try:
-            out = self.backend.generate(job, on_step, should_stop)
+            out = fn(*args)
         except Exception as exc:
             if not _is_oom(exc):
                 raise

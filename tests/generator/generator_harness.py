@@ -38,19 +38,21 @@ class InstrumentedBackend(DiffusersWanBackend):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.step_delay_s = 0.0
-        self.ooms_to_inject = 0  # raised at step 1 of the next N generate() calls
+        self.ooms_to_inject = 0  # raised at step 1 of the next N denoise() calls
         self.load_gate: threading.Event | None = None
-        self.generate_calls = 0
-        self.steps_done = 0  # of the latest generate() call
+        self.generate_calls = 0  # denoise() calls: generate() runs one too
+        self.steps_done = 0  # of the latest denoise() call
         self.steps_history: list[int] = []  # steps each finished or stopped call completed
         self.running = threading.Event()
+        self.decode_ooms_to_inject = 0  # raised by the next N decodes on the side stream (overlapped)
+        self.decode_sides: list[bool] = []  # side_stream of every decode() call
 
     def load(self) -> None:
         if self.load_gate is not None and not self.load_gate.wait(60):
             raise TimeoutError("load gate never opened")
         super().load()
 
-    def generate(self, job: GenerationJob, on_step: StepCallback, should_stop: StopCheck) -> GenerationOutput:
+    def denoise(self, job: GenerationJob, on_step: StepCallback, should_stop: StopCheck) -> GenerationOutput:
         self.generate_calls += 1
         self.steps_done = 0
         self.running.set()
@@ -64,10 +66,18 @@ class InstrumentedBackend(DiffusersWanBackend):
             on_step(k, n)
 
         try:
-            return super().generate(job, step, should_stop)
+            return super().denoise(job, step, should_stop)
         finally:
             self.steps_history.append(self.steps_done)
             self.running.clear()
+
+
+    def decode(self, out: GenerationOutput, side_stream: bool = False) -> GenerationOutput:
+        self.decode_sides.append(side_stream)
+        if side_stream and self.decode_ooms_to_inject > 0:
+            self.decode_ooms_to_inject -= 1
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 12.00 GiB (injected)")
+        return super().decode(out, side_stream)
 
 
 def tiny_backend(preset: str = "tiny", cls: type[DiffusersWanBackend] = InstrumentedBackend) -> Any:

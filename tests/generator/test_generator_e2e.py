@@ -14,7 +14,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from videophy.v1 import common_pb2, generator_pb2_grpc
 
 from services.common.storage import sha256_file
-from services.common.video import decode_mp4
+from services.common.video import decode_mp4, to_uint8
 from services.generator.backend import GenerationJob
 from services.generator.cli import build_parser, make_backend
 from services.generator.presets import PRESETS, WAN_NEGATIVE_PROMPT, Params, resolve
@@ -124,12 +124,25 @@ def test_backend_equals_direct_wanpipeline(preset: str, tiny_models: dict[str, P
     ours = backend.generate(GenerationJob(PROMPT, params), lambda *_: None, lambda: False).frames
     theirs = _direct_wan(tiny_models[preset], params, PROMPT)
     assert ours.shape == theirs.shape == (params.num_frames, params.height, params.width, 3)
-    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5)
+    # Our decode rounds to uint8 on the device with to_uint8's arithmetic; the shared timestep (TI2V)
+    # only moves float rounding, so at most a rare pixel sits one level off.
+    diff = np.abs(ours.astype(int) - to_uint8(theirs).astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, (diff.max(), (diff > 0).mean())
     # Guard that the comparison can fail: another seed is far away.
     other = _direct_wan(
         tiny_models[preset], resolve(PRESETS[preset], seed=124, num_inference_steps=4), PROMPT
     )
     assert np.abs(other - theirs).mean() > 1e-2
+
+
+def test_plain_preset_frames_are_bit_identical_to_wanpipeline(tiny_models: dict[str, Path]) -> None:
+    """Preset `none` + our own decode (device-side uint8 rounding) == WanPipeline + to_uint8, exactly."""
+    backend = tiny_backend("tiny")
+    backend.acceleration_preset = "none"
+    backend.load()
+    params = resolve(PRESETS["tiny"], seed=77, num_inference_steps=3)
+    ours = backend.generate(GenerationJob(PROMPT, params), lambda *_: None, lambda: False).frames
+    assert np.array_equal(ours, to_uint8(_direct_wan(tiny_models["tiny"], params, PROMPT)))
 
 
 def test_mp4_matches_direct_wanpipeline_within_codec_tolerance(

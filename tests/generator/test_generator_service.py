@@ -295,6 +295,52 @@ def test_queued_request_waits_for_the_device_and_the_next_one_is_refused(tmp_pat
     assert backend.steps_history == [4, 2]  # never overlapped on the device: one after the other
 
 
+# -- decode beside the next denoise ------------------------------------------------------------------------
+def test_decode_overlap_gives_the_same_videos(tmp_path: Path) -> None:
+    """--decode-overlap on: items decode on the decode thread while the next one denoises; the bytes
+    are those of the plain path, and the second item's denoising starts before the first's decode ends."""
+    reqs = [request(f"r{i}", seed=20 + i, steps=3) for i in range(3)]
+
+    Results = list[generator_pb2.GenerateResult]
+
+    async def run_all(mode: str, root: Path) -> tuple[Results, InstrumentedBackend]:
+        backend = tiny_backend("tiny")
+        flags = ["--decode-overlap", mode, "--queue-depth", "1"]
+        async with running_generator(backend, root, flags) as run, run.channel() as ch1, run.channel() as ch2:
+            results = []
+            for i in range(0, len(reqs), 2):
+                pair = [generate(ch, r) for ch, r in zip((ch1, ch2), reqs[i:i + 2], strict=False)]
+                results += [res for _, res in await asyncio.gather(*pair)]
+        return results, backend
+
+    async def main() -> None:
+        on, b_on = await run_all("on", tmp_path / "on")
+        off, b_off = await run_all("off", tmp_path / "off")
+        assert b_on.decode_sides == [True] * 3 and b_off.decode_sides == [False] * 3
+        assert [r.artifact.sha256 for r in on] == [r.artifact.sha256 for r in off]
+        assert len({r.artifact.sha256 for r in on}) == 3
+        for r in on:
+            assert r.timings_s["vae_decode"] > 0 and r.timings_s["total"] >= r.timings_s["denoise"]
+
+    asyncio.run(main())
+
+
+def test_oom_in_overlapped_decode_decodes_alone_and_stops_overlapping(tmp_path: Path) -> None:
+    backend = tiny_backend("tiny")
+
+    async def main() -> None:
+        flags = ["--decode-overlap", "on"]
+        async with running_generator(backend, tmp_path, flags) as run, run.channel() as ch:
+            backend.decode_ooms_to_inject = 1
+            _, first = await generate(ch, request("a", seed=4))
+            _, second = await generate(ch, request("b", seed=4, prompt_id="p2"))
+        assert first.attempts == 1 and "low-memory" not in first.params.acceleration
+        assert backend.decode_sides == [True, False, False]  # failed beside, then alone; alone after
+        assert first.artifact.sha256 == second.artifact.sha256  # same prompt and seed, same bytes
+
+    asyncio.run(main())
+
+
 # -- idempotency -----------------------------------------------------------------------------------------
 def test_repeat_is_cached_corrupt_mp4_regenerated_and_reuse_with_other_prompt_refused(tmp_path: Path) -> None:
     backend = tiny_backend("tiny")

@@ -1,0 +1,159 @@
+"""Exact attention kernels for the Wan transformers, and the choice of the fastest one available.
+
+Every kernel here computes softmax(q kᵀ / √d) v exactly (only the float accumulation order differs), so
+any of them may serve the ``lossless`` preset. Lossy kernels (Sage, FP8 attention) belong in a named
+fast preset, never here.
+
+* ``native``: diffusers' SDPA backend (on torch ≥ 2.9 with an H100 it dispatches to cuDNN flash
+  attention, measured at ~600 TFLOP/s for the TI2V-5B shape);
+* ``_native_cudnn``, ``_native_flash``, ``_native_efficient``: one SDPA kernel forced;
+* ``fa3``: FlashAttention-3 (Hopper only), from the official build (``flash_attn_interface``, which
+  diffusers knows as ``_flash_3``) or from the PyPI forward-only build ``fa3-fwd``
+  (``fa3_fwd_interface``), which we plug into diffusers' dispatcher ourselves;
+* ``auto`` (the default): ``fa3`` where it imports, the GPU is a Hopper and a start-up self-check
+  against SDPA passes; ``native`` otherwise.
+
+The pick is recorded in the acceleration label (``attn=fa3`` / ``attn=native``), so every result says
+which kernel made it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from types import ModuleType
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+AUTO = "auto"
+FA3 = "fa3"
+SDPA_BACKENDS = ("native", "_native_cudnn", "_native_flash", "_native_efficient")
+KERNELS = (AUTO, FA3, *SDPA_BACKENDS)
+ENV = "VIDEOPHY_ATTENTION_BACKEND"
+# FA3 modules, most official first: the Dao-AILab build, then the PyPI forward-only package.
+FA3_MODULES = ("flash_attn_interface", "fa3_fwd_interface")
+# Start-up self-check tolerance: bf16 outputs of two exact kernels differ by a few bf16 ulps.
+SELF_CHECK_MAX_REL = 2e-2
+
+_fa3: ModuleType | None = None
+
+
+def requested_kernel() -> str:
+    """The kernel asked for through VIDEOPHY_ATTENTION_BACKEND (default ``auto``); refuses lossy names."""
+    name = os.environ.get(ENV, "").strip() or AUTO
+    if name not in KERNELS:
+        raise ValueError(f"{ENV}={name!r} is not an exact attention kernel ({', '.join(KERNELS)}); "
+                         "lossy ones belong in a named preset")
+    return name
+
+
+def fa3_module() -> ModuleType | None:
+    """The first FlashAttention-3 interface module that imports, or None."""
+    global _fa3
+    if _fa3 is None:
+        for name in FA3_MODULES:
+            try:
+                _fa3 = importlib.import_module(name)
+                break
+            except Exception as exc:  # ImportError, or a binary built for another torch/CUDA
+                log.debug("FlashAttention-3 module %s unavailable: %s", name, exc)
+    return _fa3
+
+
+def fa3_unusable_reason(device: str) -> str | None:
+    """Why FA3 cannot run on `device` (None when it can)."""
+    if not str(device).startswith("cuda"):
+        return "not a CUDA device"
+    import torch
+
+    major, _ = torch.cuda.get_device_capability(torch.device(device))
+    if major != 9:
+        return f"FlashAttention-3 needs a Hopper GPU (compute capability 9.x, this one is {major}.x)"
+    if fa3_module() is None:
+        return f"no FlashAttention-3 module imports ({', '.join(FA3_MODULES)})"
+    return None
+
+
+def fa3_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, scale: float | None = None,
+                  is_causal: bool = False, return_lse: bool = False, _parallel_config: Any = None) -> Any:
+    """diffusers dispatcher signature -> FA3 ``flash_attn_func``; tensors are (B, S, H, D)."""
+    if attn_mask is not None:
+        raise ValueError("FlashAttention-3 takes no attention mask")
+    mod = fa3_module()
+    if mod is None:
+        raise RuntimeError("FlashAttention-3 is not installed")
+    out = mod.flash_attn_func(query, key, value, softmax_scale=scale, causal=is_causal,
+                              return_attn_probs=return_lse)
+    if return_lse:
+        return out[0], out[1]
+    return out[0] if isinstance(out, tuple) else out
+
+
+def fa3_self_check(device: str) -> float:
+    """Largest relative difference between FA3 and SDPA on a random Wan-like problem (B, S, H, 128)."""
+    import torch
+    import torch.nn.functional as F
+
+    g = torch.Generator(device=device).manual_seed(0)
+    q, k, v = (torch.randn((1, 2048, 4, 128), generator=g, device=device, dtype=torch.bfloat16)
+               for _ in range(3))
+    with torch.inference_mode():
+        ref = F.scaled_dot_product_attention(*(t.transpose(1, 2) for t in (q, k, v))).transpose(1, 2)
+        out = fa3_attention(q, k, v)
+    return float(((out.float() - ref.float()).abs().max() / ref.float().abs().max()).item())
+
+
+def resolve_kernel(requested: str, device: str) -> tuple[str, str]:
+    """(kernel to use, note for the label) for `requested` on `device`.
+
+    ``auto`` falls back to ``native`` quietly when FA3 cannot run; an explicit ``fa3`` that cannot run
+    is an error. A failed self-check always falls back, with the reason in the note."""
+    if requested not in KERNELS:
+        raise ValueError(f"unknown attention kernel {requested!r}; known: {', '.join(KERNELS)}")
+    cuda = str(device).startswith("cuda")
+    if requested in SDPA_BACKENDS:
+        return (requested if cuda else "native"), ""  # the _native_* backends force CUDA kernels
+    reason = fa3_unusable_reason(device)
+    if reason is not None:
+        if requested == FA3:
+            raise ValueError(f"attention kernel fa3 requested but unusable: {reason}")
+        return "native", ""
+    try:
+        err = fa3_self_check(device)
+    except Exception as exc:  # e.g. a binary built for another CUDA: the kernel does not launch
+        log.warning("FlashAttention-3 self-check failed: %s: using SDPA", exc)
+        return "native", f"fa3 failed self-check: {type(exc).__name__}"
+    if err > SELF_CHECK_MAX_REL:
+        log.warning("FlashAttention-3 differs from SDPA by %.3g (> %g): using SDPA", err, SELF_CHECK_MAX_REL)
+        return "native", f"fa3 failed self-check {err:.2g}"
+    return FA3, ""
+
+
+def _set_processor_backend(module: Any, backend: Any) -> None:
+    """What diffusers' `set_attention_backend` does, without its installed-package check (which only
+    knows the official FA3 distribution)."""
+    from diffusers.models.attention import AttentionModuleMixin
+
+    for m in module.modules():
+        processor = getattr(m, "processor", None) if isinstance(m, AttentionModuleMixin) else None
+        if processor is not None and hasattr(processor, "_attention_backend"):
+            processor._attention_backend = backend
+
+
+def set_attention(transformers: list[Any], kernel: str) -> str:
+    """Route every attention call of `transformers` to `kernel` (from `resolve_kernel`)."""
+    if kernel != FA3:
+        for module in transformers:
+            module.set_attention_backend(kernel)
+        return kernel
+    from diffusers.models import attention_dispatch as ad
+
+    name = ad.AttentionBackendName._FLASH_3
+    if not getattr(ad, "_CAN_USE_FLASH_ATTN_3", False):
+        # diffusers' own _flash_3 needs the official package; route its name to our adapter instead.
+        ad._AttentionBackendRegistry.register(name, constraints=[])(fa3_attention)
+    for module in transformers:
+        _set_processor_backend(module, name)
+    return kernel

@@ -1,0 +1,94 @@
+"""The exact attention kernels: the choice, its refusals, and the FlashAttention-3 route into diffusers.
+
+FA3 runs only on Hopper GPUs. Here a stand-in module with FA3's `flash_attn_func` signature (computing
+SDPA on the CPU) takes its place, so the adapter, the dispatcher registration and the processor routing
+are the real ones; the kernel itself is checked on the GPU by bench/bench_attention.py.
+"""
+
+from __future__ import annotations
+
+import types
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+
+from services.generator import attention  # noqa: E402
+
+
+def test_requested_kernel_defaults_to_auto_and_refuses_lossy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(attention.ENV, raising=False)
+    assert attention.requested_kernel() == "auto"
+    monkeypatch.setenv(attention.ENV, "sage")
+    with pytest.raises(ValueError, match="not an exact attention kernel"):
+        attention.requested_kernel()
+    monkeypatch.setenv(attention.ENV, "_native_cudnn")
+    assert attention.requested_kernel() == "_native_cudnn"
+
+
+def test_resolve_on_cpu() -> None:
+    assert attention.resolve_kernel("auto", "cpu") == ("native", "")
+    assert attention.resolve_kernel("_native_cudnn", "cpu") == ("native", "")  # CUDA-only kernels
+    with pytest.raises(ValueError, match="fa3 requested but unusable: not a CUDA device"):
+        attention.resolve_kernel("fa3", "cpu")
+    with pytest.raises(ValueError, match="unknown attention kernel"):
+        attention.resolve_kernel("flash4", "cpu")
+
+
+class _StandInFA3(types.SimpleNamespace):
+    """FA3's `flash_attn_func(q, k, v, softmax_scale, causal, return_attn_probs)` on (B, S, H, D)."""
+
+    def __init__(self) -> None:
+        super().__init__(calls=0)
+
+    def flash_attn_func(self, q, k, v, softmax_scale=None, causal=False, return_attn_probs=False):
+        self.calls += 1
+        out = torch.nn.functional.scaled_dot_product_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), scale=softmax_scale, is_causal=causal
+        ).transpose(1, 2)
+        return (out, None) if return_attn_probs else out
+
+
+@pytest.fixture
+def tiny_transformer(tiny_models: dict[str, Path]):
+    from diffusers import WanTransformer3DModel
+
+    tx = WanTransformer3DModel.from_pretrained(tiny_models["tiny"], subfolder="transformer")
+    g = torch.Generator().manual_seed(0)
+    cfg = tx.config
+    inputs = {
+        "hidden_states": torch.randn((1, cfg.in_channels, 3, 8, 8), generator=g),
+        "timestep": torch.tensor([500]),
+        "encoder_hidden_states": torch.randn((1, 16, cfg.text_dim), generator=g),
+        "return_dict": False,
+    }
+    return tx, inputs
+
+
+def test_fa3_route_goes_through_diffusers_dispatch(tiny_transformer, monkeypatch: pytest.MonkeyPatch) -> None:
+    tx, inputs = tiny_transformer
+    stand_in = _StandInFA3()
+    monkeypatch.setattr(attention, "_fa3", stand_in)
+    with torch.inference_mode():
+        attention.set_attention([tx], "native")
+        ref = tx(**inputs)[0]
+        assert stand_in.calls == 0
+        attention.set_attention([tx], "fa3")
+        out = tx(**inputs)[0]
+        # every self- and cross-attention of every block went through the adapter
+        assert stand_in.calls == 2 * len(tx.blocks)
+        torch.testing.assert_close(out, ref, rtol=0, atol=1e-5)
+        attention.set_attention([tx], "native")
+        tx(**inputs)
+    assert stand_in.calls == 2 * len(tx.blocks)
+
+
+def test_fa3_adapter_refuses_a_mask(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(attention, "_fa3", _StandInFA3())
+    q = torch.zeros((1, 4, 2, 8))
+    with pytest.raises(ValueError, match="no attention mask"):
+        attention.fa3_attention(q, q, q, attn_mask=torch.ones((4, 4), dtype=torch.bool))
+    out, lse = attention.fa3_attention(q, q, q, return_lse=True)
+    assert out.shape == q.shape and lse is None
