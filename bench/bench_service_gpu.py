@@ -14,8 +14,8 @@ warm-up before ready), twice in one process on the same backend object:
               result is back
   pipelined   --queue-depth 1 --decode-overlap off, two concurrent clients pulling from one list of
               videos: the MP4 encode overlaps the next item's denoising
-  overlapped  --queue-depth 1 --decode-overlap auto (the default): the VAE decode also runs beside the
-              next item's denoising (on its own CUDA stream) when the warm-up measured that both fit
+  overlapped  --queue-depth 1 --decode-overlap auto: the VAE decode also runs beside the next item's
+              denoising (on its own CUDA stream) when the warm-up measured that both fit
 
 Both modes generate the same videos (same prompts and seeds; separate storage roots), so their sha256
 must agree (if not, PSNR of the decoded MP4s is reported). Every MP4 is decoded and checked.
@@ -386,7 +386,7 @@ def main() -> int:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--videos", type=int, default=3)
     ap.add_argument("--steps", type=int, default=10, help="denoising steps per video (preset: 50)")
-    ap.add_argument("--modes", default="serial,pipelined,overlapped",
+    ap.add_argument("--modes", default="pipelined,overlapped",
                     help=f"comma list of {', '.join(MODES)}; the same videos in each")
     ap.add_argument("--out", default="bench/results/service_gpu_run")
     args = ap.parse_args()

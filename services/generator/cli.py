@@ -45,9 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     env_flag(g, "--queue-depth", default=1, type=int,
              help="requests that may wait behind the running one (the next item is ready when the device "
                   "frees; GetInfo reports 1 + this as capacity); 0 refuses any second request")
-    env_flag(g, "--decode-overlap", default="auto", choices=list(DECODE_OVERLAP),
-             help="VAE decode of one item beside the next item's denoising: auto = on a GPU when the "
-                  "warm-up measured that both fit in memory (docs/performance.md)")
+    env_flag(g, "--decode-overlap", default="off", choices=list(DECODE_OVERLAP),
+             help="VAE decode of one item beside the next item's denoising (auto: on a GPU when the "
+                  "warm-up measured that both fit in memory). Off by default: on an H100 either phase "
+                  "saturates the GPU and the overlap saved nothing (docs/performance.md)")
     env_flag(g, "--mp4-quality", default=DEFAULT_QUALITY, type=float, help="imageio-ffmpeg quality 0..10")
     return parser
 

@@ -1,9 +1,9 @@
 """GeneratorService: a thin gRPC servicer over a GeneratorBackend (proto <-> domain only).
 
 One generation at a time per device, with up to `queue_depth` callers waiting behind it (more ->
-RESOURCE_EXHAUSTED at once); GPU work on one worker thread so health keeps answering; the VAE decode
-(where the warm-up showed that it fits in memory beside a denoise) and the MP4 encoding on threads of
-their own, so the next item's denoising overlaps them; cancellation and deadlines stop denoising at the
+RESOURCE_EXHAUSTED at once); GPU work on one worker thread so health keeps answering; the MP4
+encoding (and, with --decode-overlap, the VAE decode) on threads of their own, so the next item's
+denoising overlaps them; cancellation and deadlines stop denoising at the
 next step; results are idempotent per request id through a sidecar beside the atomically written MP4.
 """
 
@@ -62,7 +62,7 @@ class _Work:
 
 class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
     def __init__(self, backend: GeneratorBackend, storage: Storage, mp4_quality: float = DEFAULT_QUALITY,
-                 queue_depth: int = 0, decode_overlap: str = "auto"):
+                 queue_depth: int = 0, decode_overlap: str = "off"):
         if decode_overlap not in DECODE_OVERLAP:
             raise ValueError(f"decode_overlap must be one of {DECODE_OVERLAP}, not {decode_overlap!r}")
         self.backend = backend
