@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import threading
+import tomllib
 from concurrent import futures
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from services.common import healthcheck
 
 IDS = [p.parent.name for p in DOCKERFILES]
 EXTRAS = {"generator": "generator", "evaluator": "evaluator", "orchestrator": "orchestrator"}
+OPTIONAL_EXTRAS = {"generator": {"hopper"}}  # FlashAttention-3 for Hopper GPUs
 PORTS = {"generator": 50051, "evaluator": 50052}
 
 
@@ -62,8 +64,18 @@ def test_dockerfile_conventions(path: Path) -> None:
     assert users and users[-1] == "USER ${APP_UID}:${APP_UID}"
     uid = re.search(r"^ARG APP_UID=(\d+)$", text, re.M)
     assert uid and int(uid[1]) >= 10000
-    installs = re.findall(r'pip install [^\n]*"\.\[(\w+)\]"', text)
-    assert installs == [EXTRAS[service]], "only the service's own extra"
+    installs = re.findall(r'pip install [^\n]*"\.\[([^\]]+)\]"', text)
+    assert len(installs) == 1
+    extras = installs[0]
+    if extras == "${EXTRAS}":  # a build argument whose default is checked like a literal list
+        default = re.search(r"^ARG EXTRAS=(\S+)$", text, re.M)
+        assert default, "EXTRAS needs a default"
+        extras = default[1]
+    names = extras.split(",")
+    assert names[0] == EXTRAS[service], "the service's own extra first"
+    assert set(names[1:]) <= OPTIONAL_EXTRAS.get(service, set()), "no other service's extra"
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert set(names) <= set(declared), "every extra the image installs is declared in pyproject.toml"
     healthchecks = [ln for ln in lines if ln.startswith("HEALTHCHECK")]
     assert len(healthchecks) == 1
     if service in PORTS:
