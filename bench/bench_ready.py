@@ -27,13 +27,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(1, str(Path(__file__).resolve().parent))
-try:
-    import videophy.v1  # noqa: F401  (installed package; a plain checkout has it under services/)
-except ImportError:
-    sys.path.append(str(ROOT / "services"))
+from benchlib import ROOT, use_repo_imports
+
+use_repo_imports()
 
 import bench_generation as bg  # noqa: E402
 import torch  # noqa: E402
@@ -84,8 +80,9 @@ def main() -> int:
     save()
 
     # A fresh interpreter's import cost (torch, diffusers, grpc and our modules), as a pod pays it.
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([*sys.path[:2], *sys.path[-1:],
-                                                        os.environ.get("PYTHONPATH", "")])}
+    # the child imports like this process: the checkout, its generated stubs, then what was set
+    paths = [str(ROOT), str(ROOT / "services"), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     t = time.perf_counter()
     subprocess.run([sys.executable, "-c", "import services.generator.cli, services.generator.service, "
                     "services.generator.diffusers_backend, diffusers, torch"], check=True, cwd=ROOT, env=env)

@@ -41,13 +41,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(1, str(Path(__file__).resolve().parent))
-try:
-    import videophy.v1  # noqa: F401  (installed package; a plain checkout has it under services/)
-except ImportError:
-    sys.path.append(str(ROOT / "services"))
+from benchlib import Recorder, use_repo_imports
+
+use_repo_imports()
 
 # As services.generator.cli.main does, before CUDA is initialized.
 os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
@@ -70,17 +66,8 @@ MODELS: dict[str, dict[str, Any]] = {
     "tiny": bg.MODELS["tiny"],
 }
 
-RESULTS: dict[str, Any] = {}
-OUT = Path(".")
-T0 = time.perf_counter()
-
-
-def log(msg: str) -> None:
-    print(f"[{time.perf_counter() - T0:7.1f}s] {msg}", flush=True)
-
-
-def save() -> None:
-    (OUT / "service_gpu.json").write_text(json.dumps(RESULTS, indent=1, default=str))
+REC = Recorder("service_gpu.json")
+RESULTS, log, save = REC.results, REC.log, REC.save
 
 
 def in_memory_backend(model: str, device: str, args_cli: argparse.Namespace) -> Any:
@@ -380,7 +367,6 @@ async def main_async(args: argparse.Namespace) -> None:
 
 
 def main() -> int:
-    global OUT
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", choices=sorted(MODELS), default="5b")
     ap.add_argument("--device", default="cuda")
@@ -390,8 +376,8 @@ def main() -> int:
                     help=f"comma list of {', '.join(MODES)}; the same videos in each")
     ap.add_argument("--out", default="bench/results/service_gpu_run")
     args = ap.parse_args()
-    OUT = Path(args.out)
-    OUT.mkdir(parents=True, exist_ok=True)
+    REC.out = Path(args.out)
+    REC.out.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import diffusers
     import grpc
@@ -404,7 +390,7 @@ def main() -> int:
                       "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     save()
     asyncio.run(main_async(args))
-    RESULTS["env"]["total_wall_s"] = round(time.perf_counter() - T0, 1)
+    RESULTS["env"]["total_wall_s"] = round(time.perf_counter() - REC.t0, 1)
     save()
     summary = {k: RESULTS[k] for k in ("measured", "extrapolated", "check") if k in RESULTS}
     print(json.dumps(summary, indent=1, default=str), flush=True)

@@ -34,24 +34,16 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(1, str(Path(__file__).resolve().parent))
+from benchlib import Recorder, use_repo_imports
 
-import bench_generation as bg
-import numpy as np
-import torch
+use_repo_imports()
 
-RESULTS: dict[str, Any] = {}
-OUT = Path(".")
-T0 = time.perf_counter()
+import bench_generation as bg  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
-
-def log(msg: str) -> None:
-    print(f"[{time.perf_counter() - T0:7.1f}s] {msg}", flush=True)
-
-
-def save() -> None:
-    (OUT / "tuning.json").write_text(json.dumps(RESULTS, indent=1, default=str))
+REC = Recorder("tuning.json")
+RESULTS, log, save = REC.results, REC.log, REC.save
 
 
 def section(name: str):
@@ -258,7 +250,6 @@ def forward_variants(rec: dict[str, Any], model: str, device: str, reps: int, mo
 
 
 def main() -> int:
-    global OUT
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", choices=["5b", "small", "tiny"], default="5b")
     ap.add_argument("--device", default="cuda")
@@ -268,8 +259,8 @@ def main() -> int:
     ap.add_argument("--compile-modes", default="default,max-autotune-no-cudagraphs")
     ap.add_argument("--out", default="bench/results/tuning_run")
     args = ap.parse_args()
-    OUT = Path(args.out)
-    OUT.mkdir(parents=True, exist_ok=True)
+    REC.out = Path(args.out)
+    REC.out.mkdir(parents=True, exist_ok=True)
     RESULTS["env"] = {"argv": sys.argv, "torch": torch.__version__,
                       "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"}
     sections = args.sections.split(",")
@@ -279,7 +270,7 @@ def main() -> int:
         overlap(args.model, args.device, args.forwards)
     if "forward" in sections:
         forward_variants(args.model, args.device, args.reps, args.compile_modes.split(","))
-    RESULTS["wall_s"] = round(time.perf_counter() - T0, 1)
+    RESULTS["wall_s"] = round(time.perf_counter() - REC.t0, 1)
     save()
     print(json.dumps({k: v for k, v in RESULTS.items() if k != "env"}, indent=1, default=str)[:6000])
     return 0
