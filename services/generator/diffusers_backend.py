@@ -123,7 +123,7 @@ class DiffusersWanBackend:
         measures on CUDA whether a decode fits in memory beside a denoise (`decode_overlap_fits`)."""
         from services.generator.presets import resolve
 
-        job = GenerationJob("warm up", resolve(self.preset, seed=0, num_inference_steps=2))
+        job = GenerationJob("warm up", resolve(self.preset, seed=0, num_inference_steps=self._warmup_steps()))
         if not self.device.startswith("cuda"):
             self.generate(job, lambda *_: None, lambda: False)
             return
@@ -143,6 +143,23 @@ class DiffusersWanBackend:
         log.info("warm-up peaks: denoise %.1f GiB, decode +%.1f GiB of %.1f GiB: overlap %s",
                  denoise_peak / 2**30, decode_extra / 2**30, total / 2**30,
                  "fits" if self.decode_overlap_fits else "does not fit")
+
+    def _warmup_steps(self, most: int = 8) -> int:
+        """2, or for two experts the fewest steps whose schedule reaches both, so both are compiled
+        before ready (A14B at shift 12: 3 steps, timesteps 999, 923, 857 against the boundary 875)."""
+        if self.preset.boundary_ratio is None:
+            return 2
+        from diffusers import UniPCMultistepScheduler
+
+        boundary = self.preset.boundary_ratio * self.pipe.scheduler.config.num_train_timesteps
+        sched = UniPCMultistepScheduler.from_config(self._base_scheduler_config,
+                                                    flow_shift=self.preset.flow_shift)
+        for n in range(2, most + 1):
+            sched.set_timesteps(n, device="cpu")
+            ts = sched.timesteps
+            if bool((ts >= boundary).any()) and bool((ts < boundary).any()):
+                return n
+        return most
 
     # -- text ------------------------------------------------------------------------------------
     def _encode(self, text: str, max_len: int) -> Any:

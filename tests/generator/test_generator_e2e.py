@@ -174,6 +174,22 @@ def _blocks(rgb: np.ndarray) -> np.ndarray:
     return rgb.reshape(f, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
 
 
+def test_warmup_compiles_both_experts_before_ready() -> None:
+    """The warm-up runs enough steps for its schedule to reach the low-noise expert too, so no expert is
+    compiled on the first real request."""
+    backend = tiny_backend("tiny-moe")
+    backend.load()
+    calls = {"transformer": 0, "transformer_2": 0}
+    hooks = [getattr(backend.pipe, name).register_forward_hook(
+        lambda *_, name=name: calls.__setitem__(name, calls[name] + 1)) for name in calls]
+    try:
+        backend.warmup()
+    finally:
+        for h in hooks:
+            h.remove()
+    assert calls["transformer"] > 0 and calls["transformer_2"] > 0, calls
+
+
 def test_moe_switches_experts_at_boundary() -> None:
     """High-noise expert while t >= 0.875*1000, low-noise after; the split follows flow shift 12."""
     from diffusers import UniPCMultistepScheduler
