@@ -146,7 +146,8 @@ class DiffusersWanBackend:
 
     def _warmup_steps(self, most: int = 8) -> int:
         """2, or for two experts the fewest steps whose schedule reaches both, so both are compiled
-        before ready (A14B at shift 12: 3 steps, timesteps 999, 923, 857 against the boundary 875)."""
+        before ready (A14B at shift 12, boundary 875: 2 steps give timesteps 999, 923; 3 give 999,
+        960, 857)."""
         if self.preset.boundary_ratio is None:
             return 2
         from diffusers import UniPCMultistepScheduler
