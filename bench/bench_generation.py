@@ -69,6 +69,8 @@ VAE22_TINY = dict(base_dim=3, z_dim=48, in_channels=12, out_channels=12, is_resi
                   latents_mean=[0.0] * 48, latents_std=[1.0] * 48, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
                   scale_factor_spatial=16, scale_factor_temporal=4, temperal_downsample=[False, True, True])
 
+VAE21 = dict(base_dim=96, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
+             temperal_downsample=[False, True, True])  # Wan2.1 VAE (A14B); diffusers' default latent stats
 # model -> transformer config, VAE config, UMT5 overrides, (height, width, frames)
 MODELS: dict[str, dict[str, Any]] = {
     "5b": dict(tx=TX_5B, vae=VAE22, t5={}, size=(704, 1280, 121)),
@@ -219,6 +221,27 @@ def build_ti2v(model: str, device: str) -> Any:
                                     num_train_timesteps=1000, flow_shift=5.0)
     pipe = WanPipeline(tokenizer=_tokenizer(), text_encoder=te, vae=vae, scheduler=sched, transformer=tx,
                        transformer_2=None, boundary_ratio=None, expand_timesteps=True)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def build_moe(device: str, t5_overrides: dict[str, Any]) -> Any:
+    """T2V-A14B at full size: two 14B experts (bf16), Wan2.1 VAE (fp32), UMT5 with `t5_overrides`.
+    On the CPU the experts are 2-layer stand-ins (a dry run of the code, not of the size)."""
+    from diffusers import UniPCMultistepScheduler, WanPipeline
+
+    from services.generator.tiny import _tokenizer
+
+    cuda = device.startswith("cuda")
+    dtype = torch.bfloat16 if cuda else torch.float32
+    cfg = TX_14B if cuda else dict(TX_14B, num_layers=2, num_attention_heads=2, attention_head_dim=16,
+                                   ffn_dim=64)
+    experts = [build_transformer(cfg, device, dtype, seed=s) for s in (1, 2)]
+    sched = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
+                                    num_train_timesteps=1000, flow_shift=12.0)
+    pipe = WanPipeline(tokenizer=_tokenizer(), text_encoder=build_text_encoder(t5_overrides, device, dtype),
+                       vae=build_vae(VAE21, device), scheduler=sched, transformer=experts[0],
+                       transformer_2=experts[1], boundary_ratio=0.875, expand_timesteps=False)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -633,8 +656,6 @@ def _count_fbcache(pipe: Any) -> list[bool] | None:
 
 # -- the T2V-A14B step ---------------------------------------------------------------------------------
 def flow_a14b(args: argparse.Namespace) -> None:
-    from diffusers import AutoencoderKLWan
-
     from services.generator import acceleration as acc
 
     device = args.device
@@ -693,11 +714,7 @@ def flow_a14b(args: argparse.Namespace) -> None:
 
     with phase("a14b_vae_decode_resident", device) as rec:
         torch.manual_seed(3)
-        with torch.device(device):
-            vae = AutoencoderKLWan(base_dim=96, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2,
-                                   attn_scales=[],
-                                   temperal_downsample=[False, True, True])
-        vae = vae.to(device=device, dtype=torch.float32).eval()
+        vae = build_vae(VAE21, device)
         z = torch.randn((1, 16, (size[2] - 1) // 4 + 1, size[0] // 8, size[1] // 8), device=device)
         rec["note"] = "Wan2.1 VAE fp32, (1,16,21,90,160) latents, both bf16 experts resident on the GPU"
         if cuda:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import itertools
 import json
 import logging
@@ -62,6 +63,7 @@ SEEDS = [1234, 5678, 91011]
 # 1-layer UMT5 stand-in: real width (text_dim 4096), 32k vocabulary (the tiny tokenizer's ids fit)
 MODELS: dict[str, dict[str, Any]] = {
     "5b": dict(bg.MODELS["5b"], t5=dict(num_layers=1, vocab_size=32128)),
+    "a14b": dict(t5=dict(num_layers=1, vocab_size=32128)),  # T2V-A14B: bg.build_moe, the real preset
     "small": bg.MODELS["small"],
     "tiny": bg.MODELS["tiny"],
 }
@@ -85,12 +87,15 @@ def in_memory_backend(model: str, device: str, args_cli: argparse.Namespace) -> 
                 self.events.append({"load": "reused"})
                 return
             t0 = time.perf_counter()
-            saved = bg.MODELS[model]
-            bg.MODELS[model] = MODELS[model]  # build_ti2v reads its spec from bg.MODELS
-            try:
-                pipe = bg.build_ti2v(model, self.device)
-            finally:
-                bg.MODELS[model] = saved
+            if model == "a14b":
+                pipe = bg.build_moe(self.device, MODELS[model]["t5"])
+            else:
+                saved = bg.MODELS[model]
+                bg.MODELS[model] = MODELS[model]  # build_ti2v reads its spec from bg.MODELS
+                try:
+                    pipe = bg.build_ti2v(model, self.device)
+                finally:
+                    bg.MODELS[model] = saved
             bg.sync(self.device)
             build_s = time.perf_counter() - t0
             t1 = time.perf_counter()
@@ -111,7 +116,15 @@ def in_memory_backend(model: str, device: str, args_cli: argparse.Namespace) -> 
             self.events.append({"warmup_s": round(time.perf_counter() - t0, 2)})
             log(f"warm-up {time.perf_counter() - t0:.1f}s")
 
-    preset = bg.bench_preset_for(model)
+    from services.generator.presets import PRESETS
+
+    if model == "a14b":  # the real preset; a small size for the CPU dry run
+        preset = PRESETS["wan2.2-t2v-a14b"]
+        if not device.startswith("cuda"):
+            preset = dataclasses.replace(preset, name="bench-a14b-cpu", height=64, width=64, num_frames=9,
+                                         sizes=None)
+    else:
+        preset = bg.bench_preset_for(model)
     return InMemoryBackend(preset, Path("."), "random-weights", device, model_id=f"bench/random-{model}",
                            compile_blocks=_compile_choice(args_cli), acceleration=args_cli.acceleration)
 
@@ -353,13 +366,13 @@ async def main_async(args: argparse.Namespace) -> None:
         RESULTS[mode] = modes[mode]
         RESULTS["backend"]["events"] = backend.events
         save()
-    if len(modes) >= 2:
+    if modes:
         p = backend.preset
         RESULTS["check"] = check_videos(storages, modes, (p.num_frames, p.height, p.width, p.fps))
         log(f"check: decoded ok {RESULTS['check']['all_decoded_ok']}, sha256 identical across modes "
             f"{RESULTS['check']['all_sha256_identical']}")
-        RESULTS["extrapolated"] = extrapolate(modes, args.steps, p.num_inference_steps if args.model == "5b"
-                                              else 50)
+        full_steps = p.num_inference_steps if args.model in ("5b", "a14b") else 50
+        RESULTS["extrapolated"] = extrapolate(modes, args.steps, full_steps)
         RESULTS["measured"] = {"steps": args.steps, **{f"{m}_steady_s_per_video": r["steady_s_per_video"]
                                                        for m, r in modes.items()},
                                **{f"{m}_wall_s": r["wall_s"] for m, r in modes.items()}}
