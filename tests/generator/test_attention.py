@@ -92,3 +92,32 @@ def test_fa3_adapter_refuses_a_mask(monkeypatch: pytest.MonkeyPatch) -> None:
         attention.fa3_attention(q, q, q, attn_mask=torch.ones((4, 4), dtype=torch.bool))
     out, lse = attention.fa3_attention(q, q, q, return_lse=True)
     assert out.shape == q.shape and lse is None
+
+
+def test_auto_falls_back_to_sdpa_when_the_self_check_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kernel that imports but computes something else (or does not launch) is never used."""
+    monkeypatch.setattr(attention, "fa3_unusable_reason", lambda device: None)
+    monkeypatch.setattr(attention, "fa3_self_check", lambda device: 0.5)
+    kernel, note = attention.resolve_kernel("auto", "cuda")
+    assert kernel == "native" and note == "fa3 failed self-check 0.5"
+
+    def broken(device: str) -> float:
+        raise RuntimeError("no kernel image is available for execution on the device")
+
+    monkeypatch.setattr(attention, "fa3_self_check", broken)
+    assert attention.resolve_kernel("fa3", "cuda") == ("native", "fa3 failed self-check: RuntimeError")
+    monkeypatch.setattr(attention, "fa3_self_check", lambda device: 4.6e-3)
+    assert attention.resolve_kernel("auto", "cuda") == ("fa3", "")
+
+
+def test_self_check_compares_against_sdpa(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check itself, on the CPU with the stand-in: an exact kernel passes, a wrong one does not."""
+    monkeypatch.setattr(attention, "_fa3", _StandInFA3())
+    assert attention.fa3_self_check("cpu") < 1e-5
+
+    class Wrong(_StandInFA3):
+        def flash_attn_func(self, q, k, v, **kw):
+            return super().flash_attn_func(q, k, v.flip(1), **kw)
+
+    monkeypatch.setattr(attention, "_fa3", Wrong())
+    assert attention.fa3_self_check("cpu") > attention.SELF_CHECK_MAX_REL
