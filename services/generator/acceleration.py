@@ -2,7 +2,8 @@
 
 `apply_acceleration(pipe, name, device)` changes a loaded WanPipeline in place and returns the string
 the backend records as its `acceleration` (it flows into every result and manifest), e.g.
-``lossless(attn=native,compile=regional)`` or ``fp8(rowwise-dynamic;attn=native,compile=regional)``.
+``lossless(attn=fa3,t=shared,compile=regional,te=cpu)`` or
+``fp8(fp8-linear:300,attn=fa3,t=shared,compile=regional,te=cpu)``.
 
 Presets (docs/performance.md has the measurements behind each choice):
 
