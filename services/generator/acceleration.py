@@ -16,7 +16,7 @@ Presets (docs/performance.md has the measurements behind each choice):
     ``expand_timesteps`` path gives every latent token its own timestep so that an image-conditioned
     first frame can sit at t=0; without an image every token carries the same t, so the per-token
     embedding, the [B, N, 6, dim] fp32 modulation it feeds and the per-token output head are the
-    per-sample ones repeated N times. The per-sample path computes the same values once,
+    per-sample ones repeated N times. The per-sample path computes them once (equal up to rounding),
   - regional ``torch.compile`` of each transformer's repeated block (``compile_repeated_blocks``,
     fullgraph); the compile itself happens in the backend's warm-up, before the service reports ready,
   - the text encoder parked on the CPU (pinned) once embeddings are cached; `text_encoder_on` brings it
@@ -64,9 +64,10 @@ def _is_cuda(device: str) -> bool:
 def share_timestep(pipe: Any) -> bool:
     """Text-to-video on an ``expand_timesteps`` (TI2V) pipeline: one timestep per sample, not per token.
 
-    Exact: without a conditioning image every token's timestep is the same t (the pipeline's mask is all
-    ones), and the transformer's per-sample path computes the values the per-token path repeats.
-    Returns True when the pipeline was switched."""
+    The same values up to float rounding: without a conditioning image every token's timestep is the
+    same t (the pipeline's mask is all ones), and the transformer's per-sample path computes once what
+    the per-token path repeats (its matrix products have one row instead of N, so the rounding of the
+    time embedding may differ in the last bits). Returns True when the pipeline was switched."""
     if not getattr(getattr(pipe, "config", None), "expand_timesteps", False):
         return False
     pipe._videophy_expand_timesteps = True  # for `reset`: the `none` preset is the pipeline as loaded
@@ -75,12 +76,14 @@ def share_timestep(pipe: Any) -> bool:
 
 
 def reset(pipe: Any) -> None:
-    """Undo the pipeline-level changes of an earlier preset (a pipeline may be re-attached, e.g. in
-    bench/): default attention, per-token timesteps where the pipeline had them. Compiled blocks are
-    undone by `uncompile`, quantized layers are not undone."""
-    attention.set_attention(transformers_of(pipe), "native")
+    """Undo what an earlier preset did to a re-attached pipeline (e.g. in bench/): diffusers' default
+    attention, per-token timesteps where the pipeline had them, no compiled blocks, no cache.
+    Layers quantized by `fp8` are not undone: that pipeline must be reloaded."""
+    attention.reset_attention(transformers_of(pipe))
     if getattr(pipe, "_videophy_expand_timesteps", None):
         pipe.register_to_config(expand_timesteps=True)
+    uncompile(pipe)
+    disable_cache(pipe)
 
 
 # -- compile --------------------------------------------------------------------------------------

@@ -79,16 +79,18 @@ def fa3_unusable_reason(device: str) -> str | None:
 
 def fa3_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, scale: float | None = None,
                   is_causal: bool = False, return_lse: bool = False, _parallel_config: Any = None) -> Any:
-    """diffusers dispatcher signature -> FA3 ``flash_attn_func``; tensors are (B, S, H, D)."""
+    """diffusers dispatcher signature -> FA3 ``flash_attn_func``; tensors are (B, S, H, D).
+
+    No mask, and no log-sum-exp output (only context parallelism asks for it, which we do not
+    register this adapter for)."""
     if attn_mask is not None:
         raise ValueError("FlashAttention-3 takes no attention mask")
+    if return_lse or _parallel_config is not None:
+        raise NotImplementedError("the FA3 adapter does not serve context parallelism")
     mod = fa3_module()
     if mod is None:
         raise RuntimeError("FlashAttention-3 is not installed")
-    out = mod.flash_attn_func(query, key, value, softmax_scale=scale, causal=is_causal,
-                              return_attn_probs=return_lse)
-    if return_lse:
-        return out[0], out[1]
+    out = mod.flash_attn_func(query, key, value, softmax_scale=scale, causal=is_causal)
     return out[0] if isinstance(out, tuple) else out
 
 
@@ -102,7 +104,7 @@ def fa3_self_check(device: str) -> float:
                for _ in range(3))
     with torch.inference_mode():
         ref = F.scaled_dot_product_attention(*(t.transpose(1, 2) for t in (q, k, v))).transpose(1, 2)
-        out = fa3_attention(q, k, v)
+        out = _fa3_function()(query=q, key=k, value=v)
     return float(((out.float() - ref.float()).abs().max() / ref.float().abs().max()).item())
 
 
@@ -132,6 +134,32 @@ def resolve_kernel(requested: str, device: str) -> tuple[str, str]:
     return FA3, ""
 
 
+def _diffusers_has_fa3() -> bool:
+    from diffusers.models import attention_dispatch as ad
+
+    return bool(getattr(ad, "_CAN_USE_FLASH_ATTN_3", False))
+
+
+def _fa3_function() -> Any:
+    """The function the generator will run for FA3: diffusers' own where it knows the official build,
+    else our adapter (so the self-check tests what production runs)."""
+    if _diffusers_has_fa3():
+        from diffusers.models import attention_dispatch as ad
+
+        return ad._AttentionBackendRegistry._backends[ad.AttentionBackendName._FLASH_3]
+    return fa3_attention
+
+
+def reset_attention(transformers: list[Any]) -> None:
+    """diffusers' default: no per-module backend, the active one from DIFFUSERS_ATTN_BACKEND (native)."""
+    from diffusers.models import attention_dispatch as ad
+    from diffusers.utils.constants import DIFFUSERS_ATTN_BACKEND
+
+    for module in transformers:
+        module.reset_attention_backend()
+    ad._AttentionBackendRegistry.set_active_backend(ad.AttentionBackendName(DIFFUSERS_ATTN_BACKEND))
+
+
 def _set_processor_backend(module: Any, self_backend: Any, cross_backend: Any) -> None:
     """What diffusers' `set_attention_backend` does, without its installed-package check (which only
     knows the official FA3 distribution), with one kernel for self- and one for cross-attention."""
@@ -156,7 +184,7 @@ def set_attention(transformers: list[Any], kernel: str) -> str:
     from diffusers.models import attention_dispatch as ad
 
     name = ad.AttentionBackendName._FLASH_3
-    if not getattr(ad, "_CAN_USE_FLASH_ATTN_3", False):
+    if not _diffusers_has_fa3():
         # diffusers' own _flash_3 needs the official package; route its name to our adapter instead.
         ad._AttentionBackendRegistry.register(name, constraints=[])(fa3_attention)
     for module in transformers:

@@ -11,6 +11,7 @@ import contextlib
 import gc
 import hashlib
 import logging
+import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -78,6 +79,9 @@ class DiffusersWanBackend:
         self._embeds: OrderedDict[str, Any] = OrderedDict()
         self._low_memory = False
         self._stream: Any = None
+        # AutoencoderKLWan keeps its causal cache on the module (_feat_map): one decode at a time, and
+        # no switch to the low-memory mode (which moves the VAE) while one runs.
+        self._vae_lock = threading.Lock()
         self.decode_overlap_fits: bool | None = None  # measured by warmup() on CUDA
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -130,6 +134,8 @@ class DiffusersWanBackend:
         import torch
 
         dev = torch.device(self.device)
+        # Encode first: the parked text encoder's visit to the GPU is not part of a denoise's peak.
+        self.prepare([job.prompt], job.params.negative_prompt)
         torch.cuda.reset_peak_memory_stats(dev)
         out = self.denoise(job, lambda *_: None, lambda: False)
         denoise_peak = torch.cuda.max_memory_allocated(dev)
@@ -138,7 +144,9 @@ class DiffusersWanBackend:
         self.decode(out)
         decode_extra = torch.cuda.max_memory_allocated(dev) - held
         total = torch.cuda.get_device_properties(dev).total_memory
-        # Both at once need about the sum; the margin covers the per-stream allocator caches.
+        # Both at once need about the sum of the allocated peaks; the margin covers what the allocator
+        # keeps cached per stream (the other stream cannot reuse it). An estimate: an out-of-memory in
+        # an overlapped decode still turns the overlap off and decodes again (GeneratorServicer).
         self.decode_overlap_fits = denoise_peak + decode_extra <= OVERLAP_MEMORY_FRACTION * total
         log.info("warm-up peaks: denoise %.1f GiB, decode +%.1f GiB of %.1f GiB: overlap %s",
                  denoise_peak / 2**30, decode_extra / 2**30, total / 2**30,
@@ -255,11 +263,12 @@ class DiffusersWanBackend:
         vae = self.pipe.vae
         t0 = time.perf_counter()
         stream = self._decode_stream() if side_stream else None
-        with torch.inference_mode(), (torch.cuda.stream(stream) if stream is not None
-                                      else contextlib.nullcontext()):
+        with self._vae_lock, torch.inference_mode(), (torch.cuda.stream(stream) if stream is not None
+                                                      else contextlib.nullcontext()):
             latents = out.latents
             if stream is not None:
-                stream.wait_stream(torch.cuda.default_stream(stream.device))
+                # `denoise` synchronized its stream, so the latents are final: no wait here (waiting on
+                # the default stream would wait for the next item's kernels queued there meanwhile).
                 latents.record_stream(stream)
             latents = latents.to(get_module_execution_device(vae), dtype=vae.dtype)
             shape = (1, vae.config.z_dim, 1, 1, 1)
@@ -291,12 +300,13 @@ class DiffusersWanBackend:
 
     def enable_low_memory(self) -> None:
         """VAE tiling plus offload of idle components: slower, but fits where the resident mode doesn't."""
-        if self._low_memory:
-            return
-        self.pipe.vae.enable_tiling()
-        if self.device.startswith("cuda"):
-            self.pipe.enable_model_cpu_offload(device=self.device)
-        self._low_memory = True
+        with self._vae_lock:
+            if self._low_memory:
+                return
+            self.pipe.vae.enable_tiling()
+            if self.device.startswith("cuda"):
+                self.pipe.enable_model_cpu_offload(device=self.device)
+            self._low_memory = True
         self.acceleration += "+low-memory"
 
 

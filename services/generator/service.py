@@ -15,6 +15,7 @@ import json
 import logging
 import threading
 import time
+import traceback
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -185,8 +186,9 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
     async def _on_device(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
         """Wait for the device (callers in arrival order), then run `fn` on the device thread.
 
-        The device counts as taken until the worker thread returns, also when the caller is gone,
-        so a cancelled item never overlaps the next one.
+        The device counts as taken until the worker thread returns, also when the caller is gone, so a
+        cancelled item never overlaps the next one. A caller that awaits the returned future itself
+        shields it: cancelling the future would release the device while the thread still runs.
         """
         await self._device.acquire()
         fut = asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -259,7 +261,6 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         Out of memory there (the warm-up's estimate was wrong, or another process took memory) turns
         the overlap off and decodes again alone on the device, with the usual low-memory fallback."""
         loop = asyncio.get_running_loop()
-        started = time.perf_counter()
         try:
             out = await loop.run_in_executor(self.decoder, self.backend.decode, out, True)
         except Exception as exc:
@@ -267,8 +268,15 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
                 raise
             log.warning("out of memory decoding beside a denoise; decoding alone from now on: %s", exc)
             self.overlap = False
-            out = await (await self._on_device(self._decode_alone, out))
-        out.timings_s["device_total"] += time.perf_counter() - started
+            # The traceback holds the failed decode's frames and their activations: drop them, and retry
+            # outside this block, so that free_memory() can really give the memory back.
+            traceback.clear_frames(exc.__traceback__)
+            alone = True
+        else:
+            alone = False
+        if alone:
+            out = await asyncio.shield(await self._on_device(self._decode_alone, out))
+        out.timings_s["device_total"] += out.timings_s["vae_decode"]  # its own time, not the waits
         return out
 
     def _decode_alone(self, out: GenerationOutput) -> GenerationOutput:
@@ -327,7 +335,8 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         neg = resolve(self.backend.preset, seed=0, negative_prompt=negative).negative_prompt
         t0 = time.perf_counter()
         self._admit()
-        encoded, cached = await (await self._submit(self.backend.prepare, list(request.prompts), neg))
+        fut = await self._submit(self.backend.prepare, list(request.prompts), neg)
+        encoded, cached = await asyncio.shield(fut)
         return generator_pb2.PrepareResponse(encoded=encoded, cached=cached,
                                              elapsed_s=time.perf_counter() - t0)
 

@@ -121,8 +121,15 @@ def test_unknown_preset_is_refused() -> None:
 def test_none_after_lossless_restores_the_pipeline_as_loaded(tiny_dir: Path) -> None:
     b = _backend(tiny_dir, "lossless")
     assert not b.pipe.config.expand_timesteps
+    acc.compile_regions(b.pipe)  # as the lossless preset does on a GPU
+    acc.enable_fbcache(b.pipe)
     assert acc.apply_acceleration(b.pipe, "none", "cpu") == "none"
     assert b.pipe.config.expand_timesteps  # per-token timesteps again, as diffusers runs TI2V
+    blocks = acc._repeated_blocks(b.pipe.transformer)
+    assert blocks and all(blk._compiled_call_impl is None for blk in blocks)
+    assert not b.pipe.transformer.is_cache_enabled
+    processors = [m.processor for m in b.pipe.transformer.modules() if hasattr(m, "processor")]
+    assert processors and all(p._attention_backend is None for p in processors)  # diffusers' default
 
 
 def test_text_encoder_stays_put_on_cpu(tiny_dir: Path) -> None:

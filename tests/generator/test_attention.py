@@ -85,13 +85,14 @@ def test_fa3_route_goes_through_diffusers_dispatch(tiny_transformer, monkeypatch
     assert stand_in.calls == len(tx.blocks)
 
 
-def test_fa3_adapter_refuses_a_mask(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fa3_adapter_refuses_a_mask_and_lse(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(attention, "_fa3", _StandInFA3())
     q = torch.zeros((1, 4, 2, 8))
     with pytest.raises(ValueError, match="no attention mask"):
         attention.fa3_attention(q, q, q, attn_mask=torch.ones((4, 4), dtype=torch.bool))
-    out, lse = attention.fa3_attention(q, q, q, return_lse=True)
-    assert out.shape == q.shape and lse is None
+    with pytest.raises(NotImplementedError, match="context parallelism"):
+        attention.fa3_attention(q, q, q, return_lse=True)
+    assert attention.fa3_attention(q, q, q).shape == q.shape
 
 
 def test_auto_falls_back_to_sdpa_when_the_self_check_fails(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -297,8 +297,8 @@ def test_queued_request_waits_for_the_device_and_the_next_one_is_refused(tmp_pat
 
 # -- decode beside the next denoise ------------------------------------------------------------------------
 def test_decode_overlap_gives_the_same_videos(tmp_path: Path) -> None:
-    """--decode-overlap on: items decode on the decode thread while the next one denoises; the bytes
-    are those of the plain path, and the second item's denoising starts before the first's decode ends."""
+    """--decode-overlap on: every item decodes on the decode thread (the side stream), beside the
+    next item's denoise, and the bytes are those of the plain path."""
     reqs = [request(f"r{i}", seed=20 + i, steps=3) for i in range(3)]
 
     Results = list[generator_pb2.GenerateResult]
