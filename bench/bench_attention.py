@@ -374,21 +374,6 @@ def run_model(args: argparse.Namespace, device: str, backends: list[str]) -> dic
     return res
 
 
-def project(res: dict[str, Any]) -> dict[str, Any]:
-    """Per-video projection from docs/performance.md's measured 5B lossless run: 110.3 s end to end with
-    100 forwards at 0.928 s; every other phase unchanged."""
-    fw = res.get("model", {}).get("forward", {})
-    base = fw.get("native", {}).get("forward_s")
-    out: dict[str, Any] = {
-        "basis": "110.3 s/video measured with 100 x 0.928 s forwards (docs/performance.md)"}
-    for be, rec in fw.items():
-        if "forward_s" in rec and base:
-            # scale the documented 0.928 s by this run's ratio to native (same machine, same run)
-            f = 0.928 * rec["forward_s"] / base
-            out[be] = {"forward_s_scaled": round(f, 4), "per_video_s": round(110.3 - 100 * (0.928 - f), 1)}
-    return out
-
-
 def main() -> int:
     global OUT
     p = argparse.ArgumentParser(description=__doc__,
@@ -425,8 +410,6 @@ def main() -> int:
     if not args.skip_model:
         backends = pick_backends(RESULTS["kernels"])
         RESULTS["model"] = run_model(args, device, backends)
-        RESULTS["projection"] = project(RESULTS)
-        log(f"projection: {json.dumps(RESULTS['projection'])}")
     RESULTS["wall_s"] = round(time.perf_counter() - T0, 1)
     save()
     return 0
