@@ -11,9 +11,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from services.orchestrator.prompts import download_videophy2
+
 from .export import write_report
 from .intervals import DEFAULT_BOOTSTRAP, DEFAULT_SEED
-from .leaderboard import build_leaderboard_report, download_test_csv, labels_to_results, read_test_csv
+from .leaderboard import build_leaderboard_report, labels_to_results, read_test_csv
 from .loading import conditions_from_runs, load_run
 from .report import build_report
 
@@ -99,7 +101,7 @@ def leaderboard_main(argv: Sequence[str] | None = None) -> int:
     """``videophy-bench leaderboard [--test-csv PATH] [RUN ...] --out DIR``."""
     args = leaderboard_parser().parse_args(argv)
     try:
-        test_path = args.test_csv if args.test_csv is not None else download_test_csv()
+        test_path = args.test_csv if args.test_csv is not None else download_videophy2()[0]
         test = labels_to_results(read_test_csv(test_path))
         conditions = _conditions(args) if args.runs else []
         report = build_leaderboard_report(
