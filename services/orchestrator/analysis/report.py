@@ -109,21 +109,19 @@ def overview_table(conds: list[Condition], subset_rows: list[list[dict[str, Any]
     return Table("overview", "Headline numbers", columns, rows)
 
 
-def _subset_columns(rows: list[dict[str, Any]]) -> list[Column]:
-    columns = [
-        Column("subset", "subset"),
-        *COVERAGE,
-        JOINT_BOOT,
-        Column("joint_lo", "Wilson low", "pct"),
-        Column("joint_hi", "Wilson high", "pct"),
-        SA_BOOT,
-        PC_BOOT,
-        Column("share_sa_below_4", "SA<4", "pct"),
-        Column("share_pc_below_4", "PC<4", "pct"),
-        Column("joint_official", "official joint", "pct"),
-        Column("n_clusters", "actions", "int"),
-    ]
-    return columns
+SUBSET_COLUMNS = [
+    Column("subset", "subset"),
+    *COVERAGE,
+    JOINT_BOOT,
+    Column("joint_lo", "Wilson low", "pct"),
+    Column("joint_hi", "Wilson high", "pct"),
+    SA_BOOT,
+    PC_BOOT,
+    Column("share_sa_below_4", "SA<4", "pct"),
+    Column("share_pc_below_4", "PC<4", "pct"),
+    Column("joint_official", "official joint", "pct"),
+    Column("n_clusters", "actions", "int"),
+]
 
 
 VIDEOCON_TABLE_COLUMNS = [
@@ -295,7 +293,7 @@ def condition_section(
     cond: Condition,
     subset_rows: list[dict[str, Any]],
     top_k: int,
-    videocon_rows: list[dict[str, Any]] | None = None,
+    videocon_rows: list[dict[str, Any]],
 ) -> Section:
     """Everything about one condition."""
     prefix = f"c{index}"
@@ -312,8 +310,8 @@ def condition_section(
                 "warning",
             )
         )
-    blocks.append(Table(f"{prefix}_subsets", "Scores by subset", _subset_columns(subset_rows), subset_rows))
-    blocks += videocon_blocks(prefix, videocon_rows or [])
+    blocks.append(Table(f"{prefix}_subsets", "Scores by subset", SUBSET_COLUMNS, subset_rows))
+    blocks += videocon_blocks(prefix, videocon_rows)
     blocks.append(_taxonomy_table(prefix, subset_rows))
     rules = rule_distribution(df)
     if sum(r["count"] for r in rules):
@@ -644,17 +642,13 @@ def build_report(
             plots.score_histograms_svg("score_histograms", {c.label: scored(c.df) for c in conditions}),
         ),
     ]
-    low_coverage = [c.label for c, r in zip(conditions, overview.rows, strict=True) if r["coverage"] < 1]
+    low_coverage = [r for r in overview.rows if r["coverage"] < 1]
     if low_coverage:
         blocks.insert(
             1,
             Text(
                 "Incomplete coverage: "
-                + ", ".join(
-                    f"{r['condition']} scored {r['n']} of {r['n_items']} items"
-                    for r in overview.rows
-                    if r["condition"] in low_coverage
-                )
+                + ", ".join(f"{r['condition']} scored {r['n']} of {r['n_items']} items" for r in low_coverage)
                 + ". Scores describe the scored items only.",
                 "warning",
             ),
