@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import json
 import math
 import os
@@ -103,14 +104,20 @@ def write_table_csv(table: Table, path: Path) -> None:
         writer = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
         writer.writeheader()
         for row in table.rows:
-            writer.writerow({k: "" if _plain(row.get(k)) is None else _plain(row.get(k)) for k in keys})
+            plain = {k: _plain(row.get(k)) for k in keys}
+            writer.writerow({k: "" if v is None else v for k, v in plain.items()})
 
 
 def make_video_src(
     out_dir: Path, embed: bool = False, embed_limit_bytes: int = EMBED_LIMIT_BYTES
 ) -> VideoSrc:
-    """The function turning a video's absolute path into the page's ``src`` (None if the file is absent)."""
+    """The function turning a video's absolute path into the page's ``src`` (None if the file is absent).
 
+    Memoised: the HTML and Markdown renderers ask for the same videos, which are read (and, with
+    ``embed``, base64-encoded) once.
+    """
+
+    @functools.cache
     def video_src(path: Path | None) -> str | None:
         if path is None or not Path(path).is_file():
             return None

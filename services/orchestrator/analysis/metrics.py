@@ -112,6 +112,15 @@ def videocon_items(df: pd.DataFrame) -> pd.DataFrame:
     return out.assign(videocon_combined=(out["videocon_sa"] + out["videocon_pc"]) / 2)
 
 
+def _boot_keys(cis: dict[str, tuple[float, float]]) -> dict[str, float]:
+    """``{name: (low, high)}`` as ``<name>_boot_lo`` / ``<name>_boot_hi`` keys."""
+    out: dict[str, float] = {}
+    for name, (low, high) in cis.items():
+        out[f"{name}_boot_lo"] = low
+        out[f"{name}_boot_hi"] = high
+    return out
+
+
 def videocon_stats(
     df: pd.DataFrame, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED
 ) -> dict[str, Any]:
@@ -141,9 +150,7 @@ def videocon_stats(
             n_boot=n_boot,
             seed=seed,
         )
-        for name, (low, high) in cis.items():
-            out[f"{name}_boot_lo"] = low
-            out[f"{name}_boot_hi"] = high
+        out.update(_boot_keys(cis))
     return out
 
 
@@ -158,12 +165,7 @@ def bootstrap_stats(
         n_boot=n_boot,
         seed=seed,
     )
-    out: dict[str, float] = {}
-    for name, (low, high) in cis.items():
-        out[f"{name}_boot_lo"] = low
-        out[f"{name}_boot_hi"] = high
-    out["n_clusters"] = int(ok["cluster"].nunique())
-    return out
+    return {**_boot_keys(cis), "n_clusters": int(ok["cluster"].nunique())}
 
 
 def subsets(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -309,12 +311,14 @@ def lowest_videos(df: pd.DataFrame, by: str, k: int = 10) -> list[dict[str, Any]
     return [_record(row, VIDEO_FIELDS) for _, row in ok.head(k).iterrows()]
 
 
+def _value(row: pd.Series, name: str) -> Any:
+    """``row[name]``, or None when it is absent or missing (NaN, NA)."""
+    value = row.get(name)
+    return None if pd.isna(value) else value
+
+
 def _record(row: pd.Series, fields: tuple[str, ...]) -> dict[str, Any]:
-    out = {}
-    for name in fields:
-        value = row.get(name)
-        out[name] = None if value is pd.NA or (isinstance(value, float) and math.isnan(value)) else value
-    return out
+    return {name: _value(row, name) for name in fields}
 
 
 def problem_rows(df: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
@@ -324,11 +328,7 @@ def problem_rows(df: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
         hits = df[df[f"{field}_parse"].fillna("") == UNPARSEABLE]
         for _, row in hits.iterrows():
             rec = _record(row, ("prompt_id", "seed", "round", "arm", "video_path"))
-            rec.update(
-                field=field,
-                official_value=_record(row, (field,))[field],
-                raw=row[f"{field}_raw"] if row[f"{field}_raw"] is not pd.NA else None,
-            )
+            rec.update(field=field, official_value=_value(row, field), raw=_value(row, f"{field}_raw"))
             unparseable.append(rec)
     fields = ("prompt_id", "seed", "round", "arm", "state", "error")
     by_status = {
@@ -458,7 +458,8 @@ def summarize(df: pd.DataFrame, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = DEF
         df = prepare_results(df)
     out = dict(score_stats(df))
     out["n_seeds"] = int(df["seed"].nunique())
-    for name, part in subsets(df)[1:3]:
+    all_hard_easy = subsets(df)[:3]
+    for name, part in all_hard_easy[1:]:
         stats = score_stats(part)
         out[f"joint_{name}"] = stats["joint"]
         out[f"n_{name}"] = stats["n"]
@@ -466,7 +467,7 @@ def summarize(df: pd.DataFrame, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = DEF
         out[f"mean_pc_{name}"] = stats["mean_pc"]
     videocon = has_videocon(df)
     if videocon:
-        for name, part in subsets(df)[:3]:
+        for name, part in all_hard_easy:
             stats = videocon_stats(part, n_boot=n_boot, seed=seed)
             del stats["n_items"]
             suffix = "" if name == "all" else f"_{name}"
