@@ -9,7 +9,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from services.orchestrator.analysis.loading import prepare_results
+
 CATEGORIES = ("Sports and Physical Activities", "Object Interactions")
+
+
+def frame(rows: Sequence[dict[str, object]]) -> pd.DataFrame:
+    """Rows built with :func:`item` as a typed results frame."""
+    return prepare_results(pd.DataFrame(rows))
+
+
+def tables_of(out: Path) -> tuple[dict, dict[str, dict]]:
+    """A written report's ``report.json`` and its tables by id."""
+    data = json.loads((out / "report.json").read_text())
+    return data, {b["id"]: b for s in data["sections"] for b in s["blocks"] if b["type"] == "table"}
 
 
 def item(prompt_id: str, sa: float | None, pc: float | None, **extra: object) -> dict[str, object]:

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import math
 
-import pandas as pd
 import pytest
-from analysis_ledgers import CATEGORIES, item
+from analysis_ledgers import CATEGORIES, frame, item
 
-from services.orchestrator.analysis.loading import prepare_results
 from services.orchestrator.analysis.metrics import (
     action_extremes,
     action_table,
@@ -23,10 +21,6 @@ from services.orchestrator.analysis.metrics import (
     subset_table,
     summarize,
 )
-
-
-def frame(rows):
-    return prepare_results(pd.DataFrame(rows))
 
 
 @pytest.fixture

@@ -7,14 +7,9 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from analysis_ledgers import CATEGORIES, benchmark_rows, item
+from analysis_ledgers import CATEGORIES, benchmark_rows, frame, item
 
-from services.orchestrator.analysis.loading import prepare_results
 from services.orchestrator.analysis.paired import compare
-
-
-def frame(rows):
-    return prepare_results(pd.DataFrame(rows))
 
 
 def seed_example() -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import csv
-import json
 import re
 
 import pytest
-from analysis_ledgers import benchmark_rows, item
+from analysis_ledgers import benchmark_rows, item, tables_of
 
 from services.orchestrator.analysis.cli import report_main
 from services.orchestrator.analysis.document import Column, format_cell
 from services.orchestrator.analysis.loading import load_results
 from services.orchestrator.analysis.metrics import summarize
-
-
-def tables_of(out):
-    data = json.loads((out / "report.json").read_text())
-    return data, {b["id"]: b for s in data["sections"] for b in s["blocks"] if b["type"] == "table"}
 
 
 @pytest.fixture

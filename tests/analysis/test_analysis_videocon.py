@@ -6,25 +6,14 @@ import csv
 import json
 import math
 
-import pandas as pd
 import pytest
-from analysis_ledgers import CATEGORIES, benchmark_rows, item
+from analysis_ledgers import CATEGORIES, benchmark_rows, frame, item, tables_of
 
 from services.orchestrator.analysis.cli import report_main
 from services.orchestrator.analysis.document import format_cell
-from services.orchestrator.analysis.loading import prepare_results
 from services.orchestrator.analysis.metrics import has_videocon, summarize, videocon_subset_table
 from services.orchestrator.analysis.paired import compare
 from services.orchestrator.analysis.report import VIDEOCON_TABLE_COLUMNS
-
-
-def frame(rows):
-    return prepare_results(pd.DataFrame(rows))
-
-
-def tables_of(out):
-    data = json.loads((out / "report.json").read_text())
-    return data, {b["id"]: b for s in data["sections"] for b in s["blocks"] if b["type"] == "table"}
 
 
 def four_items():
