@@ -64,11 +64,10 @@ class ServiceHost:
     server: aio.Server | None = None
     port: int = 0
     draining: asyncio.Event = field(default_factory=asyncio.Event)
-    drain_interceptor: DrainInterceptor | None = field(default=None, init=False, repr=False)
+    drain_interceptor: DrainInterceptor = field(default_factory=DrainInterceptor, init=False, repr=False)
     _signal_tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
 
     async def start(self) -> int:
-        self.drain_interceptor = DrainInterceptor()
         interceptors: list[aio.ServerInterceptor] = [self.drain_interceptor]
         if self.token:
             interceptors.append(TokenAuthInterceptor(self.token))
@@ -124,14 +123,13 @@ class ServiceHost:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.grace_s
         await self.set_ready(False)  # liveness ("") stays SERVING through the drain
-        if self.drain_interceptor is not None:
-            # server.stop(grace) would refuse health checks at once, so wait for idle with it still up.
-            self.drain_interceptor.draining = True
-            try:
-                await asyncio.wait_for(self.drain_interceptor.wait_idle(), self.grace_s)
-            except TimeoutError:
-                log.warning("grace period over with %d call(s) in flight; cancelling them",
-                            self.drain_interceptor.inflight)
+        # server.stop(grace) would refuse health checks at once, so wait for idle with it still up.
+        self.drain_interceptor.draining = True
+        try:
+            await asyncio.wait_for(self.drain_interceptor.wait_idle(), self.grace_s)
+        except TimeoutError:
+            log.warning("grace period over with %d call(s) in flight; cancelling them",
+                        self.drain_interceptor.inflight)
         await self.server.stop(max(0.0, deadline - loop.time()))
         if self.health_server is not None:
             await self.health_server.stop(0)
