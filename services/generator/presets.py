@@ -21,6 +21,9 @@ MAX_STEPS = 200
 MAX_FRAMES = 257
 MAX_SIDE = 2048
 MIN_SIDE = 16
+# The Params fields a request may override (GenerationOverrides); the rest come from the preset.
+OVERRIDE_FIELDS = ("height", "width", "num_frames", "num_inference_steps", "guidance_scale",
+                   "guidance_scale_2", "flow_shift", "fps")
 
 
 @dataclass(frozen=True)
@@ -93,8 +96,7 @@ def get_preset(name: str) -> Preset:
 
 def resolve(preset: Preset, *, seed: int, negative_prompt: str | None = None, **overrides: object) -> Params:
     """Merge overrides (None = preset value) into the preset and validate; raises InvalidRequest."""
-    unknown = set(overrides) - {"height", "width", "num_frames", "num_inference_steps", "guidance_scale",
-                                "guidance_scale_2", "flow_shift", "fps"}
+    unknown = set(overrides) - set(OVERRIDE_FIELDS)
     if unknown:
         raise InvalidRequest(f"unknown overrides: {sorted(unknown)}")
     base = Params(

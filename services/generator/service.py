@@ -29,13 +29,11 @@ from services.common.runtime import runtime_dict
 from services.common.storage import Storage, safe_component, sha256_file
 from services.common.video import DEFAULT_QUALITY, encode_mp4
 from services.generator.backend import DECODE_OVERLAP, GenerationJob, GenerationOutput, GeneratorBackend
-from services.generator.presets import PRESETS, Params, resolve
+from services.generator.presets import OVERRIDE_FIELDS, PRESETS, Params, resolve
 
 log = logging.getLogger(__name__)
 
 MAX_PROMPT_CHARS = 8192
-_OVERRIDE_FIELDS = ("height", "width", "num_frames", "num_inference_steps", "guidance_scale",
-                    "guidance_scale_2", "flow_shift", "fps")
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -122,7 +120,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         prefix = req.output_prefix or "videos"
         if prefix.startswith("/"):
             raise PathEscape(f"output_prefix {prefix!r} must be relative to the storage root")
-        overrides = {f: getattr(req.overrides, f) for f in _OVERRIDE_FIELDS if req.overrides.HasField(f)}
+        overrides = {f: getattr(req.overrides, f) for f in OVERRIDE_FIELDS if req.overrides.HasField(f)}
         negative = req.negative_prompt if req.HasField("negative_prompt") else None
         params = resolve(self.backend.preset, seed=req.seed, negative_prompt=negative, **overrides)
         uri = f"{prefix.rstrip('/')}/{req.prompt_id}/{req.request_id}.mp4"
