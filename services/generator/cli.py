@@ -14,6 +14,7 @@ from services.common.server import ServiceHost, run_service
 from services.common.settings import LOG_FORMAT, add_server_flags, env_flag
 from services.common.storage import Storage
 from services.common.video import DEFAULT_QUALITY
+from services.generator.acceleration import DEFAULT_PRESET, PRESET_NAMES
 from services.generator.backend import DECODE_OVERLAP
 from services.generator.presets import PRESETS, get_preset
 
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     env_flag(g, "--revision", default=None, help="Hub revision (branch, tag or commit) to pin")
     env_flag(g, "--cache-dir", default=None, help="Hub cache directory (default: HF_HOME)")
     env_flag(g, "--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    env_flag(g, "--acceleration", default="lossless", choices=["lossless", "none", "fbcache", "fp8"],
+    env_flag(g, "--acceleration", default=DEFAULT_PRESET, choices=list(PRESET_NAMES),
              help="acceleration preset (docs/performance.md); fbcache and fp8 are lossy and labelled as such")
     env_flag(g, "--compile", action="store_true", default=False,
              help="force regional torch.compile (the lossless preset already compiles on GPU; warm-up "
