@@ -29,8 +29,9 @@ EMBED_CACHE_SIZE = 4096
 OVERLAP_MEMORY_FRACTION = 0.85
 
 
-def _hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+def _embed_key(text: str, max_len: int) -> str:
+    """Key of a prompt's cached embedding: the text and the sequence length it was padded to."""
+    return hashlib.sha256(f"{max_len}\x00{text}".encode()).hexdigest()
 
 
 def resolve_model_dir(preset: Preset, model_path: str | None, revision: str | None,
@@ -172,7 +173,7 @@ class DiffusersWanBackend:
 
     # -- text ------------------------------------------------------------------------------------
     def _encode(self, text: str, max_len: int) -> Any:
-        key = _hash(f"{max_len}\x00{text}")
+        key = _embed_key(text, max_len)
         if key in self._embeds:
             self._embeds.move_to_end(key)
             return self._embeds[key]
@@ -193,7 +194,7 @@ class DiffusersWanBackend:
     def prepare(self, prompts: list[str], negative_prompt: str) -> tuple[int, int]:
         texts = [*prompts, negative_prompt]
         max_len = self.preset.max_sequence_length
-        cached = sum(_hash(f"{max_len}\x00{t}") in self._embeds for t in texts)
+        cached = sum(_embed_key(t, max_len) in self._embeds for t in texts)
         if cached < len(texts):
             from services.generator.acceleration import text_encoder_on
 
