@@ -94,8 +94,7 @@ def compile_regions(pipe: Any, fullgraph: bool = True) -> int:
     n = 0
     for module in transformers_of(pipe):
         for block in _repeated_blocks(module):
-            block._compiled_call_impl = None  # re-compiling (e.g. fullgraph off for fbcache)
-            block.compile(fullgraph=fullgraph)
+            block.compile(fullgraph=fullgraph)  # replaces an earlier compile, e.g. fullgraph off for fbcache
             n += 1
     return n
 
