@@ -91,8 +91,6 @@ def tiny_backend(preset: str = "tiny", cls: type[DiffusersWanBackend] = Instrume
 class Running:
     host: ServiceHost
     task: asyncio.Task[None]
-    backend: Any
-    storage: Path
 
     @property
     def target(self) -> str:
@@ -134,7 +132,7 @@ async def running_generator(
     if task.done():
         task.result()  # startup failed: raise its error here
     host = listening.result()
-    run = Running(host, task, backend, Path(storage))
+    run = Running(host, task)
     try:
         if wait_ready:
             await wait_for_health(run.target, "readiness", SERVING, config=client)

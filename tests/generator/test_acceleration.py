@@ -72,13 +72,12 @@ def test_lossless_with_regional_compile_equals_eager(tiny_dir: Path) -> None:
 
 
 def test_fast_presets_are_labelled(tiny_dir: Path) -> None:
-    ref = _frames(_backend(tiny_dir, "lossless"))
     fp8 = _backend(tiny_dir, "fp8")
     # the tiny model's widths (24) are not multiples of 16, so its layers stay bf16 (0 converted);
     # the quantization itself is checked below on 16-aligned layers
     assert fp8.acceleration.startswith("fp8(fp8-linear:")
     out = _frames(fp8)
-    assert np.isfinite(out).all() and out.shape == ref.shape
+    assert np.isfinite(out).all() and out.shape == (9, 64, 64, 3)  # as the lossless preset's
     fb = _backend(tiny_dir, "fbcache")
     assert fb.acceleration.startswith(f"fbcache(fbcache:{acc.FBCACHE_THRESHOLD:g},")
     assert np.isfinite(_frames(fb)).all()
