@@ -26,62 +26,21 @@ def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
 
 
+def _new_key(name: str) -> tuple[str, ...]:
+    """`openssl req` arguments for a fresh unencrypted P-256 key written to <name>.key."""
+    return ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", f"{name}.key")
+
+
 def _ca(name: str, d: Path) -> None:
-    _openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        f"{name}.key",
-        "-out",
-        f"{name}.pem",
-        "-days",
-        "2",
-        "-subj",
-        f"/CN={name}",
-        cwd=d,
-    )
+    _openssl("req", "-x509", *_new_key(name), "-out", f"{name}.pem", "-days", "2", "-subj", f"/CN={name}",
+             cwd=d)
 
 
 def _leaf(name: str, ca: str, ext: str, d: Path) -> None:
-    _openssl(
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        f"{name}.key",
-        "-out",
-        f"{name}.csr",
-        "-subj",
-        f"/CN={name}",
-        cwd=d,
-    )
+    _openssl("req", *_new_key(name), "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=d)
     (d / f"{name}.ext").write_text(ext)
-    _openssl(
-        "x509",
-        "-req",
-        "-in",
-        f"{name}.csr",
-        "-CA",
-        f"{ca}.pem",
-        "-CAkey",
-        f"{ca}.key",
-        "-CAcreateserial",
-        "-out",
-        f"{name}.pem",
-        "-days",
-        "2",
-        "-extfile",
-        f"{name}.ext",
-        cwd=d,
-    )
+    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
+             "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext", cwd=d)
 
 
 @pytest.fixture(scope="session")
