@@ -214,12 +214,14 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
                 phase="denoise", step=k, total_steps=n, elapsed_s=time.perf_counter() - started))
 
         self._admit()
+        submitted = False  # from `_submit` on, the admission ends with the device work
         # Cancel, deadline or a lost client end the RPC: the worker then stops at its next step.
         context.add_done_callback(lambda _: stop.set())
         getter: asyncio.Future[tuple[int, int]] | None = None
         try:
             yield generator_pb2.GenerateEvent(request_id=request_id, progress=generator_pb2.GenerateProgress(
                 phase="queued", step=0, total_steps=work.job.params.num_inference_steps))
+            submitted = True
             fut = await self._submit(self._device_work, work, on_step, stop.is_set, self.overlap)
             while True:
                 getter = asyncio.ensure_future(events.get())
@@ -235,6 +237,8 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
             result = await loop.run_in_executor(self.encoder, self._write, work, out)
         except BaseException:
             stop.set()
+            if not submitted:  # ended at the "queued" event: give the slot back
+                self._admitted -= 1
             raise
         finally:
             if getter is not None:

@@ -341,6 +341,25 @@ def test_oom_in_overlapped_decode_decodes_alone_and_stops_overlapping(tmp_path: 
     asyncio.run(main())
 
 
+def test_a_call_ended_at_its_queued_event_gives_its_slot_back(tmp_path: Path) -> None:
+    """The client may go away right after the "queued" event, before the item asks for the device."""
+    from services.common.storage import Storage
+    from services.generator.service import GeneratorServicer
+
+    class Context:
+        def add_done_callback(self, _: object) -> None: ...
+
+    async def main() -> None:
+        servicer = GeneratorServicer(tiny_backend("tiny"), Storage(tmp_path), queue_depth=0)
+        events = servicer._run("r1", servicer._work_for(request("r1")), Context())
+        first = await events.__anext__()
+        assert first.progress.phase == "queued" and servicer._admitted == 1
+        await events.aclose()  # what grpc does when the call is cancelled there
+        assert servicer._admitted == 0  # the generator is not left "busy" for ever
+
+    asyncio.run(main())
+
+
 # -- idempotency -----------------------------------------------------------------------------------------
 def test_repeat_is_cached_corrupt_mp4_regenerated_and_reuse_with_other_prompt_refused(tmp_path: Path) -> None:
     backend = tiny_backend("tiny")
