@@ -20,7 +20,13 @@ import sentencepiece as spm
 import torch
 
 from services.common.cache import cache_dir
-from services.evaluator.model.configuration import AbstractorConfig, MplugOwlConfig, VisionConfig
+from services.evaluator.model.configuration import (
+    LLAMA_7B_DEFAULTS,
+    AbstractorConfig,
+    MplugOwlConfig,
+    VisionConfig,
+)
+from services.evaluator.model.frames import CLIP_MEAN, CLIP_STD, FRAME_SIZE
 from services.evaluator.model.language import LEGACY_ATTENTION
 from services.evaluator.model.modeling import MplugOwlForConditionalGeneration
 from services.evaluator.model.templates import (
@@ -46,11 +52,7 @@ TOKENIZER_CONFIG = {
     "unk_token": "<unk>",
     "pad_token": "<unk>",
 }
-PREPROCESSOR_CONFIG = {
-    "resolution": 224,
-    "image_mean": [0.48145466, 0.4578275, 0.40821073],
-    "image_std": [0.26862954, 0.26130258, 0.27577711],
-}
+PREPROCESSOR_CONFIG = {"resolution": FRAME_SIZE, "image_mean": list(CLIP_MEAN), "image_std": list(CLIP_STD)}
 GENERATION_CONFIG = {
     "bos_token_id": 1,
     "do_sample": True,
@@ -98,18 +100,12 @@ def build_tiny_tokenizer() -> bytes:
 
 def tiny_config(vocab_size: int) -> MplugOwlConfig:
     text = {
+        **LLAMA_7B_DEFAULTS,
         "vocab_size": vocab_size,
         "hidden_size": 64,
         "intermediate_size": 128,
         "num_hidden_layers": 2,
         "num_attention_heads": 4,
-        "max_position_embeddings": 2048,
-        "rms_norm_eps": 1e-6,
-        "hidden_act": "silu",
-        "pad_token_id": 0,
-        "bos_token_id": 1,
-        "eos_token_id": 2,
-        "rope_theta": 10000.0,
     }
     return MplugOwlConfig(
         vision=VisionConfig(

@@ -17,7 +17,7 @@ from typing import Any
 from transformers import LlamaConfig
 
 # The official LLaMA-7B text config (mPLUG-Owl-7B); used when a config.json lacks a text_config block.
-_LLAMA_7B_DEFAULTS: dict[str, Any] = {
+LLAMA_7B_DEFAULTS: dict[str, Any] = {
     "vocab_size": 32000,
     "hidden_size": 4096,
     "intermediate_size": 11008,
@@ -76,15 +76,11 @@ class AbstractorConfig:
 class MplugOwlConfig:
     vision: VisionConfig = field(default_factory=VisionConfig)
     abstractor: AbstractorConfig = field(default_factory=AbstractorConfig)
-    text: dict[str, Any] = field(default_factory=lambda: dict(_LLAMA_7B_DEFAULTS))
+    text: dict[str, Any] = field(default_factory=lambda: dict(LLAMA_7B_DEFAULTS))
     num_query_tokens: int = 64
 
-    @property
-    def num_visual_tokens(self) -> int:
-        return self.num_query_tokens + 1  # 64 projected queries + vit_eos
-
     def llama_config(self) -> LlamaConfig:
-        t = self.text
+        t = {**LLAMA_7B_DEFAULTS, **self.text}
         heads = int(t["num_attention_heads"])
         return LlamaConfig(
             vocab_size=int(t["vocab_size"]),
@@ -93,27 +89,27 @@ class MplugOwlConfig:
             num_hidden_layers=int(t["num_hidden_layers"]),
             num_attention_heads=heads,
             num_key_value_heads=int(t.get("num_key_value_heads") or heads),
-            max_position_embeddings=int(t.get("max_position_embeddings", 2048)),
-            rms_norm_eps=float(t.get("rms_norm_eps", 1e-6)),
-            hidden_act=str(t.get("hidden_act", "silu")),
-            pad_token_id=t.get("pad_token_id", 0),
-            bos_token_id=t.get("bos_token_id", 1),
-            eos_token_id=t.get("eos_token_id", 2),
+            max_position_embeddings=int(t["max_position_embeddings"]),
+            rms_norm_eps=float(t["rms_norm_eps"]),
+            hidden_act=str(t["hidden_act"]),
+            pad_token_id=t["pad_token_id"],
+            bos_token_id=t["bos_token_id"],
+            eos_token_id=t["eos_token_id"],
             tie_word_embeddings=False,
             attention_bias=False,
             mlp_bias=False,
-            rope_theta=float(t.get("rope_theta", 10000.0)),
+            rope_theta=float(t["rope_theta"]),
         )
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> MplugOwlConfig:
         vision = _pick(VisionConfig, raw.get("vision_config") or {})
         abstractor = _pick(AbstractorConfig, raw.get("visual_abstractor_config") or {})
-        text = dict(_LLAMA_7B_DEFAULTS)
+        text = dict(LLAMA_7B_DEFAULTS)
         text_raw = raw.get("text_config")
         if text_raw:
             text.update(
-                {k: v for k, v in text_raw.items() if k in _LLAMA_7B_DEFAULTS or k == "num_key_value_heads"}
+                {k: v for k, v in text_raw.items() if k in LLAMA_7B_DEFAULTS or k == "num_key_value_heads"}
             )
         return cls(
             vision=vision,
