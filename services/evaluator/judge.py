@@ -45,7 +45,7 @@ from services.evaluator.model.templates import (
 )
 from services.evaluator.model.tokenization import IMAGE_TOKEN, PromptTokenizer
 from services.evaluator.model.videocon import videocon_scores
-from services.evaluator.prefetch import FramePrefetcher, PreparedVideo, prepare_video
+from services.evaluator.prefetch import FramePrefetcher, PreparedVideo
 
 KNOWN_MODELS: dict[str, tuple[str, tuple[str, ...]]] = {
     "videophy_2_auto": ("videophysics/videophy_2_auto", GENERATIVE_TASKS),
@@ -192,12 +192,7 @@ class MplugOwlJudge:
         timings["vision_s"] = time.perf_counter() - t0
         answers: dict[tuple[int, int], JudgeAnswer] = {}
 
-        gen = [
-            (vi, qi, q)
-            for vi, qs in enumerate(queries)
-            for qi, q in enumerate(qs)
-            if q.task in GENERATIVE_TASKS
-        ]
+        gen = _select(queries, GENERATIVE_TASKS)
         if gen:
             t0 = time.perf_counter()
             ids = [self.tokenizer.encode_generate_prompt(build_prompt(q.task, q.text)) for _, _, q in gen]
@@ -210,12 +205,7 @@ class MplugOwlJudge:
                 answers[(vi, qi)] = JudgeAnswer(q.task, score, text, parsed.status.value, parsed.rule)
             timings["generate_s"] = time.perf_counter() - t0
 
-        vc = [
-            (vi, qi, q)
-            for vi, qs in enumerate(queries)
-            for qi, q in enumerate(qs)
-            if q.task in VIDEOCON_TASKS
-        ]
+        vc = _select(queries, VIDEOCON_TASKS)
         if vc:
             t0 = time.perf_counter()
             prompts = [build_prompt(q.task, q.text) for _, _, q in vc]
@@ -230,6 +220,11 @@ class MplugOwlJudge:
             )
             for vi, (v, qs) in enumerate(zip(videos, queries, strict=True))
         ]
+
+
+def _select(queries: list[list[JudgeQuery]], tasks: tuple[str, ...]) -> list[tuple[int, int, JudgeQuery]]:
+    """(video index, query index, query) of every query whose task is in ``tasks``."""
+    return [(vi, qi, q) for vi, qs in enumerate(queries) for qi, q in enumerate(qs) if q.task in tasks]
 
 
 def _sync(device: torch.device) -> None:
@@ -293,5 +288,4 @@ __all__ = [
     "JudgeQuery",
     "MplugOwlJudge",
     "load_judge",
-    "prepare_video",
 ]

@@ -13,7 +13,6 @@ from services.evaluator.model.frames import NUM_FRAMES, PixelNormalizer, decode_
 
 @dataclass(frozen=True)
 class PreparedVideo:
-    path: str
     pixels: torch.Tensor  # float32 [3, T, 224, 224]
     frame_indices: list[int]
     total_frames: int
@@ -24,7 +23,7 @@ def prepare_video(path: str, normalizer: PixelNormalizer, num_frames: int = NUM_
     start = time.perf_counter()
     decoded = decode_video(path, num_frames)
     pixels = normalizer.to_pixels(decoded.frames)
-    return PreparedVideo(path, pixels, decoded.indices, decoded.total_frames, time.perf_counter() - start)
+    return PreparedVideo(pixels, decoded.indices, decoded.total_frames, time.perf_counter() - start)
 
 
 class FramePrefetcher:

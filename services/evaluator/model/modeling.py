@@ -75,7 +75,6 @@ class MplugOwlForConditionalGeneration(nn.Module):
         input_ids: list[list[int]],
         visual_tokens: list[torch.Tensor],
         placeholder_id: int = 0,
-        pad_to: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Embed token ids and splice each prompt's visual tokens over its placeholder runs.
 
@@ -86,7 +85,7 @@ class MplugOwlForConditionalGeneration(nn.Module):
         ``generate``, 1 in
         ``forward``; both are overwritten anyway).
         """
-        length = max(pad_to or 0, max(len(ids) for ids in input_ids))
+        length = max(len(ids) for ids in input_ids)
         rows, masks = [], []
         embed = self.language_model.get_input_embeddings()
         for ids, visual in zip(input_ids, visual_tokens, strict=True):

@@ -69,10 +69,6 @@ class PromptTokenizer:
         cfg = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
         return cls(directory / "tokenizer.model", cfg)
 
-    @property
-    def vocab_size(self) -> int:
-        return self.sp.get_piece_size()
-
     def encode_text(self, text: str) -> list[int]:
         """``LlamaTokenizer(text, add_special_tokens=False)['input_ids']`` of transformers 4.28.1."""
         ids: list[int] = []
