@@ -70,12 +70,15 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServiceServicer):
         self._queue: asyncio.Queue[_Pending] | None = None
         self._inflight = 0
         self._batcher: asyncio.Task | None = None
-        self._runtime: dict[str, object] | None = None
+        self._runtime: common_pb2.RuntimeInfo | None = None
 
     async def load(self) -> None:
         loop = asyncio.get_running_loop()
         self.judge = await loop.run_in_executor(self.executor, self._judge_factory)
-        self._runtime = runtime_dict(self.judge.info.device)
+        rt = runtime_dict(self.judge.info.device)  # once: host, device and versions do not change
+        self._runtime = common_pb2.RuntimeInfo(device=str(rt["device"]), device_name=str(rt["device_name"]),
+                                               hostname=str(rt["hostname"]),
+                                               library_versions=dict(rt["library_versions"]))
         self._queue = asyncio.Queue()
         self._batcher = asyncio.ensure_future(self._batch_loop())
 
@@ -89,13 +92,6 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServiceServicer):
         info = self.judge.info
         return common_pb2.ModelInfo(model_id=info.model_id, revision=info.revision, preset=info.name,
                                     dtype=info.dtype)
-
-    def _runtime_proto(self) -> common_pb2.RuntimeInfo:
-        rt = self._runtime or {}
-        return common_pb2.RuntimeInfo(device=str(rt.get("device", "")),
-                                      device_name=str(rt.get("device_name", "")),
-                                      hostname=str(rt.get("hostname", "")),
-                                      library_versions=dict(rt.get("library_versions", {})))
 
     def _queries(self, request: evaluator_pb2.EvaluateRequest) -> list[JudgeQuery]:
         if not request.queries:
@@ -148,13 +144,13 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServiceServicer):
             for a in outcome.answers
         ]
         yield evaluator_pb2.EvaluateEvent(request_id=request.request_id, result=evaluator_pb2.EvaluateResult(
-            answers=answers, model=self._model_proto(), runtime=self._runtime_proto(),
+            answers=answers, model=self._model_proto(), runtime=self._runtime,
             frame_indices=list(outcome.frame_indices), timings_s=timings))
 
     async def GetInfo(self, request, context):
         if self.judge is None:
             raise NotReady("judge is still loading")
-        return evaluator_pb2.EvaluatorInfo(model=self._model_proto(), runtime=self._runtime_proto(),
+        return evaluator_pb2.EvaluatorInfo(model=self._model_proto(), runtime=self._runtime,
                                            tasks=[TASK_ENUMS[t] for t in self.judge.info.tasks],
                                            capacity=self.capacity)
 
