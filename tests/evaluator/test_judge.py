@@ -115,7 +115,9 @@ def test_tiny_judge_builds_offline_and_runs(tmp_path: Path, videophy2_dir: Path)
     shard = torch.load(directory / "pytorch_model-00001-of-00002.bin", weights_only=True)
     assert all(t.dtype == torch.bfloat16 for t in shard.values())
     assert "vision_model.encoder.layers.0.temporal.conv.weight" in shard
-    assert build_tiny_judge(directory) == directory  # idempotent
+    built_ns = (directory / "pytorch_model-00001-of-00002.bin").stat().st_mtime_ns
+    assert build_tiny_judge(directory) == directory
+    assert (directory / "pytorch_model-00001-of-00002.bin").stat().st_mtime_ns == built_ns  # idempotent
     judge = load_judge(directory, dtype="float32")
     try:
         queries = [

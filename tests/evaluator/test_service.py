@@ -40,7 +40,6 @@ from services.evaluator.service import TASK_ENUMS, to_service_error
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-EXAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "videophy2" / "examples"
 VIDEOS = {
     "jetski.mp4": "A_jetski_moves_quickly_through_a_narrow_channel_between_two_rocky_outcrops_0.mp4",
     "map.mp4": "Hands_fold_a_map,_showing_the_creases_forming_as_sections_are_brought_together_0.mp4",
@@ -80,14 +79,12 @@ def tiny_judge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MplugOwlJud
 
 
 @pytest.fixture(scope="session")
-def storage(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def storage(tmp_path_factory: pytest.TempPathFactory, videophy2_dir: Path) -> Path:
     """A storage root with three real example videos, a truncated one, an empty file and a frameless mp4."""
-    if not EXAMPLES.is_dir():
-        pytest.skip(f"example videos not found at {EXAMPLES} (expected ../shared beside the repo)")
     root = tmp_path_factory.mktemp("storage")
     (root / "videos").mkdir()
     for name, src in VIDEOS.items():
-        shutil.copyfile(EXAMPLES / src, root / "videos" / name)
+        shutil.copyfile(videophy2_dir / "examples" / src, root / "videos" / name)
     data = (root / "videos" / "jetski.mp4").read_bytes()
     (root / "videos" / "corrupt.mp4").write_bytes(data[:2000])
     (root / "videos" / "empty.mp4").write_bytes(b"")
