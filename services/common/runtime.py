@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import socket
+from typing import Any
 
 LIBRARIES = ("torch", "diffusers", "transformers", "peft", "grpcio", "protobuf", "imageio-ffmpeg",
              "decord", "videophy-bench")
@@ -38,10 +39,9 @@ def device_name(device: str) -> str:
     return "cpu"
 
 
-def runtime_dict(device: str) -> dict[str, object]:
-    return {
-        "device": device,
-        "device_name": device_name(device),
-        "hostname": socket.gethostname(),
-        "library_versions": library_versions(),
-    }
+def runtime_info(device: str) -> Any:
+    """The `RuntimeInfo` a service reports with every result (build it once: none of it changes)."""
+    from videophy.v1 import common_pb2
+
+    return common_pb2.RuntimeInfo(device=device, device_name=device_name(device),
+                                  hostname=socket.gethostname(), library_versions=library_versions())

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from videophy.v1 import common_pb2, evaluator_pb2, evaluator_pb2_grpc
 
 from services.common.errors import Busy, FailedPrecondition, InvalidRequest, NotReady
-from services.common.runtime import runtime_dict
+from services.common.runtime import runtime_info
 from services.common.storage import Storage, sha256_file
 from services.evaluator.errors import (
     EmptyVideoError,
@@ -75,10 +75,7 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServiceServicer):
     async def load(self) -> None:
         loop = asyncio.get_running_loop()
         self.judge = await loop.run_in_executor(self.executor, self._judge_factory)
-        rt = runtime_dict(self.judge.info.device)  # once: host, device and versions do not change
-        self._runtime = common_pb2.RuntimeInfo(device=str(rt["device"]), device_name=str(rt["device_name"]),
-                                               hostname=str(rt["hostname"]),
-                                               library_versions=dict(rt["library_versions"]))
+        self._runtime = runtime_info(self.judge.info.device)
         self._queue = asyncio.Queue()
         self._batcher = asyncio.ensure_future(self._batch_loop())
 

@@ -25,7 +25,7 @@ from google.protobuf import json_format
 from videophy.v1 import common_pb2, generator_pb2, generator_pb2_grpc
 
 from services.common.errors import Busy, InvalidRequest, NotReady, OutOfMemory, PathEscape
-from services.common.runtime import runtime_dict
+from services.common.runtime import runtime_info
 from services.common.storage import Storage, safe_component, sha256_file
 from services.common.video import DEFAULT_QUALITY, encode_mp4
 from services.generator.backend import DECODE_OVERLAP, GenerationJob, GenerationOutput, GeneratorBackend
@@ -81,12 +81,13 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         self._admitted = 0
         self._device = asyncio.Lock()
         self.ready = False
-        self._runtime: dict[str, object] | None = None
+        self._runtime: common_pb2.RuntimeInfo | None = None  # set by load_and_warm
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def load_and_warm(self, warmup: bool = True) -> None:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self.executor, self.backend.load)
+        self._runtime = runtime_info(self.backend.device)
         if warmup:
             await loop.run_in_executor(self.executor, self.backend.warmup)
         fits = getattr(self.backend, "decode_overlap_fits", None)
@@ -95,14 +96,6 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         log.info("VAE decode %s the next denoise (--decode-overlap %s; fits beside it: %s)",
                  "overlaps" if self.overlap else "does not overlap", self.decode_overlap, fits)
         self.ready = True
-
-    def _runtime_proto(self) -> common_pb2.RuntimeInfo:
-        if self._runtime is None:  # once: library versions and the device name do not change
-            self._runtime = runtime_dict(self.backend.device)
-        rt = self._runtime
-        return common_pb2.RuntimeInfo(device=str(rt["device"]), device_name=str(rt["device_name"]),
-                                      hostname=str(rt["hostname"]),
-                                      library_versions=dict(rt["library_versions"]))  # type: ignore[arg-type]
 
     def _model_proto(self) -> common_pb2.ModelInfo:
         b = self.backend
@@ -301,7 +294,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
                                             mime="video/mp4"),
             num_frames=frames, fps=p.fps, duration_s=frames / p.fps, height=height, width=width,
             params=params_proto(p, getattr(self.backend, "scheduler_name", ""), self.backend.acceleration),
-            model=self._model_proto(), runtime=self._runtime_proto(), timings_s=timings,
+            model=self._model_proto(), runtime=self._runtime, timings_s=timings,
             attempts=out.attempts,
         )
         side = {"fingerprint": work.fingerprint, "prompt": work.job.prompt,
@@ -347,6 +340,6 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
             generator_pb2.Preset(name=p.name, model_id=p.model_id, defaults=params_proto(resolve(p, seed=0)))
             for p in PRESETS.values()
         ]
-        return generator_pb2.GetInfoResponse(model=self._model_proto(), runtime=self._runtime_proto(),
+        return generator_pb2.GetInfoResponse(model=self._model_proto(), runtime=self._runtime,
                                              presets=presets, active_preset=self.backend.preset.name,
                                              capacity=self.capacity)
