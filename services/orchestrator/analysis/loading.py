@@ -31,24 +31,6 @@ from services.orchestrator.results_schema import RESULTS_COLUMNS
 #: Threshold of the VideoPhy-2 joint metric: an item passes when SA >= 4 and PC >= 4.
 PASS_THRESHOLD = 4.0
 
-TEXT_COLUMNS = (
-    "prompt_id",
-    "arm",
-    "caption",
-    "gen_prompt",
-    "action",
-    "category",
-    "state",
-    "error",
-    "video_path",
-    "sha256",
-    "sa_parse",
-    "pc_parse",
-    "rule_parse",
-    "sa_raw",
-    "pc_raw",
-    "rule_raw",
-)
 INT_COLUMNS = ("seed", "round")
 BOOL_COLUMNS = ("is_hard",)
 FLOAT_COLUMNS = (
@@ -61,6 +43,8 @@ FLOAT_COLUMNS = (
     "gen_seconds",
     "judge_seconds",
 )
+#: Every other schema column is text.
+TEXT_COLUMNS = tuple(c for c in RESULTS_COLUMNS if c not in {*INT_COLUMNS, *BOOL_COLUMNS, *FLOAT_COLUMNS})
 STATUSES = ("scored", "unparseable", "failed", "not_judged")
 UNPARSEABLE = "unparseable"
 
