@@ -36,7 +36,7 @@ from services.orchestrator.local import LocalServices
 from services.orchestrator.metrics import RunMetrics, run_metrics
 from services.orchestrator.progress import run_progress
 from services.orchestrator.prompts import Prompt, PromptSet, load_prompt_set
-from services.orchestrator.status import collect, videos_per_hour
+from services.orchestrator.status import collect, recent_rate
 
 log = logging.getLogger(__name__)
 
@@ -273,6 +273,21 @@ async def run(opts: RunOptions) -> int:
     metrics: RunMetrics | None = None
     metrics_task: asyncio.Task | None = None
     storage = Storage(storage_root)
+
+    def _write_manifest(finished: bool) -> None:
+        assert config is not None
+        manifest.write(
+            run_dir,
+            config=config.as_dict(),
+            config_hash=config.hash,
+            prompt_set=ps.describe(),
+            argv=opts.argv,
+            replicas=dispatcher.seen if dispatcher else {},
+            counts=ledger.counts(),
+            session_start=session_start,
+            finished=finished,
+        )
+
     try:
         requested = _requested_config(opts, ps)
         ledger.check_config(requested, keys=list(requested))
@@ -286,14 +301,12 @@ async def run(opts: RunOptions) -> int:
 
             def snapshot() -> dict[str, Any]:
                 started = dispatcher is not None and dispatcher._started
-                times = [r[0] for r in ledger.conn.execute(
-                    "SELECT generated_at FROM items WHERE generated_at IS NOT NULL")]
                 return {
                     "pending": dispatcher.pending() if started else planned,
                     "items": ledger.counts(),
                     "replicas": dispatcher.replica_counts() if dispatcher else {},
                     "task_replicas": dispatcher.task_replicas() if dispatcher else {},
-                    "videos_per_hour": videos_per_hour(times),
+                    "videos_per_hour": recent_rate(ledger.conn),
                 }
 
             metrics = RunMetrics(opts.metrics_port, opts.metrics_addr)
@@ -390,16 +403,7 @@ async def run(opts: RunOptions) -> int:
         dispatcher.seen[gen_info.address] = gen_info
         for info in expected.values():
             dispatcher.seen[info.address] = info
-        manifest.write(
-            run_dir,
-            config=config.as_dict(),
-            config_hash=config.hash,
-            prompt_set=ps.describe(),
-            argv=opts.argv,
-            replicas=dispatcher.seen,
-            counts=ledger.counts(),
-            session_start=session_start,
-        )
+        _write_manifest(finished=False)
         judged = bool(judge_targets)
         progress = asyncio.create_task(run_progress(lambda: collect(ledger.conn, judged), tty=opts.progress))
         await dispatcher.run(to_gen, to_judge)
@@ -427,17 +431,7 @@ async def run(opts: RunOptions) -> int:
                 )
                 log.info("summary: %s", ", ".join(f"{k}={summary.get(k)}" for k in (
                     "n_items", "n", "joint", "mean_sa", "mean_pc", "n_unparseable", "n_failed")))
-                manifest.write(
-                    run_dir,
-                    config=config.as_dict(),
-                    config_hash=config.hash,
-                    prompt_set=ps.describe(),
-                    argv=opts.argv,
-                    replicas=dispatcher.seen if dispatcher else {},
-                    counts=ledger.counts(),
-                    session_start=session_start,
-                    finished=True,
-                )
+                _write_manifest(finished=True)
         finally:
             ledger.close()
             lock.release()

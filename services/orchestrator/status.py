@@ -26,6 +26,19 @@ def videos_per_hour(times: list[float]) -> float | None:
     return (len(recent) - 1) / (recent[-1] - recent[0]) * 3600.0
 
 
+def recent_rate(conn: sqlite3.Connection) -> float | None:
+    """`videos_per_hour` of the ledger's RATE_WINDOW most recent generations."""
+    times = [
+        r[0]
+        for r in conn.execute(
+            "SELECT generated_at FROM items WHERE generated_at IS NOT NULL "
+            "ORDER BY generated_at DESC LIMIT ?",
+            (RATE_WINDOW,),
+        )
+    ]
+    return videos_per_hour(times)
+
+
 def format_duration(seconds: float | None) -> str:
     if seconds is None:
         return "?"
@@ -38,10 +51,9 @@ def format_duration(seconds: float | None) -> str:
 def collect(conn: sqlite3.Connection, judging: bool | None = None) -> dict[str, Any]:
     counts = state_counts(conn)
     total = sum(counts.values())
-    times = [r[0] for r in conn.execute("SELECT generated_at FROM items WHERE generated_at IS NOT NULL")]
     if judging is None:
         judging = bool(conn.execute("SELECT 1 FROM items WHERE judged_at IS NOT NULL LIMIT 1").fetchone())
-    rate = videos_per_hour(times)
+    rate = recent_rate(conn)
     to_make = counts["pending"] + counts["generating"]
     remaining = to_make + (counts["generated"] if judging else 0)
     failures = [
