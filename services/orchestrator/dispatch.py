@@ -799,9 +799,10 @@ class Dispatcher:
         for tasks in partition_tasks(ctx.required - ctx.answered, self._pools()):
             self.jobs.put(JudgeJob(ctx, tasks))
 
-    def _complete(self, ctx: _Judging) -> None:
+    def _complete(self, ctx: _Judging, **answers: Any) -> None:
+        """Mark the item judged, writing its last `answers` in the same ledger update."""
         ctx.active = False
-        fields: dict[str, Any] = {"state": "judged", "judged_at": time.time(), "error": None}
+        fields: dict[str, Any] = {**answers, "state": "judged", "judged_at": time.time(), "error": None}
         if ctx.seconds:
             fields["judge_seconds"] = ctx.seconds
         self.ledger.update(ctx.item.request_id, **fields)
@@ -880,8 +881,7 @@ class Dispatcher:
         ctx.seconds += time.monotonic() - t0
         item.answered = frozenset(ctx.answered)
         if ctx.complete:
-            self.ledger.update(item.request_id, **fields)
-            self._complete(ctx)
+            self._complete(ctx, **fields)
         else:
             self.ledger.update(item.request_id, judge_seconds=ctx.seconds, **fields)
         return True
