@@ -22,7 +22,7 @@ from typing import Any
 
 from services.common.storage import Storage
 from services.orchestrator.items import BASE_ARM, WorkItem, config_hash
-from services.orchestrator.ledger import LEDGER_NAME, RunLock
+from services.orchestrator.ledger import LEDGER_NAME, RunLock, connect
 from services.orchestrator.phyt2v import templates as T
 from services.orchestrator.phyt2v.client import ChatClient, EndpointError
 from services.orchestrator.phyt2v.frames import frame_urls
@@ -114,8 +114,7 @@ def previous_rows(
     run_dir: Path, cfg_hash: str, round_: int, keys: set[tuple[str, int]] | None
 ) -> tuple[list[sqlite3.Row], int]:
     """Rows of round `round_` (base arm for 0, phyt2v after) with a video; and how many lack one."""
-    conn = sqlite3.connect(Path(run_dir) / LEDGER_NAME, timeout=30)
-    conn.row_factory = sqlite3.Row
+    conn = connect(run_dir, readonly=True)
     try:
         rows = conn.execute(
             "SELECT * FROM items WHERE round=? AND arm=? AND config_hash=? ORDER BY prompt_id, seed",

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from services.orchestrator.export import write_atomic
 from services.orchestrator.ledger import LEDGER_NAME
 
 _SCHEMA = """
@@ -78,13 +79,11 @@ class StepStore:
             rows = self.conn.execute(
                 "SELECT * FROM phyt2v_steps ORDER BY prompt_id, seed, round, key"
             ).fetchall()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            for r in rows:
-                rec = dict(r)
-                for k in ("request", "parsed"):
-                    rec[k] = json.loads(rec[k])
-                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        tmp.replace(path)
+        lines = []
+        for r in rows:
+            rec = dict(r)
+            for k in ("request", "parsed"):
+                rec[k] = json.loads(rec[k])
+            lines.append(json.dumps(rec, ensure_ascii=False) + "\n")
+        write_atomic(path, "".join(lines))
         return len(rows)
