@@ -14,7 +14,9 @@ from services.orchestrator.ledger import ConfigMismatch, Ledger, RunLock, RunLoc
 def test_request_ids_and_seeds_are_deterministic_and_distinct():
     a = request_id("vp2-0001", 7, 0, "base", "abc")
     assert a == request_id("vp2-0001", 7, 0, "base", "abc")
-    assert a != request_id("vp2-0001", 7, 1, "base", "abc") != request_id("vp2-0001", 7, 0, "base", "abd")
+    other_round = request_id("vp2-0001", 7, 1, "base", "abc")
+    other_config = request_id("vp2-0001", 7, 0, "base", "abd")
+    assert len({a, other_round, other_config}) == 3
     assert a.isalnum() and len(a) == 21
     seeds = {derive_seed(0, "vp2-0001", k) for k in range(3)}
     assert len(seeds) == 3 and all(0 <= s < 2**63 for s in seeds)

@@ -4,13 +4,11 @@ loopback) and the real tiny generator/evaluator."""
 from __future__ import annotations
 
 import base64
-import csv
 import json
-import sqlite3
-from pathlib import Path
 
 import pytest
 from fake_openai import FakeOpenAI
+from run_dirs import results, rows
 
 from services.orchestrator.cli import main
 from services.orchestrator.phyt2v import templates as T
@@ -18,15 +16,6 @@ from services.orchestrator.phyt2v.client import ChatClient, EndpointError
 from services.orchestrator.phyt2v.frames import sample_indices
 
 FAST = ["--refresh-s", "0.5", "--no-progress"]
-
-
-def items(run_dir: Path) -> list[dict]:
-    conn = sqlite3.connect(run_dir / "ledger.sqlite")
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute("SELECT * FROM items ORDER BY prompt_id, round")]
-    finally:
-        conn.close()
 
 
 def test_two_rounds_judged_against_original_then_rerun_asks_nothing(shared_services, capsys):
@@ -39,12 +28,12 @@ def test_two_rounds_judged_against_original_then_rerun_asks_nothing(shared_servi
         refine = ["refine", "--run", str(run_dir), "--rounds", "2", "--llm-endpoint", fake.url,
                   "--llm-model", "fake-llm", "--vlm-model", "fake-vlm", "--frames", "4", *common]
         assert main(refine) == 0
-        rows = items(run_dir)
-        assert len(rows) == 6 and {r["state"] for r in rows} == {"judged"}
-        base = {r["prompt_id"]: r for r in rows if r["round"] == 0}
+        led = rows(run_dir)
+        assert len(led) == 6 and {r["state"] for r in led} == {"judged"}
+        base = {r["prompt_id"]: r for r in led if r["round"] == 0}
         assert {r["arm"] for r in base.values()} == {"base"}
         by_round: dict[int, list[dict]] = {1: [], 2: []}
-        for r in rows:
+        for r in led:
             if r["round"]:
                 by_round[r["round"]].append(r)
         for rs in by_round.values():
@@ -83,18 +72,17 @@ def test_two_rounds_judged_against_original_then_rerun_asks_nothing(shared_servi
         recs = [json.loads(x) for x in log_lines]
         assert len(recs) == 14 and all(r["answer"] and r["response"] for r in recs)
         assert "base64," not in json.dumps(recs)  # images are recorded by sha256, not inline
-        with open(run_dir / "results.csv", newline="") as f:
-            res = list(csv.DictReader(f))
+        res = results(run_dir)
         assert sorted((r["round"], r["arm"]) for r in res) == sorted(
             [("0", "base")] * 2 + [("1", "phyt2v")] * 2 + [("2", "phyt2v")] * 2)
 
         n_requests = len(fake.requests)
         mtimes = {p: p.stat().st_mtime_ns for p in (run_dir / "videos").rglob("*.mp4")}
-        attempts = {r["request_id"]: r["gen_attempts"] for r in rows}
+        attempts = {r["request_id"]: r["gen_attempts"] for r in led}
         assert main(refine) == 0
         assert len(fake.requests) == n_requests  # nothing asked again
         assert {p: p.stat().st_mtime_ns for p in (run_dir / "videos").rglob("*.mp4")} == mtimes
-        assert {r["request_id"]: r["gen_attempts"] for r in items(run_dir)} == attempts
+        assert {r["request_id"]: r["gen_attempts"] for r in rows(run_dir)} == attempts
 
     # A third round against an endpoint that wants a key: a clear error, exit code 2, no retries.
     with FakeOpenAI(api_key="s3cret") as locked:
@@ -105,7 +93,7 @@ def test_two_rounds_judged_against_original_then_rerun_asks_nothing(shared_servi
         err = capsys.readouterr().err
         assert "HTTP 401" in err and "--api-key-env" in err
         assert locked.statuses == [401]
-    assert len(items(run_dir)) == 6
+    assert len(rows(run_dir)) == 6
 
 
 def _user(body: dict) -> str:

@@ -18,8 +18,8 @@ from run_dirs import results, rows
 
 from services.orchestrator import discovery
 from services.orchestrator.cli import main
-from services.orchestrator.export import RESULTS_COLUMNS
 from services.orchestrator.ledger import RunLock
+from services.orchestrator.results_schema import RESULTS_COLUMNS
 
 FAST = ["--refresh-s", "0.5", "--no-progress"]
 
@@ -168,9 +168,9 @@ def _wait(cond, timeout_s=60.0, what=""):
     raise TimeoutError(what)
 
 
-def _ledger_has(run_dir: Path, pred) -> bool:
+def _ledger_has(run_dir: Path, pred, at_least: int = 1) -> bool:
     try:
-        return any(pred(r) for r in rows(run_dir))
+        return sum(1 for r in rows(run_dir) if pred(r)) >= at_least
     except sqlite3.Error:
         return False
 
@@ -249,10 +249,7 @@ def test_orchestrator_killed_and_rerun_makes_no_finished_item_again(services):
     try:
         # _ledger_has tolerates the moment the file exists but its schema is not written yet.
         _wait(
-            lambda: _ledger_has(
-                run_dir,
-                lambda _: sum(1 for r in rows(run_dir) if r["state"] == "generated") >= 3,
-            ),
+            lambda: _ledger_has(run_dir, lambda r: r["state"] == "generated", at_least=3),
             what="no progress before kill",
         )
     finally:
