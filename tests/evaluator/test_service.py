@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,7 +23,7 @@ import grpc
 import pytest
 import torch
 from grpc import aio
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from service_harness import NOT_SERVING, SERVING, Running, health_status, wait_for_health
 from videophy.v1 import common_pb2, evaluator_pb2, evaluator_pb2_grpc
 
 from services.common.channel import ClientConfig
@@ -38,8 +37,6 @@ from services.evaluator.model.frames import frame_indices
 from services.evaluator.model.templates import GENERATIVE_TASKS
 from services.evaluator.service import TASK_ENUMS, to_service_error
 
-SERVING = health_pb2.HealthCheckResponse.SERVING
-NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 VIDEOS = {
     "jetski.mp4": "A_jetski_moves_quickly_through_a_narrow_channel_between_two_rocky_outcrops_0.mp4",
     "map.mp4": "Hands_fold_a_map,_showing_the_creases_forming_as_sections_are_brought_together_0.mp4",
@@ -128,20 +125,6 @@ class RecordingJudge:
 
 
 # -- harness -------------------------------------------------------------------------------------------------
-@dataclasses.dataclass
-class Running:
-    host: ServiceHost
-    task: asyncio.Task[None]
-    storage: Path
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.host.port}"
-
-    def channel(self, config: ClientConfig | None = None) -> aio.Channel:
-        return (config or ClientConfig()).open(self.target)
-
-
 @asynccontextmanager
 async def running_evaluator(factory: Callable[[], Any], storage: Path, flags: Sequence[str] = (), *,
                             wait_ready: bool = True,
@@ -155,7 +138,7 @@ async def running_evaluator(factory: Callable[[], Any], storage: Path, flags: Se
     await asyncio.wait({listening, task}, return_when=asyncio.FIRST_COMPLETED)
     if task.done():
         task.result()
-    run = Running(listening.result(), task, storage)
+    run = Running(listening.result(), task)
     try:
         if wait_ready:
             await wait_for_health(run.target, "readiness", SERVING)
@@ -165,27 +148,6 @@ async def running_evaluator(factory: Callable[[], Any], storage: Path, flags: Se
             on_exit()
         await run.host.drain()
         await asyncio.wait_for(task, 30)
-
-
-async def health_status(target: str, service: str) -> int:
-    async with ClientConfig().open(target) as ch:
-        resp = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=service),
-                                                          timeout=2)
-        return resp.status
-
-
-async def wait_for_health(target: str, service: str, want: int, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            last = await health_status(target, service)
-            if last == want:
-                return
-        except grpc.aio.AioRpcError as e:
-            last = e.code()
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"health {service!r} never became {want} (last: {last})")
 
 
 def request(video: str = "jetski.mp4", tasks: Sequence[int] = (SA, PC), request_id: str = "r1",

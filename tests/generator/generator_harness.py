@@ -11,14 +11,13 @@ import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 import torch
 from grpc import aio
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from service_harness import NOT_SERVING, SERVING, Running, health_status, wait_for_health  # noqa: F401
 from videophy.v1 import generator_pb2, generator_pb2_grpc
 
 from services.common.channel import ClientConfig
@@ -27,9 +26,6 @@ from services.generator.backend import GenerationJob, GenerationOutput, StepCall
 from services.generator.cli import SERVICE_NAME, build_parser, serve
 from services.generator.diffusers_backend import DiffusersWanBackend, default_tiny_dir, resolve_model_dir
 from services.generator.presets import get_preset
-
-SERVING = health_pb2.HealthCheckResponse.SERVING
-NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 class InstrumentedBackend(DiffusersWanBackend):
@@ -87,19 +83,6 @@ def tiny_backend(preset: str = "tiny", cls: type[DiffusersWanBackend] = Instrume
     return cls(p, model_dir, revision, "cpu", model_id=f"videophy-bench/{p.name}")
 
 
-@dataclass
-class Running:
-    host: ServiceHost
-    task: asyncio.Task[None]
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.host.port}"
-
-    def channel(self, config: ClientConfig | None = None) -> aio.Channel:
-        return (config or ClientConfig()).open(self.target)
-
-
 @asynccontextmanager
 async def running_generator(
     backend: Any,
@@ -141,30 +124,6 @@ async def running_generator(
         host.grace_s = min(host.grace_s, 10.0)
         await host.drain()
         await asyncio.wait_for(task, 30)
-
-
-async def health_status(target: str, service: str, config: ClientConfig | None = None) -> int:
-    async with (config or ClientConfig()).open(target) as ch:
-        resp = await health_pb2_grpc.HealthStub(ch).Check(
-            health_pb2.HealthCheckRequest(service=service), timeout=2
-        )
-        return resp.status
-
-
-async def wait_for_health(
-    target: str, service: str, want: int, timeout_s: float = 30.0, config: ClientConfig | None = None
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            last = await health_status(target, service, config)
-            if last == want:
-                return
-        except grpc.aio.AioRpcError as e:
-            last = e.code()
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"health {service!r} never became {want} (last: {last})")
 
 
 def request(

@@ -1,0 +1,54 @@
+"""What the generator and evaluator test harnesses share: a served host on loopback and health polling."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import grpc
+from grpc import aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.common.channel import ClientConfig
+from services.common.server import ServiceHost
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@dataclass
+class Running:
+    host: ServiceHost
+    task: asyncio.Task[None]
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.host.port}"
+
+    def channel(self, config: ClientConfig | None = None) -> aio.Channel:
+        return (config or ClientConfig()).open(self.target)
+
+
+async def health_status(target: str, service: str, config: ClientConfig | None = None) -> int:
+    async with (config or ClientConfig()).open(target) as ch:
+        resp = await health_pb2_grpc.HealthStub(ch).Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=2
+        )
+        return resp.status
+
+
+async def wait_for_health(
+    target: str, service: str, want: int, timeout_s: float = 30.0, config: ClientConfig | None = None
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            last = await health_status(target, service, config)
+            if last == want:
+                return
+        except grpc.aio.AioRpcError as e:
+            last = e.code()
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"health {service!r} never became {want} (last: {last})")
