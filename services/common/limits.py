@@ -1,0 +1,30 @@
+"""Bounds on the size and cost of one request, written once for every side that checks them.
+
+The services check them before any model work (a violation is `InvalidRequest`: INVALID_ARGUMENT,
+never retried); the orchestrator checks the same bounds when it loads a prompt set, so a CSV that a
+service would refuse is refused at load with its line. Token-level bounds (the judge's context, the
+generator's text-encoder cap) are checked by the services themselves, with their tokenizers.
+"""
+
+from __future__ import annotations
+
+# Generator: one positive or negative prompt. UMT5 reads at most 512 tokens; this cap only bounds
+# the cost of tokenizing (real VideoPhy-2 upsampled captions are far below it).
+MAX_PROMPT_CHARS = 8_000
+# Generator: prompts in one Prepare call (the orchestrator sends batches of 64).
+MAX_PREPARE_PROMPTS = 256
+# Evaluator: the text of one judge query (a caption or a rule), before tokenizing.
+MAX_JUDGE_TEXT_CHARS = 4_000
+# Evaluator: queries in one Evaluate call (there are five judge tasks).
+MAX_JUDGE_QUERIES = 16
+# Ids and request ids: file-name-sized.
+MAX_ID_CHARS = 200
+
+
+def check_text(what: str, text: str, limit: int) -> str | None:
+    """None when `text` is within `limit` characters and has no NUL, else the reason, naming the limit."""
+    if len(text) > limit:
+        return f"{what} has {len(text)} characters; the limit is {limit}"
+    if "\x00" in text:
+        return f"{what} contains a NUL character"
+    return None
