@@ -300,7 +300,7 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _cmd_prompts(args: argparse.Namespace) -> int:
-    from services.orchestrator.prompts import PromptSetError, load_prompt_set
+    from services.orchestrator.prompts import PromptSetError, load_prompt_set, summary_text
 
     try:
         ps = load_prompt_set(args.source, revision=args.revision, cache_dir=args.cache_dir)
@@ -311,6 +311,7 @@ def _cmd_prompts(args: argparse.Namespace) -> int:
     pinned = f" @ {meta['revision']}" if meta["revision"] else ""
     print(f"{args.out}: {meta['n']} prompts ({meta['n_hard']} hard), sha256 {meta['sha256']}, "
           f"source {meta['source']}{pinned}")
+    print(summary_text(meta))
     return 0
 
 
