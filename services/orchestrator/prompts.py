@@ -347,10 +347,11 @@ def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]
             if "\x00" in value:
                 raise PromptSetError(f"{path}: line {line}: column {col!r} contains a NUL character")
         rows.append((line, row))
-    unnamed = {_UNNAMED.format(k) for k, h in enumerate(records[0][1]) if not h.strip()}
-    empty = {c for c in unnamed if not any(row.get(c, "").strip() for _, row in rows)}
-    for c in sorted(unnamed - empty):
-        log.info("%s: column %d has no name but holds values; kept as %r", path, int(c.split()[1]) + 1, c)
+    unnamed = [(k, _UNNAMED.format(k)) for k, h in enumerate(records[0][1]) if not h.strip()]
+    empty = {c for _, c in unnamed if not any(row.get(c, "").strip() for _, row in rows)}
+    for k, c in unnamed:
+        if c not in empty:
+            log.info("%s: column %d has no name but holds values; kept as %r", path, k + 1, c)
     for _, row in rows:
         for c in empty:
             row.pop(c, None)
@@ -479,11 +480,10 @@ def _column_entries(
             continue
         if col not in VERBATIM_COLUMNS:
             raw = raw.strip()
-        key = normalize_caption(raw)
-        if col == "caption":
-            key = raw  # one normalised caption per group: its spellings are what is voted on
-        if normalize_caption(raw) and normalize_caption(raw).lower() != "nan":
-            out.append((key, raw, model))
+        norm = normalize_caption(raw)
+        if norm and norm.lower() != "nan":
+            # A group shares one normalised caption: its spellings are what is voted on.
+            out.append((raw if col == "caption" else norm, raw, model))
     return out
 
 
