@@ -8,17 +8,23 @@ generator's text-encoder cap) are checked by the services themselves, with their
 
 from __future__ import annotations
 
+from services.common.errors import InvalidRequest
+
 # Generator: one positive or negative prompt. UMT5 reads at most 512 tokens; this cap only bounds
 # the cost of tokenizing (real VideoPhy-2 upsampled captions are far below it).
 MAX_PROMPT_CHARS = 8_000
 # Generator: prompts in one Prepare call (the orchestrator sends batches of 64).
 MAX_PREPARE_PROMPTS = 256
-# Evaluator: the text of one judge query (a caption or a rule), before tokenizing.
-MAX_JUDGE_TEXT_CHARS = 4_000
+# Evaluator: the text of one judge query (a caption or a rule), before tokenizing. As long as a
+# generator prompt, so the text a video was made from can also judge it; the binding bound is the
+# judge's context (2048 tokens, checked with its tokenizer), this cap only bounds tokenizing.
+MAX_JUDGE_TEXT_CHARS = MAX_PROMPT_CHARS
 # Evaluator: queries in one Evaluate call (there are five judge tasks).
 MAX_JUDGE_QUERIES = 16
 # Ids and request ids: file-name-sized.
 MAX_ID_CHARS = 200
+# Storage-relative paths (video_uri, output_prefix): well under PATH_MAX.
+MAX_URI_CHARS = 1_024
 
 
 def check_text(what: str, text: str, limit: int) -> str | None:
@@ -28,3 +34,11 @@ def check_text(what: str, text: str, limit: int) -> str | None:
     if "\x00" in text:
         return f"{what} contains a NUL character"
     return None
+
+
+def require_texts(*fields: tuple[str, str, int]) -> None:
+    """For the services: InvalidRequest naming the first (what, text, limit) that `check_text` refuses."""
+    for what, text, limit in fields:
+        reason = check_text(what, text, limit)
+        if reason:
+            raise InvalidRequest(reason)

@@ -7,7 +7,11 @@ Contract of a ``Judge``:
   LLM batch for all generative queries (4.28.1 position ids and masks, so each answer equals its
   batch-of-one answer up to float rounding), one forward for all VideoCon queries (always 257 tokens).
 - Bad input raises a ``JudgeInputError`` subclass before any model work (``judge_batch`` sets
-  ``item_index`` on it).
+  ``item_index`` on it): characters and NUL first (``services.common.limits``), then the tokenized
+  prompt against the language model's context (``max_position_embeddings``). The official AutoEval code
+  never truncates a prompt (``max_length=256`` bounds the generated tokens only), so a prompt that fits
+  is scored exactly as sent and one that does not is refused; VideoCon prompts are truncated to 257
+  tokens as the official ``MultiModalDataset`` does, so they always fit.
 - Scores: sa/pc 1-5 and rule 0/1/2 as the official parser returns them (0 when unparseable, flagged),
   ``None`` where the official parser would crash (``parser_error``); VideoCon tasks give
   P(Yes)/(P(Yes)+P(No)) in [0, 1].
@@ -24,6 +28,7 @@ from typing import Protocol
 
 import torch
 
+from services.common.limits import MAX_JUDGE_TEXT_CHARS, check_text
 from services.evaluator.errors import (
     EmptyTextError,
     JudgeInputError,
@@ -90,6 +95,8 @@ class JudgeInfo:
 class Judge(Protocol):
     info: JudgeInfo
 
+    def validate(self, queries: Sequence[JudgeQuery]) -> None: ...
+
     def judge(self, video_path: str, queries: list[JudgeQuery]) -> JudgeOutcome: ...
 
     def judge_batch(self, items: list[tuple[str, list[JudgeQuery]]]) -> list[JudgeOutcome]: ...
@@ -115,7 +122,13 @@ class MplugOwlJudge:
         self._prefetcher = FramePrefetcher(normalizer, decode_workers)
 
     # ---- validation ---------------------------------------------------------------------------------------
+    @property
+    def context_tokens(self) -> int:
+        """Positions the language model was trained for (2048 for the LLaMA-7B judges)."""
+        return int(self.model.language_model.config.max_position_embeddings)
+
     def validate(self, queries: Sequence[JudgeQuery]) -> None:
+        """Refuse what cannot be scored, cheapest checks first; no model work, no video decoding."""
         if not queries:
             raise JudgeInputError("no queries given")
         for q in queries:
@@ -124,11 +137,21 @@ class MplugOwlJudge:
             if q.task not in self.info.tasks:
                 raise UnsupportedTaskError(f"task {q.task!r} is not supported by {self.info.model_id}")
             if task_needs_text(q.task):
+                what = _text_name(q.task)
                 if not isinstance(q.text, str) or not q.text.strip():
-                    what = "rule" if q.task == "rule" else "caption"
                     raise EmptyTextError(f"empty {what} for task {q.task!r}")
+                reason = check_text(f"the {what} for task {q.task!r}", q.text, MAX_JUDGE_TEXT_CHARS)
+                if reason:
+                    raise UnsupportedPromptError(reason)
                 if IMAGE_TOKEN in q.text:  # the official code crashes on an image placeholder
                     raise UnsupportedPromptError(f"text for task {q.task!r} contains {IMAGE_TOKEN!r}")
+        for q in queries:  # tokenizing is bounded by the character limit above
+            if q.task in GENERATIVE_TASKS and task_needs_text(q.task):
+                n = len(self.tokenizer.encode_generate_prompt(build_prompt(q.task, q.text)))
+                if n > self.context_tokens:
+                    raise UnsupportedPromptError(
+                        f"the {q.task!r} prompt with this {_text_name(q.task)} is {n} tokens; the judge's "
+                        f"context is {self.context_tokens} tokens (max_position_embeddings)")
 
     # ---- public API -------------------------------------------------------------------------------------
     def judge(self, video_path: str, queries: list[JudgeQuery]) -> JudgeOutcome:
@@ -220,6 +243,10 @@ class MplugOwlJudge:
             )
             for vi, (v, qs) in enumerate(zip(videos, queries, strict=True))
         ]
+
+
+def _text_name(task: str) -> str:
+    return "rule" if task == "rule" else "caption"
 
 
 def _select(queries: list[list[JudgeQuery]], tasks: tuple[str, ...]) -> list[tuple[int, int, JudgeQuery]]:

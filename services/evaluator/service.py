@@ -3,12 +3,17 @@
 Up to `capacity` calls are accepted at once (GetInfo tells the orchestrator how many worker slots
 to open); a batcher gathers what is queued into one `judge_batch` forward, whose padding keeps each
 score equal to its batch-of-one score. More calls than capacity get RESOURCE_EXHAUSTED at once.
+
+Every request is checked before its video is hashed, decoded or queued (sizes from
+`services.common.limits`, then the judge's own `validate`: characters, NUL, tokens against its
+context), so an oversized request costs no model work and is answered INVALID_ARGUMENT at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,6 +21,7 @@ from dataclasses import dataclass, field
 from videophy.v1 import common_pb2, evaluator_pb2, evaluator_pb2_grpc
 
 from services.common.errors import Busy, FailedPrecondition, InvalidRequest, NotReady
+from services.common.limits import MAX_ID_CHARS, MAX_JUDGE_QUERIES, MAX_URI_CHARS, require_texts
 from services.common.runtime import runtime_info
 from services.common.storage import Storage, sha256_file
 from services.evaluator.errors import (
@@ -25,7 +31,6 @@ from services.evaluator.errors import (
     VideoNotFoundError,
 )
 from services.evaluator.judge import Judge, JudgeOutcome, JudgeQuery
-from services.evaluator.model.templates import task_needs_text
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +50,7 @@ PARSE_ENUMS = {
     "parser_error": evaluator_pb2.PARSE_STATUS_PARSER_ERROR,
 }
 _MISSING_VIDEO = (VideoNotFoundError, VideoDecodeError, EmptyVideoError)
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def to_service_error(exc: JudgeInputError) -> Exception:
@@ -91,9 +97,16 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServiceServicer):
                                     dtype=info.dtype)
 
     def _queries(self, request: evaluator_pb2.EvaluateRequest) -> list[JudgeQuery]:
+        """The request's queries, once every field is within its limit (see the module docstring)."""
+        require_texts(("request_id", request.request_id, MAX_ID_CHARS),
+                      ("video_uri", request.video_uri, MAX_URI_CHARS))
+        if request.video_sha256 and not _SHA256.fullmatch(request.video_sha256):
+            raise InvalidRequest("video_sha256 must be 64 lower-case hex digits")
         if not request.queries:
             raise InvalidRequest("no queries: name at least one task")
-        queries = []
+        if len(request.queries) > MAX_JUDGE_QUERIES:
+            raise InvalidRequest(f"{len(request.queries)} queries; the limit is {MAX_JUDGE_QUERIES}")
+        queries: list[JudgeQuery] = []
         for q in request.queries:
             name = TASK_NAMES.get(q.task)
             if name is None:
@@ -101,9 +114,13 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServiceServicer):
             if name not in self.judge.info.tasks:
                 raise InvalidRequest(f"task {name!r} is not served by {self.judge.info.model_id} "
                                      f"(serves {', '.join(self.judge.info.tasks)})")
-            if task_needs_text(name) and not q.text.strip():  # pc / videocon_pc ignore the text
-                raise InvalidRequest(f"empty {'rule' if name == 'rule' else 'caption'} for task {name!r}")
+            if any(seen.task == name for seen in queries):  # answers are told apart by task
+                raise InvalidRequest(f"task {name!r} is asked twice; one query per task")
             queries.append(JudgeQuery(task=name, text=q.text))
+        try:
+            self.judge.validate(queries)  # text: characters, NUL, tokens against the context
+        except JudgeInputError as exc:
+            raise to_service_error(exc) from None
         return queries
 
     # -- RPCs ----------------------------------------------------------------------------------

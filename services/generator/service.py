@@ -5,6 +5,8 @@ RESOURCE_EXHAUSTED at once); GPU work on one worker thread so health keeps answe
 encoding (and, with --decode-overlap, the VAE decode) on threads of their own, so the next item's
 denoising overlaps them; cancellation and deadlines stop denoising at the
 next step; results are idempotent per request id through a sidecar beside the atomically written MP4.
+Every text field is checked against `services.common.limits` before any model work (no text encoding
+for a refused request); the text encoder's own 512-token cap truncates as the official Wan code does.
 """
 
 from __future__ import annotations
@@ -25,6 +27,13 @@ from google.protobuf import json_format
 from videophy.v1 import common_pb2, generator_pb2, generator_pb2_grpc
 
 from services.common.errors import Busy, InvalidRequest, NotReady, OutOfMemory, PathEscape
+from services.common.limits import (
+    MAX_ID_CHARS,
+    MAX_PREPARE_PROMPTS,
+    MAX_PROMPT_CHARS,
+    MAX_URI_CHARS,
+    require_texts,
+)
 from services.common.runtime import runtime_info
 from services.common.storage import Storage, safe_component, sha256_file
 from services.common.video import DEFAULT_QUALITY, encode_mp4
@@ -33,7 +42,13 @@ from services.generator.presets import OVERRIDE_FIELDS, PRESETS, Params, resolve
 
 log = logging.getLogger(__name__)
 
-MAX_PROMPT_CHARS = 8192
+
+def negative_prompt_of(request: generator_pb2.GenerateRequest | generator_pb2.PrepareRequest) -> str | None:
+    """The request's negative prompt, checked; None (the preset's) when unset."""
+    if not request.HasField("negative_prompt"):
+        return None
+    require_texts(("negative_prompt", request.negative_prompt, MAX_PROMPT_CHARS))
+    return request.negative_prompt
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -104,18 +119,20 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
 
     # -- request parsing ---------------------------------------------------------------------------
     def _work_for(self, req: generator_pb2.GenerateRequest) -> _Work:
+        # Sizes first: later messages quote ids and the prefix, which must therefore be short.
+        require_texts(("prompt", req.prompt, MAX_PROMPT_CHARS), ("request_id", req.request_id, MAX_ID_CHARS),
+                      ("prompt_id", req.prompt_id, MAX_ID_CHARS),
+                      ("output_prefix", req.output_prefix, MAX_URI_CHARS))
         if not req.prompt.strip():
             raise InvalidRequest("prompt is empty")
-        if len(req.prompt) > MAX_PROMPT_CHARS:
-            raise InvalidRequest(f"prompt has {len(req.prompt)} characters (max {MAX_PROMPT_CHARS})")
         safe_component(req.request_id, "request_id")
         safe_component(req.prompt_id, "prompt_id")
         prefix = req.output_prefix or "videos"
         if prefix.startswith("/"):
             raise PathEscape(f"output_prefix {prefix!r} must be relative to the storage root")
         overrides = {f: getattr(req.overrides, f) for f in OVERRIDE_FIELDS if req.overrides.HasField(f)}
-        negative = req.negative_prompt if req.HasField("negative_prompt") else None
-        params = resolve(self.backend.preset, seed=req.seed, negative_prompt=negative, **overrides)
+        params = resolve(self.backend.preset, seed=req.seed, negative_prompt=negative_prompt_of(req),
+                         **overrides)
         uri = f"{prefix.rstrip('/')}/{req.prompt_id}/{req.request_id}.mp4"
         self.storage.resolve(uri)  # refuses a prefix that leaves the root, before any GPU work
         fingerprint = hashlib.sha256(json.dumps(
@@ -326,7 +343,11 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
     async def Prepare(self, request, context):
         if not self.ready:
             raise NotReady("model is still loading")
-        negative = request.negative_prompt if request.HasField("negative_prompt") else None
+        if len(request.prompts) > MAX_PREPARE_PROMPTS:
+            raise InvalidRequest(f"{len(request.prompts)} prompts in one Prepare; the limit is "
+                                 f"{MAX_PREPARE_PROMPTS}")
+        require_texts(*((f"prompt {i}", p, MAX_PROMPT_CHARS) for i, p in enumerate(request.prompts)))
+        negative = negative_prompt_of(request)
         neg = resolve(self.backend.preset, seed=0, negative_prompt=negative).negative_prompt
         t0 = time.perf_counter()
         self._admit()

@@ -27,14 +27,16 @@ from service_harness import NOT_SERVING, SERVING, Running, health_status, wait_f
 from videophy.v1 import common_pb2, evaluator_pb2, evaluator_pb2_grpc
 
 from services.common.channel import ClientConfig
+from services.common.limits import MAX_ID_CHARS, MAX_JUDGE_QUERIES, MAX_JUDGE_TEXT_CHARS
 from services.common.server import ServiceHost
 from services.common.storage import sha256_file
 from services.evaluator import prefetch
 from services.evaluator.cli import SERVICE_NAME, build_parser, serve
-from services.evaluator.errors import EmptyVideoError, VideoDecodeError
+from services.evaluator.errors import EmptyVideoError, UnsupportedPromptError, VideoDecodeError
 from services.evaluator.judge import JudgeOutcome, JudgeQuery, MplugOwlJudge, load_judge
 from services.evaluator.model.frames import frame_indices
-from services.evaluator.model.templates import GENERATIVE_TASKS
+from services.evaluator.model.templates import GENERATIVE_TASKS, build_prompt
+from services.evaluator.model.tokenization import VIDEOCON_MAX_LENGTH
 from services.evaluator.service import TASK_ENUMS, to_service_error
 
 VIDEOS = {
@@ -112,6 +114,9 @@ class RecordingJudge:
         self.batches: list[list[str]] = []
         self.gate: threading.Event | None = None
         self.entered = threading.Event()
+
+    def validate(self, queries: Sequence[JudgeQuery]) -> None:
+        self.inner.validate(queries)
 
     def judge(self, video_path: str, queries: list[JudgeQuery]) -> JudgeOutcome:
         return self.judge_batch([(video_path, queries)])[0]
@@ -424,6 +429,86 @@ def test_bad_input_is_refused_and_server_keeps_serving(tiny_judge: MplugOwlJudge
             assert len(res.answers) == 1
 
     asyncio.run(main())
+
+
+# Far over the limits (the issue's cases), each answered INVALID_ARGUMENT naming its limit. The last two fit
+# the character limit but not the judge's context: four byte-fallback tokens per character.
+OVER_CONTEXT = "\U0001f600" * 1000
+OVERSIZED = {
+    "1MB-caption": (request(text="a" * 1_000_000), f"the limit is {MAX_JUDGE_TEXT_CHARS}"),
+    "30k-caption": (request(text="a ball rolls. " * 2200), f"the limit is {MAX_JUDGE_TEXT_CHARS}"),
+    "nul-caption": (request(text="a ball\x00 rolls"), "NUL"),
+    "nul-videocon-caption": (request(tasks=(VC_SA,), text="a\x00"), "NUL"),
+    "long-rule": (request(tasks=(RULE_T,), text="x" * (MAX_JUDGE_TEXT_CHARS + 1)),
+                  f"the limit is {MAX_JUDGE_TEXT_CHARS}"),
+    "too-many-queries": (request(tasks=(PC,) * (MAX_JUDGE_QUERIES + 1)), f"the limit is {MAX_JUDGE_QUERIES}"),
+    "duplicated-task": (request(tasks=(SA, PC, SA)), "asked twice"),
+    "1MB-request-id": (request(request_id="r" * 1_000_000), f"the limit is {MAX_ID_CHARS}"),
+    "long-video-uri": (request(video="a" * 5000 + ".mp4"), "the limit is 1024"),
+    "bad-sha256": (request(video_sha256="x" * 100_000), "64 lower-case hex"),
+    "caption-over-context": (request(tasks=(SA, PC), text=OVER_CONTEXT), "context is 2048 tokens"),
+    "rule-over-context": (request(tasks=(PC, RULE_T), text=OVER_CONTEXT), "context is 2048 tokens"),
+}
+
+
+def test_oversized_requests_are_refused_before_any_model_work(tiny_judge: MplugOwlJudge,
+                                                               storage: Path) -> None:
+    recorder = RecordingJudge(tiny_judge)
+
+    async def main() -> dict[str, tuple[grpc.StatusCode, str]]:
+        async with running_evaluator(lambda: recorder, storage) as run, run.channel() as ch:
+            got = {name: await evaluate_code(ch, req) for name, (req, _) in OVERSIZED.items()}
+            _, res = await evaluate(ch, request("map.mp4", (PC,)))  # still serving
+            assert len(res.answers) == 1
+        return got
+
+    got = asyncio.run(main())
+    wrong = {name: got[name] for name, (_, fragment) in OVERSIZED.items()
+             if got[name][0] != INVALID or fragment not in got[name][1] or len(got[name][1]) > 200}
+    assert wrong == {}
+    assert recorder.batches == [["map.mp4"]]  # no refused call reached the model (nor decoded its video)
+
+
+def test_caption_fits_the_context_up_to_the_last_token(tiny_judge: MplugOwlJudge) -> None:
+    """The AutoEval prompt is never truncated (official `max_length=256` bounds the generated tokens only):
+    a caption whose prompt fills the context exactly is accepted, one token more is refused."""
+    context = tiny_judge.context_tokens
+    assert context == 2048  # the LLaMA-7B value the tiny judge keeps
+
+    unit = " 1"  # digits are split: two tokens per unit
+    for task in ("sa", "rule"):
+        def tokens(text: str, task: str = task) -> int:
+            return len(tiny_judge.tokenizer.encode_generate_prompt(build_prompt(task, text)))
+
+        lo, hi = 1, MAX_JUDGE_TEXT_CHARS // len(unit)  # bisect: the largest repeat count that fits
+        assert tokens(unit * lo) <= context < tokens(unit * hi)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if tokens(unit * mid) <= context else (lo, mid)
+        fits, over = unit * lo, unit * hi
+        assert context - tokens(unit) < tokens(fits) <= context < tokens(over)
+        tiny_judge.validate([JudgeQuery(task, fits)])
+        with pytest.raises(UnsupportedPromptError, match=f"context is {context} tokens"):
+            tiny_judge.validate([JudgeQuery(task, over)])
+
+
+def test_long_videocon_caption_is_truncated_as_the_official_dataset_does(tiny_judge: MplugOwlJudge,
+                                                                         storage: Path) -> None:
+    """VideoCon-Physics feeds 257 tokens whatever the caption (official `MultiModalDataset`): a caption that
+    differs only past them gets the same score, while the AutoEval prompt keeps the whole caption."""
+    head = "A ball rolls down a long wooden ramp and bounces twice. " * 30
+    a, b = request(tasks=(VC_SA,), text=head + "It stops."), request(tasks=(VC_SA,), text=head + "It flies.")
+    encoded = tiny_judge.tokenizer.encode_videocon_prompt(build_prompt("videocon_sa", a.queries[0].text))
+    assert len(encoded.input_ids) == VIDEOCON_MAX_LENGTH + 1 and encoded.last_position == VIDEOCON_MAX_LENGTH
+    tiny_judge.validate([JudgeQuery("sa", head)])  # fits the AutoEval context: scored whole
+
+    async def main() -> tuple[evaluator_pb2.EvaluateResult, evaluator_pb2.EvaluateResult]:
+        async with running_evaluator(lambda: tiny_judge, storage) as run, run.channel() as ch:
+            return (await evaluate(ch, a))[1], (await evaluate(ch, b))[1]
+
+    res_a, res_b = asyncio.run(main())
+    assert res_a.answers[0].score == res_b.answers[0].score
+    assert_same(res_a, direct(tiny_judge, storage, a))
 
 
 def test_task_the_model_does_not_serve_is_invalid(tiny_judge: MplugOwlJudge, storage: Path) -> None:

@@ -42,6 +42,11 @@ class InstrumentedBackend(DiffusersWanBackend):
         self.running = threading.Event()
         self.decode_ooms_to_inject = 0  # raised by the next N decodes on the side stream (overlapped)
         self.decode_sides: list[bool] = []  # side_stream of every decode() call
+        self.encoded: list[str] = []  # every text that reached the text encoder
+
+    def _encode(self, text: str, max_len: int) -> Any:
+        self.encoded.append(text)
+        return super()._encode(text, max_len)
 
     def load(self) -> None:
         if self.load_gate is not None and not self.load_gate.wait(60):

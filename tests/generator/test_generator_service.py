@@ -28,6 +28,7 @@ from generator_harness import (
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from videophy.v1 import common_pb2, generator_pb2, generator_pb2_grpc
 
+from services.common.limits import MAX_ID_CHARS, MAX_PREPARE_PROMPTS, MAX_PROMPT_CHARS, MAX_URI_CHARS
 from services.common.storage import sha256_file
 from services.common.video import decode_mp4
 
@@ -207,6 +208,75 @@ def _with_prefix(prefix: str) -> generator_pb2.GenerateRequest:
     req = request()
     req.output_prefix = prefix
     return req
+
+
+def _with_negative(negative_prompt: str) -> generator_pb2.GenerateRequest:
+    req = request()
+    req.negative_prompt = negative_prompt
+    return req
+
+
+# Far over the limits (the cases): INVALID_ARGUMENT in one short line naming the limit.
+OVERSIZED_GENERATE: dict[str, tuple[generator_pb2.GenerateRequest, str]] = {
+    "100k prompt": (request(prompt="a" * 100_000), f"the limit is {MAX_PROMPT_CHARS}"),
+    "NUL in prompt": (request(prompt="a ball\x00 rolls"), "NUL"),
+    "1MB negative prompt": (_with_negative("blurry, " * 125_000), f"the limit is {MAX_PROMPT_CHARS}"),
+    "NUL in negative prompt": (_with_negative("blurry\x00"), "NUL"),
+    "1MB request_id": (request(request_id="r" * 1_000_000), f"the limit is {MAX_ID_CHARS}"),
+    "1MB prompt_id": (request(prompt_id="p" * 1_000_000), f"the limit is {MAX_ID_CHARS}"),
+    "1MB output_prefix": (_with_prefix("d/" * 500_000), f"the limit is {MAX_URI_CHARS}"),
+}
+OVERSIZED_PREPARE: dict[str, tuple[generator_pb2.PrepareRequest, str]] = {
+    "3000 prompts": (generator_pb2.PrepareRequest(prompts=["a ball rolls"] * 3000),
+                     f"the limit is {MAX_PREPARE_PROMPTS}"),
+    "100k prompt": (generator_pb2.PrepareRequest(prompts=["a cat", "a" * 100_000]),
+                    f"prompt 1 has 100000 characters; the limit is {MAX_PROMPT_CHARS}"),
+    "NUL in a prompt": (generator_pb2.PrepareRequest(prompts=["a\x00"]), "prompt 0 contains a NUL"),
+    "1MB negative prompt": (generator_pb2.PrepareRequest(prompts=["a cat"], negative_prompt="x" * 1_000_000),
+                            f"the limit is {MAX_PROMPT_CHARS}"),
+}
+
+
+def test_oversized_text_is_refused_naming_the_limit_before_any_model_work(tmp_path: Path) -> None:
+    backend = tiny_backend("tiny")
+
+    async def main() -> dict[str, tuple[grpc.StatusCode, str]]:
+        got: dict[str, tuple[grpc.StatusCode, str]] = {}
+        async with running_generator(backend, tmp_path) as run, run.channel() as ch:
+            for name, (req, _) in OVERSIZED_GENERATE.items():
+                got[f"Generate {name}"] = await generate_code(ch, req)
+            stub = generator_pb2_grpc.GeneratorServiceStub(ch)
+            for name, (prep, _) in OVERSIZED_PREPARE.items():
+                try:
+                    await stub.Prepare(prep, timeout=30)
+                    got[f"Prepare {name}"] = (grpc.StatusCode.OK, "")
+                except grpc.aio.AioRpcError as e:
+                    got[f"Prepare {name}"] = (e.code(), e.details() or "")
+        return got
+
+    got = asyncio.run(main())
+    want = {**{f"Generate {k}": v[1] for k, v in OVERSIZED_GENERATE.items()},
+            **{f"Prepare {k}": v[1] for k, v in OVERSIZED_PREPARE.items()}}
+    wrong = {k: got[k] for k, fragment in want.items()
+             if got[k][0] != INVALID or fragment not in got[k][1] or len(got[k][1]) > 200}
+    assert wrong == {}
+    assert (backend.encoded, backend.generate_calls) == ([], 0)  # not even the text encoder ran
+
+
+def test_prompts_at_the_limit_are_accepted(tmp_path: Path) -> None:
+    backend = tiny_backend("tiny")
+    longest = "a ball rolls. " * (MAX_PROMPT_CHARS // 14) + "x" * (MAX_PROMPT_CHARS % 14)
+    assert len(longest) == MAX_PROMPT_CHARS
+
+    async def main() -> generator_pb2.PrepareResponse:
+        async with running_generator(backend, tmp_path) as run, run.channel() as ch:
+            req = generator_pb2.PrepareRequest(prompts=[longest] * MAX_PREPARE_PROMPTS,
+                                               negative_prompt=longest)
+            return await generator_pb2_grpc.GeneratorServiceStub(ch).Prepare(req, timeout=60)
+
+    res = asyncio.run(main())
+    assert (res.encoded, res.cached) == (MAX_PREPARE_PROMPTS + 1, 0)
+    assert set(backend.encoded) == {longest}
 
 
 # -- cancel, deadline, busy ------------------------------------------------------------------------------

@@ -109,10 +109,12 @@ class Services:
         )
         return self._start("generator", [*argv, "--model", "tiny", "--no-warmup"], port)
 
-    def evaluator(self, tasks: str | None = None, preset: str = "") -> Service:
-        """The tiny evaluator; with `tasks`, one that serves only those (as model `preset`)."""
-        if tasks:
-            argv = [sys.executable, str(TASK_EVALUATOR), "--tasks", tasks]
+    def evaluator(self, tasks: str | None = None, preset: str = "", fail_on: str = "") -> Service:
+        """The tiny evaluator; with `tasks`, one that serves only those (as model `preset`); with
+        `fail_on`, one whose judge raises on any query mentioning that text."""
+        if tasks or fail_on:
+            tasks = tasks or "sa,pc,rule,videocon_sa,videocon_pc"
+            argv = [sys.executable, str(TASK_EVALUATOR), "--tasks", tasks, "--fail-on", fail_on]
             return self._start("evaluator", [*argv, "--preset", preset or "tiny-" + tasks])
         return self._start("evaluator", [sys.executable, "-m", "services.evaluator", "--model", "tiny"])
 
