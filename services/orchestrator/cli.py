@@ -3,6 +3,7 @@
     videophy-bench run --local --model tiny --prompts sample --limit 4 --out runs/quickstart
     videophy-bench run --prompts videophy2 --out /data/runs/x --generators dns:///gen:50051 --evaluators ...
     videophy-bench status RUN_DIR
+    videophy-bench recover RUN_DIR    (rebuild a corrupt ledger from the videos and their sidecars)
     videophy-bench prompts [SOURCE] --out prompts.csv
     videophy-bench serve generator|evaluator ...   judge ...   report ...   leaderboard ...   cluster ...
     videophy-bench refine --run RUN_DIR --rounds 2 --llm-endpoint URL --llm-model NAME [run's flags]
@@ -202,6 +203,14 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="counts per state, failures, throughput and ETA of a run")
     st.add_argument("run_dir")
     st.add_argument("--json", action="store_true")
+    rc = sub.add_parser(
+        "recover",
+        help="rebuild a corrupt ledger.sqlite from the run's videos and their sidecars",
+        description="Moves the corrupt ledger aside (ledger.sqlite.corrupt-TIMESTAMP) and rebuilds it: "
+        "rows it can still read, and one row per video whose sidecar and MP4 agree. Then rerun the "
+        "same `run` command: nothing recovered is made again.",
+    )
+    rc.add_argument("run_dir")
     pr = sub.add_parser("prompts", help="prepare a prompt set (stable ids, content hash)")
     pr.add_argument(
         "source",
@@ -276,7 +285,7 @@ def _run_options(args: argparse.Namespace, argv: list[str]):
 
 def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from services.orchestrator.dispatch import NoReplicas
-    from services.orchestrator.ledger import ConfigMismatch, RunLocked
+    from services.orchestrator.ledger import ConfigMismatch, LedgerCorrupt, RunLocked
     from services.orchestrator.local import LocalServiceError
     from services.orchestrator.prompts import PromptSetError
     from services.orchestrator.runner import UsageError, run_sync
@@ -291,7 +300,7 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         return USAGE_ERROR
     try:
         return run_sync(opts)
-    except (UsageError, ConfigMismatch, PromptSetError, RunLocked) as exc:
+    except (UsageError, ConfigMismatch, PromptSetError, RunLocked, LedgerCorrupt) as exc:
         print(f"videophy-bench run: {exc}", file=sys.stderr)
         return USAGE_ERROR
     except (NoReplicas, LocalServiceError) as exc:
@@ -336,6 +345,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return status_main(args.run_dir, args.json)
         if args.command == "prompts":
             return _cmd_prompts(args)
+        if args.command == "recover":
+            from services.orchestrator.recover import recover_main
+
+            return recover_main(args.run_dir)
     except KeyboardInterrupt:
         print("videophy-bench: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

@@ -1,7 +1,10 @@
 """Exports from the ledger: results.csv (docs/results-schema.md), official-format CSVs, summary.json.
 
 The ledger stays the source of truth; every export is rewritten whole (atomically) from it, so an
-export is never half old, half new.
+export is never half old, half new. Everything an export needs is in the run directory (the ledger
+and prompts.csv), so the same `export_run` serves every caller: `run` at its start (before any
+replica is contacted) and its end, `recover`, and `refresh` for `status` and `report`, which rewrites
+the files when it can take the run lock and otherwise returns the exports in memory, saying why.
 """
 
 from __future__ import annotations
@@ -12,11 +15,16 @@ import json
 import math
 import sqlite3
 from collections.abc import Iterable
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from services.common.storage import Storage
+from services.orchestrator.items import config_hash
+from services.orchestrator.ledger import RunLock, RunLocked, connect, lock_holder, state_counts
 from services.orchestrator.results_schema import RESULTS_COLUMNS
+from services.orchestrator.status import completeness, judging_of
+
+PROMPTS_NAME = "prompts.csv"
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -32,21 +40,38 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def result_rows(
-    rows: Iterable[sqlite3.Row], prompts: dict[str, dict[str, str]], run_dir: Path, storage: Storage
-) -> list[dict[str, str]]:
-    """Ledger rows -> results.csv rows (prompt metadata from the prompt set, paths relative to run_dir)."""
+def run_video_path(uri: str) -> str:
+    """A video's path relative to its run directory. Videos are written at `<the run directory's path
+    under the storage root>/videos/<prompt_id>/<request_id>.mp4` (the runner's output prefix), so the
+    URI's last three parts are that path wherever the storage root is mounted or the run directory
+    was copied to (`cluster fetch`)."""
+    parts = PurePosixPath(uri).parts
+    return "/".join(parts[-3:]) if len(parts) >= 3 and parts[-3] == "videos" else uri
+
+
+def prompt_table(run_dir: Path) -> dict[str, dict[str, str]]:
+    """prompt_id -> action, category, is_hard from the run's copy of its prompt set (prompts.csv)."""
+    from services.orchestrator.prompts import load_csv
+
+    path = Path(run_dir) / PROMPTS_NAME
+    if not path.is_file():  # only before the first session got as far as writing it (no items yet)
+        return {}
+    return {
+        p.prompt_id: {
+            "action": p.action,
+            "category": p.category,
+            "is_hard": "" if p.is_hard is None else str(p.is_hard),
+        }
+        for p in load_csv(path).prompts
+    }
+
+
+def result_rows(rows: Iterable[sqlite3.Row], prompts: dict[str, dict[str, str]]) -> list[dict[str, str]]:
+    """Ledger rows -> results.csv rows (prompt metadata from the prompt set, paths relative to the run)."""
     out = []
-    run_dir = Path(run_dir).resolve()
     for r in rows:
         meta = prompts.get(r["prompt_id"], {})
-        video_path = ""
-        if r["video_uri"]:
-            path = storage.resolve(r["video_uri"])
-            try:
-                video_path = path.relative_to(run_dir).as_posix()
-            except ValueError:
-                video_path = str(path)
+        video_path = run_video_path(r["video_uri"]) if r["video_uri"] else ""
         sa, pc = r["sa"], r["pc"]
         joint = "" if sa is None or pc is None else ("1.0" if sa >= 4 and pc >= 4 else "0.0")
         error = r["error"] or ""  # cleared on success, so only failures and unfinished retries show
@@ -166,23 +191,94 @@ def _minimal_summary(results: list[dict[str, str]]) -> dict[str, Any]:
     }
 
 
-def export_run(
-    run_dir: Path,
-    rows: list[sqlite3.Row],
-    prompts: dict[str, dict[str, str]],
-    storage: Storage,
-    extra_summary: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Write results.csv, official/*.csv and summary.json; returns the summary."""
+def _identity(conn: sqlite3.Connection) -> dict[str, Any]:
+    """config_hash and prompt_set_sha256 of the run, from the ledger's meta (None before the first
+    session recorded them)."""
+    meta = {k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM meta")}
+    config = meta.get("config")
+    prompt_set = meta.get("prompt_set") or {}
+    return {
+        "config_hash": config_hash(config) if config else None,
+        "prompt_set_sha256": prompt_set.get("sha256") or (config or {}).get("prompt_set_sha256"),
+    }
+
+
+def ledger_exports(run_dir: Path, conn: sqlite3.Connection) -> tuple[list[dict[str, str]], dict[str, Any]]:
+    """(results.csv rows, each with its `rule_text`; summary) computed from the ledger alone."""
+    rows = conn.execute("SELECT * FROM items ORDER BY prompt_id, seed, round, arm").fetchall()
+    results = result_rows(rows, prompt_table(run_dir))
+    summary = {
+        **summarize_rows(results),
+        **completeness(state_counts(conn), judging_of(conn)),
+        **_identity(conn),
+    }
+    for res, row in zip(results, rows, strict=True):
+        res["rule_text"] = row["rule_text"]
+    return results, summary
+
+
+def write_exports(run_dir: Path, results: list[dict[str, str]], summary: dict[str, Any]) -> None:
+    """results.csv, official/*.csv and summary.json, each replaced atomically."""
     run_dir = Path(run_dir)
-    results = result_rows(rows, prompts, run_dir, storage)
     write_atomic(
         run_dir / "results.csv",
         _csv_text(list(RESULTS_COLUMNS), ([r[c] for c in RESULTS_COLUMNS] for r in results)),
     )
-    for res, row in zip(results, rows, strict=True):
-        res["rule_text"] = row["rule_text"]
     write_official(run_dir, results)
-    summary = {**summarize_rows(results), **(extra_summary or {})}
     write_atomic(run_dir / "summary.json", json.dumps(summary, indent=1, default=str) + "\n")
+
+
+def export_run(run_dir: Path, conn: sqlite3.Connection) -> dict[str, Any]:
+    """Rewrite every export from the ledger (the caller holds the run lock); returns the summary."""
+    results, summary = ledger_exports(run_dir, conn)
+    write_exports(run_dir, results, summary)
     return summary
+
+
+@dataclass
+class Refreshed:
+    """The exports of a run as the ledger has them now, and whether the files on disk were rewritten."""
+
+    results: list[dict[str, str]]
+    summary: dict[str, Any]
+    holder: str | None  # who holds the run lock (a running orchestrator), or None
+    written: bool
+    note: str  # why the files were not rewritten ("" when they were)
+
+
+def refresh(run_dir: Path) -> Refreshed:
+    """Bring results.csv / summary.json / official/ up to date with the ledger, for `status` and
+    `report`: rewritten under the run lock when the directory is writable and no orchestrator holds
+    it; otherwise computed in memory only (a running orchestrator rewrites them itself when it ends).
+    Raises FileNotFoundError (no ledger) and LedgerCorrupt."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "ledger.sqlite").is_file():
+        raise FileNotFoundError(f"{run_dir}: no ledger.sqlite (not a run directory?)")
+    lock: RunLock | None = None
+    holder: str | None = None
+    note = ""
+    try:
+        lock = RunLock(run_dir, "refreshing exports").acquire()
+    except RunLocked as exc:
+        holder = exc.holder
+        note = "a run is in progress: numbers read live from the ledger; it rewrites the exports itself"
+    except OSError as exc:  # read-only directory or lock file
+        holder = lock_holder(run_dir)
+        note = f"run directory not writable ({exc.strerror}): exports computed from the ledger, not rewritten"
+    try:
+        conn = connect(run_dir, readonly=True)
+        try:
+            results, summary = ledger_exports(run_dir, conn)
+        finally:
+            conn.close()
+        written = False
+        if lock is not None:
+            try:
+                write_exports(run_dir, results, summary)
+                written = True
+            except OSError as exc:
+                note = f"could not rewrite the exports ({exc}): computed from the ledger in memory"
+        return Refreshed(results, summary, holder, written, note)
+    finally:
+        if lock is not None:
+            lock.release()

@@ -8,6 +8,9 @@ Contract:
 - `items` is keyed by request_id = hash(prompt_id, seed, round, arm, config hash) and is UNIQUE on
   those five fields. Every state change commits immediately, so a killed orchestrator loses at most
   the items in flight, which the next run redoes.
+- `connect` checks the file (`PRAGMA quick_check`) and raises `LedgerCorrupt`, one line naming the way
+  back (`videophy-bench recover RUN_DIR`, services/orchestrator/recover.py), instead of failing later
+  with a sqlite traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shlex
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -46,7 +50,7 @@ CREATE TABLE IF NOT EXISTS items (
 );
 CREATE INDEX IF NOT EXISTS items_state ON items(state);
 """
-_SCORE_COLUMNS = (
+SCORE_COLUMNS = (
     "sa",
     "pc",
     "rule",
@@ -62,22 +66,58 @@ _SCORE_COLUMNS = (
     "judge_replica",
     "judged_at",
 )
+# What an item forgets when its video must be made again (with SCORE_COLUMNS).
+ARTIFACT_COLUMNS = ("video_uri", "sha256", "gen_result", "generated_at")
 MAX_ERRORS_KEPT = 20
 
 
 class RunLocked(RuntimeError):
-    """Another orchestrator holds the run directory."""
+    """Another orchestrator holds the run directory; `holder` is what it wrote into the lock file."""
+
+    def __init__(self, message: str, holder: str = "") -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 class ConfigMismatch(RuntimeError):
     """The run directory was made with a different configuration."""
 
 
-class RunLock:
-    """Exclusive, non-blocking lock on RUN_DIR/.lock (released on close or process death)."""
+class LedgerCorrupt(RuntimeError):
+    """ledger.sqlite cannot be read; the message names the way back (`videophy-bench recover`)."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, detail: str) -> None:
+        self.run_dir = Path(run_dir)
+        self.detail = detail
+        super().__init__(
+            f"{self.run_dir / LEDGER_NAME} is corrupt (sqlite: {detail}); run "
+            f"`videophy-bench recover {shlex.quote(str(run_dir))}` to rebuild it from the videos and "
+            "their sidecars"
+        )
+
+
+# sqlite's codes for a damaged file; other errors (busy, I/O, permissions) are not corruption.
+_CORRUPT_CODES = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+
+
+def is_corruption(exc: BaseException) -> bool:
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    return isinstance(exc, sqlite3.DatabaseError) and name.startswith(_CORRUPT_CODES)
+
+
+def _holder(fd: int) -> str:
+    os.lseek(fd, 0, os.SEEK_SET)
+    return os.read(fd, 200).decode(errors="replace").strip() or "unknown process"
+
+
+class RunLock:
+    """Exclusive, non-blocking lock on RUN_DIR/.lock (released on close or process death).
+
+    `purpose` goes into the lock file beside the pid, so whoever is refused knows what holds it."""
+
+    def __init__(self, run_dir: Path, purpose: str = "") -> None:
         self.path = Path(run_dir) / LOCK_NAME
+        self.purpose = purpose
         self._fd: int | None = None
 
     def acquire(self) -> RunLock:
@@ -86,14 +126,17 @@ class RunLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.read(fd, 200).decode(errors="replace").strip() or "unknown process"
+            holder = _holder(fd)
             os.close(fd)
             raise RunLocked(
                 f"run directory {self.path.parent} is in use by another orchestrator ({holder}); "
-                "wait for it to finish, or use another --out"
+                "wait for it to finish, or use another --out",
+                holder,
             ) from None
         os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} on {os.uname().nodename} since {time.strftime('%F %T')}".encode())
+        what = f" ({self.purpose})" if self.purpose else ""
+        since = time.strftime("%F %T")
+        os.write(fd, f"pid {os.getpid()}{what} on {os.uname().nodename} since {since}".encode())
         self._fd = fd
         return self
 
@@ -109,17 +152,62 @@ class RunLock:
         self.release()
 
 
+def lock_holder(run_dir: Path) -> str | None:
+    """Who holds RUN_DIR/.lock (None: nobody), without taking it: works in a read-only directory."""
+    try:
+        fd = os.open(Path(run_dir) / LOCK_NAME, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _holder(fd)
+    finally:
+        os.close(fd)  # also drops the shared lock, if taken
+    return None
+
+
+def _check(conn: sqlite3.Connection, run_dir: Path) -> None:
+    """Raise LedgerCorrupt unless sqlite's quick_check (every page, b-tree structure) says ok."""
+    try:
+        conn.row_factory = None
+        problems = [r[0] for r in conn.execute("PRAGMA quick_check")]
+    except sqlite3.DatabaseError as exc:
+        if is_corruption(exc):
+            raise LedgerCorrupt(run_dir, str(exc)) from None
+        raise
+    if problems != ["ok"]:
+        lines = [ln for p in problems for ln in str(p).splitlines() if not ln.startswith("***")]
+        raise LedgerCorrupt(run_dir, f"database disk image is malformed: {lines[0] if lines else '?'}")
+
+
 def connect(run_dir: Path, readonly: bool = False) -> sqlite3.Connection:
+    """Open the ledger (read-only: never writes, works beside a running orchestrator); a damaged file
+    raises LedgerCorrupt."""
     path = Path(run_dir) / LEDGER_NAME
-    if readonly:
-        if not path.is_file():
-            raise FileNotFoundError(f"{run_dir}: no {LEDGER_NAME} (not a run directory?)")
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-    else:
-        conn = sqlite3.connect(path, timeout=30)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.executescript(_SCHEMA)
+    if readonly and not path.is_file():
+        raise FileNotFoundError(f"{run_dir}: no {LEDGER_NAME} (not a run directory?)")
+    conn: sqlite3.Connection | None = None
+    try:
+        if readonly:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        else:
+            conn = sqlite3.connect(path, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+        _check(conn, run_dir)
+        if not readonly:
+            conn.executescript(_SCHEMA)
+    except sqlite3.DatabaseError as exc:
+        if conn is not None:
+            conn.close()
+        if is_corruption(exc):
+            raise LedgerCorrupt(run_dir, str(exc)) from None
+        raise
+    except LedgerCorrupt:
+        if conn is not None:
+            conn.close()
+        raise
     conn.row_factory = sqlite3.Row
     return conn
 
@@ -249,14 +337,7 @@ class Ledger:
     def reset_to_pending(self, rid: str, reason: str) -> None:
         """Forget the artifact and scores (they must be made again) and record why."""
         self.add_error(rid, "resume", reason, state="pending")
-        self.update(
-            rid,
-            video_uri=None,
-            sha256=None,
-            gen_result=None,
-            generated_at=None,
-            **{c: None for c in _SCORE_COLUMNS},
-        )
+        self.update(rid, **dict.fromkeys((*ARTIFACT_COLUMNS, *SCORE_COLUMNS)))
 
     def counts(self) -> dict[str, int]:
         return state_counts(self.conn)

@@ -1,6 +1,6 @@
-"""One `videophy-bench run`: prompts -> run directory (lock, ledger, config check) -> services ->
-resume verification -> dispatch -> exports. Every exit path stops local children, writes the exports
-and the manifest from the ledger, and releases the run-directory lock.
+"""One `videophy-bench run`: prompts -> run directory (lock, ledger, exports refreshed, config check)
+-> services -> resume verification -> dispatch -> exports. Every exit path stops local children,
+writes the exports and the manifest from the ledger, and releases the run-directory lock.
 """
 
 from __future__ import annotations
@@ -82,17 +82,6 @@ class RunOptions:
     argv: list[str] = field(default_factory=list)
     # Builds the work items from (prompt set, config hash) instead of the selection (e.g. `refine`).
     items_fn: Callable[[PromptSet, str], list[WorkItem]] | None = None
-
-
-def _prompt_table(ps: PromptSet) -> dict[str, dict[str, str]]:
-    return {
-        p.prompt_id: {
-            "action": p.action,
-            "category": p.category,
-            "is_hard": "" if p.is_hard is None else str(p.is_hard),
-        }
-        for p in ps.prompts
-    }
 
 
 def _output_prefix(run_dir: Path, storage_root: Path) -> str:
@@ -265,7 +254,13 @@ async def run(opts: RunOptions) -> int:
             "give --generators ADDRESSES (or dns:///name:port), or --local to start services here"
         )
     lock = RunLock(run_dir).acquire()
-    ledger = Ledger(run_dir)
+    try:
+        ledger = Ledger(run_dir)  # LedgerCorrupt: one line naming `videophy-bench recover`
+        # Exports match the ledger before any replica is contacted (a crashed session left them stale).
+        export.export_run(run_dir, ledger.conn)
+    except BaseException:
+        lock.release()
+        raise
     local: LocalServices | None = None
     dispatcher: Dispatcher | None = None
     config: RunConfig | None = None
@@ -422,13 +417,7 @@ async def run(opts: RunOptions) -> int:
             local.stop()
         try:
             if config is not None:
-                summary = export.export_run(
-                    run_dir,
-                    ledger.rows(),
-                    _prompt_table(ps),
-                    storage,
-                    {"config_hash": config.hash, "prompt_set_sha256": ps.sha256},
-                )
+                summary = export.export_run(run_dir, ledger.conn)
                 log.info("summary: %s", ", ".join(f"{k}={summary.get(k)}" for k in (
                     "n_items", "n", "joint", "mean_sa", "mean_pc", "n_unparseable", "n_failed")))
                 _write_manifest(finished=True)

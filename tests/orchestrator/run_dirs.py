@@ -1,9 +1,12 @@
-"""Reading a run directory back in tests: the ledger rows and results.csv."""
+"""Reading a run directory back in tests: the ledger rows, results.csv, and whether they agree."""
 
 from __future__ import annotations
 
 import csv
+import json
 import sqlite3
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -19,3 +22,34 @@ def rows(run_dir: Path) -> list[dict]:
 def results(run_dir: Path) -> list[dict]:
     with open(run_dir / "results.csv", newline="") as f:
         return list(csv.DictReader(f))
+
+
+def assert_exports_match_ledger(run_dir: Path) -> dict:
+    """results.csv has exactly the ledger's items and states, and summary.json its counts; the summary."""
+    led = rows(run_dir)
+    res = results(run_dir)
+    key = ("prompt_id", "seed", "state", "sha256")
+    assert sorted(tuple(str(r[k] or "") for k in key) for r in res) == sorted(
+        tuple(str(r[k] or "") for k in key) for r in led
+    )
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["n_items"] == summary["n_selected"] == len(led)
+    return summary
+
+
+def wait_for(cond: Callable[[], bool], timeout_s: float = 60.0, what: str = "") -> None:
+    """Poll `cond` until it holds (an event, not a duration); TimeoutError after a generous deadline."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise TimeoutError(what)
+
+
+def ledger_has(run_dir: Path, pred: Callable[[dict], bool], at_least: int = 1) -> bool:
+    """At least `at_least` ledger rows satisfy `pred` (False while the ledger is still being created)."""
+    try:
+        return sum(1 for r in rows(run_dir) if pred(r)) >= at_least
+    except sqlite3.Error:
+        return False

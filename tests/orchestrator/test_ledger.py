@@ -8,7 +8,18 @@ import pytest
 
 from services.orchestrator import discovery
 from services.orchestrator.items import RunConfig, WorkItem, derive_seed, request_id
-from services.orchestrator.ledger import ConfigMismatch, Ledger, RunLock, RunLocked
+from services.orchestrator.ledger import (
+    LEDGER_NAME,
+    ConfigMismatch,
+    Ledger,
+    LedgerCorrupt,
+    RunLock,
+    RunLocked,
+    connect,
+    lock_holder,
+)
+from services.orchestrator.recover import salvage
+from services.orchestrator.status import completeness, state_line
 
 
 def test_request_ids_and_seeds_are_deterministic_and_distinct():
@@ -72,3 +83,51 @@ def test_targets_parse_and_dns_resolves_every_address():
         with pytest.raises(ValueError):
             discovery.parse_targets(bad)
     assert asyncio.run(discovery.resolve(discovery.parse_targets("dns:///no-such-host.invalid:1"))) == set()
+
+
+def _damaged_ledger(run_dir, n: int) -> list[WorkItem]:
+    """A ledger of `n` judged items with 2 KiB overwritten in the middle of the file."""
+    led = Ledger(run_dir)
+    items = [WorkItem(f"p{k:04d}", k, "caption " * 30, "prompt " * 30, "h") for k in range(n)]
+    led.add_items(items)
+    for it in items:
+        led.update(it.request_id, state="judged", sa=4.0, sa_raw="answer " * 60)
+    led.close()
+    path = run_dir / LEDGER_NAME
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 2048] = b"\xa5" * 2048
+    path.write_bytes(bytes(data))
+    return items
+
+
+def test_a_damaged_ledger_is_refused_in_one_line_naming_recover(tmp_path):
+    _damaged_ledger(tmp_path, 50)
+    for readonly in (False, True):
+        with pytest.raises(LedgerCorrupt) as err:
+            connect(tmp_path, readonly=readonly)
+        assert "\n" not in str(err.value) and "is corrupt (sqlite: " in str(err.value)
+        assert f"videophy-bench recover {tmp_path}" in str(err.value)
+    (tmp_path / LEDGER_NAME).write_bytes(b"\0" * 5000)
+    with pytest.raises(LedgerCorrupt, match="file is not a database"):
+        Ledger(tmp_path)
+
+
+def test_salvage_reads_rows_past_the_damaged_page(tmp_path):
+    items = _damaged_ledger(tmp_path, 300)
+    _, rows = salvage(tmp_path / LEDGER_NAME, {it.request_id for it in items})
+    assert 250 <= len(rows) < 300  # one damaged leaf lost, the rows behind it read by rowid
+    assert all(r["state"] == "judged" and r["sa_raw"] == "answer " * 60 for r in rows.values())
+
+
+def test_lock_holder_and_completeness(tmp_path):
+    assert lock_holder(tmp_path) is None
+    with RunLock(tmp_path, "a test"):
+        assert "a test" in (lock_holder(tmp_path) or "")
+    assert lock_holder(tmp_path) is None
+    counts = {"pending": 1, "generating": 1, "generated": 2, "judged": 3, "failed": 1}
+    judged = completeness(counts, judging=True)
+    assert [judged[k] for k in ("n_selected", "n_done", "n_remaining", "complete")] == [8, 3, 4, False]
+    assert state_line(judged, None) == "interrupted: 3 of 8 done (1 failed)"
+    assert state_line(judged, "pid 1").startswith("running (pid 1): 3 of 8")
+    no_judge = completeness({**counts, "pending": 0, "generating": 0}, judging=False)
+    assert no_judge["complete"] and state_line(no_judge, None) == "complete: 5 of 6 done (1 failed)"

@@ -100,9 +100,12 @@ class Section:
 
 @dataclass
 class Report:
+    """``banner``: notices shown first, under the title (e.g. a run that is unfinished)."""
+
     title: str
     sections: list[Section]
     meta: dict[str, Any] = field(default_factory=dict)
+    banner: list[Text] = field(default_factory=list)
 
     def tables(self) -> list[Table]:
         return [b for s in self.sections for b in s.blocks if isinstance(b, Table)]

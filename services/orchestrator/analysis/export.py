@@ -95,7 +95,8 @@ def report_json(report: Report) -> dict[str, Any]:
                     }
                 )
         sections.append({"id": section.id, "title": section.title, "blocks": blocks})
-    return {"title": report.title, "meta": _plain(report.meta), "sections": sections}
+    banner = [{"kind": b.kind, "text": b.text} for b in report.banner]
+    return {"title": report.title, "banner": banner, "meta": _plain(report.meta), "sections": sections}
 
 
 def write_table_csv(table: Table, path: Path) -> None:

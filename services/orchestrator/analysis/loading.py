@@ -14,6 +14,10 @@ Contract of the typed frame returned by :func:`prepare_results` (and therefore b
 * ``cluster`` is the bootstrap cluster: the action, or ``prompt:<id>`` when the action is unknown.
 
 Extra columns found in the CSV are kept as text.
+
+A run directory with a ledger is read through the ledger (:func:`load_run`), never through a
+possibly stale ``results.csv``: the exports are rewritten from it first, or computed in memory when
+the directory is read-only or a run holds it, and :class:`Run` says how finished the run is.
 """
 
 from __future__ import annotations
@@ -60,6 +64,11 @@ class Run:
     label: str
     results: pd.DataFrame
     manifest: dict = field(default_factory=dict)
+    #: e.g. ``interrupted: 5 of 8 done`` (``status.state_line``); empty without a ledger.
+    state: str = ""
+    complete: bool = True
+    #: why the exports on disk were not rewritten (a run in progress, a read-only directory), or "".
+    note: str = ""
 
 
 @dataclass
@@ -150,18 +159,46 @@ def load_results(path: str | Path) -> pd.DataFrame:
     return prepare_results(raw)
 
 
+def _from_ledger(run_dir: Path) -> tuple[pd.DataFrame, str, bool, str]:
+    """(typed results, state line, complete, note) from the run's ledger (exports refreshed)."""
+    from services.orchestrator.export import refresh
+    from services.orchestrator.ledger import LedgerCorrupt
+    from services.orchestrator.status import state_line
+
+    try:
+        exports = refresh(run_dir)
+    except LedgerCorrupt as exc:
+        raise ValueError(str(exc)) from None
+    frame = pd.DataFrame(
+        [[r[c] for c in RESULTS_COLUMNS] for r in exports.results], columns=list(RESULTS_COLUMNS), dtype=str
+    )
+    summary = exports.summary
+    running = exports.holder is not None
+    return (
+        prepare_results(frame),
+        state_line(summary, exports.holder),
+        bool(summary["complete"]) and not running,
+        exports.note,
+    )
+
+
 def load_run(path: str | Path, label: str | None = None) -> Run:
-    """Load a run directory (or a ``results.csv`` file directly) with its ``manifest.json`` when present."""
+    """Load a run directory (or a ``results.csv`` file directly) with its ``manifest.json`` when present.
+    With a ``ledger.sqlite`` beside it, the results come from the ledger (see the module docstring)."""
     path = Path(path)
     csv_path = path if path.is_file() else path / "results.csv"
-    if not csv_path.exists():
-        raise FileNotFoundError(f"no results.csv in {path}")
     run_dir = csv_path.parent
+    has_ledger = csv_path.name == "results.csv" and (run_dir / "ledger.sqlite").is_file()
+    if not has_ledger and not csv_path.exists():
+        raise FileNotFoundError(f"no results.csv in {path}")
     manifest: dict = {}
     manifest_path = run_dir / "manifest.json"
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     name = label or manifest.get("name") or manifest.get("run_name") or run_dir.name
+    if has_ledger:
+        results, state, complete, note = _from_ledger(run_dir)
+        return Run(run_dir, str(name), results, manifest, state=state, complete=complete, note=note)
     return Run(path=run_dir, label=str(name), results=load_results(csv_path), manifest=manifest)
 
 

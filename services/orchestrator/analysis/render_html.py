@@ -78,6 +78,7 @@ def _video_card(video: Video, video_src: VideoSrc) -> str:
 def render_html(report: Report, video_src: VideoSrc) -> str:
     """The whole page as a string."""
     parts = [f"<h1>{escape(report.title)}</h1>"]
+    parts += [f'<p class="{escape(b.kind)}" data-banner>{escape(b.text)}</p>' for b in report.banner]
     if report.meta:
         meta = "; ".join(f"{escape(str(k))}: {escape(str(v))}" for k, v in report.meta.items())
         parts.append(f'<p class="meta">{meta}</p>')

@@ -27,6 +27,8 @@ def table_md(table: Table) -> str:
 def render_md(report: Report, video_src: VideoSrc) -> str:
     """The whole report as Markdown text."""
     out = [f"# {report.title}", ""]
+    for block in report.banner:
+        out += [("> **Warning:** " if block.kind == "warning" else "") + block.text, ""]
     for key, value in report.meta.items():
         out.append(f"- {key}: {value}")
     for section in report.sections:

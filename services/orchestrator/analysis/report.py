@@ -665,10 +665,14 @@ def build_report(
         comparison_section(i, conditions[0], other, n_boot, seed)
         for i, other in enumerate(conditions[1:], start=1)
     ]
+    runs = list({id(c.run): c.run for c in conditions if c.run is not None}.values())
+    banner = [Text(f"{r.label}: {r.state}", "warning") for r in runs if r.state and not r.complete]
+    banner += [Text(f"{r.label}: {r.note}") for r in runs if r.note]
     meta = {
         "conditions": ", ".join(c.label for c in conditions),
         "bootstrap resamples": n_boot,
         "bootstrap seed": seed,
         "runs": ", ".join(sorted({str(c.run_dir) for c in conditions if c.run_dir is not None})),
     }
-    return Report(title or "VideoPhy-2 report: " + " vs ".join(c.label for c in conditions), sections, meta)
+    title = title or "VideoPhy-2 report: " + " vs ".join(c.label for c in conditions)
+    return Report(title, sections, meta, banner)
