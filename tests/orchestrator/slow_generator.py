@@ -13,7 +13,7 @@ import time
 
 
 def main(argv: list[str]) -> int:
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = argparse.ArgumentParser(allow_abbrev=False, add_help=False)
     pre.add_argument("--delay", type=float, default=0.0)
     ns, rest = pre.parse_known_args(argv)
     from services.generator.cli import build_parser, make_backend, serve
