@@ -18,16 +18,24 @@ RUNTIME_FAILURE = 1
 INTERRUPTED = 130
 
 
+class LogLevelError(ValueError):
+    """`--log-level` is not a level `logging` knows."""
+
+
 def configure_logging(level: str | int) -> None:
     """The root handler with the project's format; library loggers print through it only."""
     if isinstance(level, str):
         level = level.upper()
         if not isinstance(logging.getLevelName(level), int):
-            raise ValueError(f"--log-level {level}: not one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+            raise LogLevelError(f"--log-level {level}: not one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
     logging.basicConfig(level=level, format=LOG_FORMAT)
     logging.getLogger().setLevel(level)
-    # huggingface_hub adds its own stderr handler and still propagates: every warning printed twice.
-    # diffusers and transformers already keep theirs to themselves.
+    print_library_logs_once()
+
+
+def print_library_logs_once() -> None:
+    """huggingface_hub adds its own stderr handler and still propagates: every warning came out twice.
+    (diffusers and transformers already keep theirs to themselves.)"""
     logging.getLogger("huggingface_hub").propagate = False
 
 

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from services.common.entry import configure_logging, guarded
+from services.common.entry import configure_logging, guarded, print_library_logs_once
 from services.common.settings import env_flag, read_token
 
 USAGE_ERROR = 2
@@ -356,6 +356,7 @@ def _dispatch(argv: list[str]) -> tuple[str, Callable[[], int]]:
         def run_delegate() -> int:
             if level is not None:  # the delegate's own logging setup then keeps this level
                 configure_logging(level)
+            print_library_logs_once()
             return _delegate(module, func, extra, sub_argv)
 
         return name, run_delegate

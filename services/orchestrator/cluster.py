@@ -452,7 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="create the run's Job from an overlay (and apply the services)",
-                       epilog="Arguments after `--` are appended verbatim to the Job's `videophy-bench run`.")
+                       epilog="Arguments after `--` are appended verbatim to the Job's `videophy-bench run`.",
+                       allow_abbrev=False)
     r.add_argument("name", help=f"run name: the Job is {JOB_PREFIX}NAME, the run directory /data/runs/NAME")
     src = r.add_mutually_exclusive_group(required=True)
     src.add_argument("--prompts", help="prompt-set name, or a CSV path on the videos volume (/data/...)")

@@ -307,17 +307,23 @@ def download_videophy2(revision: str | None = None, cache_dir: str | None = None
 
     from services.common import hub
 
-    local = Path(
-        hub.fetch(
-            f"{HUB_DATASET}/{HUB_FILENAME}",
-            hf_hub_download,
-            repo_id=HUB_DATASET,
-            filename=HUB_FILENAME,
-            repo_type="dataset",
-            revision=revision,
-            cache_dir=cache_dir,
+    try:
+        local = Path(
+            hub.fetch(
+                f"{HUB_DATASET}/{HUB_FILENAME}",
+                hf_hub_download,
+                repo_id=HUB_DATASET,
+                filename=HUB_FILENAME,
+                repo_type="dataset",
+                revision=revision,
+                cache_dir=cache_dir,
+            )
         )
-    )
+    except hub.HubUnavailable as exc:
+        raise hub.HubUnavailable(
+            f"{exc}; give a local copy of {HUB_FILENAME} (run --prompts PATH, prompts PATH, leaderboard "
+            f"--test-csv PATH), {hub.WARM_CACHE_HINT}"
+        ) from None
     # Cached files live in .../snapshots/<commit>/<file>: the commit pins what was read.
     parts = local.parts
     commit = parts[parts.index("snapshots") + 1] if "snapshots" in parts else (revision or "")
@@ -329,15 +335,12 @@ def load_prompt_set(spec: str, *, revision: str | None = None, cache_dir: str | 
     if spec == SAMPLE_NAME:
         return load_csv(SAMPLE_PATH, source=SAMPLE_NAME)
     if spec in HUB_NAMES and not Path(spec).exists():
-        from services.common.hub import WARM_CACHE_HINT, HubUnavailable
+        from services.common.hub import HubUnavailable
 
         try:
             path, commit = download_videophy2(revision, cache_dir)
         except HubUnavailable as exc:
-            raise PromptSetError(
-                f"{exc}; give a local copy of {HUB_FILENAME} (run --prompts PATH, prompts PATH), "
-                f"{WARM_CACHE_HINT}"
-            ) from None
+            raise PromptSetError(str(exc)) from None
         return load_csv(path, source=f"hf://datasets/{HUB_DATASET}", revision=commit)
     path = Path(spec)
     if not path.is_file():
