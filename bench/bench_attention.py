@@ -376,7 +376,7 @@ def run_model(args: argparse.Namespace, device: str, backends: list[str]) -> dic
 
 def main() -> int:
     global OUT
-    p = argparse.ArgumentParser(description=__doc__,
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="bench/results/attention_h100")
     p.add_argument("--device", default="cuda")

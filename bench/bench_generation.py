@@ -753,7 +753,8 @@ def flow_a14b(args: argparse.Namespace) -> None:
 # -- main ----------------------------------------------------------------------------------------------
 def main() -> int:
     global OUT
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", choices=["5b", "a14b", "small", "tiny"], default="5b")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--out", default="bench/results/run")

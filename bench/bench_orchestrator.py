@@ -428,7 +428,8 @@ def scenario(root: Path, name: str, replicas: int, delay_s: float, n_items: int,
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, help="write the results JSON here")
     p.add_argument("--scenarios", default="instant,busy,busy_queued",
                    help="comma list of instant, busy, busy_queued, instant_real")

@@ -52,7 +52,8 @@ def drop_page_cache() -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", choices=["5b", "tiny"], default="5b")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--weights-dir", default=None, help="where to write the weights (default: a temp dir)")

@@ -250,7 +250,8 @@ def forward_variants(rec: dict[str, Any], model: str, device: str, reps: int, mo
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", choices=["5b", "small", "tiny"], default="5b")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--reps", type=int, default=3)

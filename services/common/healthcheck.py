@@ -42,7 +42,8 @@ def check(target: str, service: str, timeout_s: float) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m services.common.healthcheck", description=__doc__)
+    p = argparse.ArgumentParser(
+        allow_abbrev=False, prog="python -m services.common.healthcheck", description=__doc__)
     p.add_argument("--target", default=None,
                    help="host:port (default: VIDEOPHY_HEALTH_BIND, else VIDEOPHY_BIND, else 127.0.0.1:50051)")
     p.add_argument("--service", default=READINESS, help="health service name ('' = liveness, 'readiness')")

@@ -20,6 +20,7 @@ from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from services.common.entry import one_line
 from services.common.interceptors import DrainInterceptor, ErrorMappingInterceptor, TokenAuthInterceptor
 
 log = logging.getLogger(__name__)
@@ -150,6 +151,10 @@ class ServiceHost:
         await self.server.wait_for_termination()
 
 
+class ModelLoadError(RuntimeError):
+    """The service's model could not be loaded; the process exits (code 1)."""
+
+
 def write_port_file(path: str | None, port: int) -> None:
     """Local mode learns an ephemeral port from this file; written atomically."""
     if not path:
@@ -181,9 +186,9 @@ async def run_service(args, service_name: str, register: Callable[[aio.Server], 
         on_listening(host)  # embedding and tests reach the port and `host.drain()` through it
     try:
         await load()
-    except Exception:
-        log.exception("model load failed")
+    except Exception as exc:
         await host.server.stop(0)
-        raise
+        # One line for the caller to print (the entry point shows the chained traceback at DEBUG).
+        raise ModelLoadError(f"model load failed: {one_line(exc)}") from exc
     await host.set_ready(True)
     await host.wait()

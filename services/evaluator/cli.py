@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import logging
 
 from videophy.v1 import evaluator_pb2, evaluator_pb2_grpc
 
+from services.common.entry import configure_logging, guarded
 from services.common.server import run_service
-from services.common.settings import LOG_FORMAT, add_server_flags, env_flag
+from services.common.settings import add_server_flags, env_flag
 from services.common.storage import Storage
 
 SERVICE_NAME = evaluator_pb2.DESCRIPTOR.services_by_name["EvaluatorService"].full_name
@@ -19,6 +19,7 @@ DEFAULT_PORT = 50052
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="videophy-bench serve evaluator",
         description="Serve the VideoPhy-2 AutoEval judge (or VideoCon-Physics) over gRPC.",
     )
@@ -62,6 +63,9 @@ async def serve(args: argparse.Namespace, judge_factory=None, on_listening=None)
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
-    asyncio.run(serve(args))
-    return 0
+    def body() -> int:
+        configure_logging(args.log_level)
+        asyncio.run(serve(args))
+        return 0
+
+    return guarded("serve evaluator", body)

@@ -29,6 +29,7 @@ from typing import Protocol
 import torch
 
 from services.common.limits import MAX_JUDGE_TEXT_CHARS, check_text
+from services.evaluator.catalog import KNOWN_MODELS, TINY
 from services.evaluator.errors import (
     EmptyTextError,
     JudgeInputError,
@@ -52,10 +53,6 @@ from services.evaluator.model.tokenization import IMAGE_TOKEN, PromptTokenizer
 from services.evaluator.model.videocon import videocon_scores
 from services.evaluator.prefetch import FramePrefetcher, PreparedVideo
 
-KNOWN_MODELS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "videophy_2_auto": ("videophysics/videophy_2_auto", GENERATIVE_TASKS),
-    "videocon_physics": ("videophysics/videocon_physics", VIDEOCON_TASKS),
-}
 DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float32": torch.float32, "fp32": torch.float32}
 
 
@@ -273,7 +270,7 @@ def load_judge(
     directory."""
     torch_dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
     name = str(name_or_path)
-    if name == "tiny":
+    if name == TINY:
         from services.evaluator.tiny import build_tiny_judge, default_tiny_dir
 
         directory, model_id, tasks, preset = build_tiny_judge(default_tiny_dir()), "tiny", ALL_TASKS, "tiny"

@@ -25,7 +25,8 @@ TEXT_COLUMN = {"sa": "caption", "pc": None, "rule": "rule"}
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="videophy-bench judge", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        allow_abbrev=False, prog="videophy-bench judge", description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", required=True, help="local dir, Hub repo id, videophy_2_auto or tiny")
     p.add_argument("--task", choices=("sa", "pc", "rule"), default="sa")
     p.add_argument("--input-csv", required=True)

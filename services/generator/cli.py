@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 from collections.abc import Callable
 
 from videophy.v1 import generator_pb2, generator_pb2_grpc
 
+from services.common.entry import configure_logging, guarded
 from services.common.server import ServiceHost, run_service
-from services.common.settings import LOG_FORMAT, add_server_flags, env_flag
+from services.common.settings import add_server_flags, env_flag
 from services.common.storage import Storage
 from services.common.video import DEFAULT_QUALITY
 from services.generator.acceleration import DEFAULT_PRESET, PRESET_NAMES
@@ -24,6 +24,7 @@ DEFAULT_PORT = 50051
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="videophy-bench serve generator",
         description="Serve a Wan text-to-video model over gRPC (GeneratorService, health, reflection).",
     )
@@ -100,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Both A14B experts resident on 80 GB only fit the VAE decode without fragmentation (bench/).
     os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
-    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
-    asyncio.run(serve(args))
-    return 0
+    def body() -> int:
+        configure_logging(args.log_level)
+        asyncio.run(serve(args))
+        return 0
+
+    return guarded("serve generator", body)

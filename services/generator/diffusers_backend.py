@@ -56,7 +56,14 @@ def resolve_model_dir(preset: Preset, model_path: str | None, revision: str | No
         return local, f"local:{digest.hexdigest()[:12]}"
     from huggingface_hub import snapshot_download
 
-    path = Path(snapshot_download(source, revision=revision, cache_dir=cache_dir))
+    from services.common import hub
+
+    try:
+        path = Path(hub.fetch(source, snapshot_download, repo_id=source, revision=revision,
+                              cache_dir=cache_dir))
+    except hub.HubUnavailable as exc:
+        raise hub.HubUnavailable(f"{exc}; give a local diffusers directory with --model-path DIR, "
+                                 f"{hub.WARM_CACHE_HINT}") from None
     return path, path.name  # snapshots/<commit sha>
 
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from services.common.entry import configure_logging, guarded, print_library_logs_once
 from services.common.settings import env_flag, read_token
 
 USAGE_ERROR = 2
@@ -90,6 +90,7 @@ def _delegate(module: str, func: str, extra: str, argv: list[str]) -> int:
 def _add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "run",
+        allow_abbrev=False,
         help="generate and judge a prompt set into a run directory (resumable)",
         description="Generate (and judge) every selected prompt into RUN_DIR. Rerunning the same "
         "command resumes: finished items are verified and skipped.",
@@ -154,6 +155,11 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     ep.add_argument(
         "--local", action="store_true", help="start generator/evaluator children on loopback ports"
     )
+    ep.add_argument(
+        "--allow-cpu",
+        action="store_true",
+        help="--local: start real (non-tiny) models although no GPU is visible (hours per video)",
+    )
     ep.add_argument("--no-judge", action="store_true", help="generate only")
     env_flag(ep, "--generators", default=None, help="host:port list or dns:///headless-service:port")
     env_flag(ep, "--evaluators", default=None, help="host:port list or dns:///headless-service:port")
@@ -193,6 +199,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="videophy-bench",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -200,7 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="INFO")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_run(sub)
-    st = sub.add_parser("status", help="counts per state, failures, throughput and ETA of a run")
+    st = sub.add_parser(
+        "status", help="counts per state, failures, throughput and ETA of a run", allow_abbrev=False)
     st.add_argument("run_dir")
     st.add_argument("--json", action="store_true")
     rc = sub.add_parser(
@@ -209,9 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Moves the corrupt ledger aside (ledger.sqlite.corrupt-TIMESTAMP) and rebuilds it: "
         "rows it can still read, and one row per video whose sidecar and MP4 agree. Then rerun the "
         "same `run` command: nothing recovered is made again.",
+        allow_abbrev=False,
     )
     rc.add_argument("run_dir")
-    pr = sub.add_parser("prompts", help="prepare a prompt set (stable ids, content hash)")
+    pr = sub.add_parser("prompts", help="prepare a prompt set (stable ids, content hash)", allow_abbrev=False)
     pr.add_argument(
         "source",
         nargs="?",
@@ -221,20 +230,25 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", required=True, help="prepared CSV to write (+ OUT.json with the hash)")
     pr.add_argument("--revision", default=None, help="Hub dataset revision to pin")
     pr.add_argument("--cache-dir", default=None, help="Hub cache directory")
-    sv = sub.add_parser("serve", help="serve a model: serve generator|evaluator [flags] (see serve X --help)")
+    sv = sub.add_parser(
+        "serve",
+        help="serve a model: serve generator|evaluator [flags] (see serve X --help)",
+        allow_abbrev=False,
+    )
     sv.add_argument("service", choices=sorted(SERVE))
     for name, (_, _, _, text) in DELEGATES.items():
-        sub.add_parser(name, help=text, add_help=False)
+        sub.add_parser(name, help=text, add_help=False, allow_abbrev=False)
     return parser
 
 
 def _run_options(args: argparse.Namespace, argv: list[str]):
     from services.common.channel import ClientConfig
+    from services.evaluator.catalog import TINY
     from services.orchestrator.dispatch import DispatchOptions, parse_tasks
-    from services.orchestrator.runner import RunOptions
+    from services.orchestrator.runner import DEFAULT_JUDGE, RunOptions, is_tiny_preset
 
     model = args.model
-    judge_model = args.judge_model or ("tiny" if (model or "").startswith("tiny") else "videophy_2_auto")
+    judge_model = args.judge_model or (TINY if model and is_tiny_preset(model) else DEFAULT_JUDGE)
     return RunOptions(
         prompts=args.prompts,
         out=Path(args.out),
@@ -248,6 +262,7 @@ def _run_options(args: argparse.Namespace, argv: list[str]):
         generators=args.generators,
         evaluators=args.evaluators,
         local=args.local,
+        allow_cpu=args.allow_cpu,
         model=model,
         judge_model=judge_model,
         videocon_model=args.videocon_model,
@@ -306,6 +321,9 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     except (NoReplicas, LocalServiceError) as exc:
         print(f"videophy-bench run: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("videophy-bench run: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
 
 
 def _cmd_prompts(args: argparse.Namespace) -> int:
@@ -324,19 +342,39 @@ def _cmd_prompts(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in DELEGATES:
-        module, func, extra, _ = DELEGATES[argv[0]]
-        return _delegate(module, func, extra, argv[1:])
-    if len(argv) >= 2 and argv[0] == "serve" and argv[1] in SERVE:
-        module, extra = SERVE[argv[1]]
-        return _delegate(module, "main", extra, argv[2:])
+def _leading_log_level(argv: list[str]) -> tuple[str | None, list[str]]:
+    """`--log-level X` given before a delegated command (which has its own parser): (X, the rest)."""
+    if argv[:1] == ["--log-level"] and len(argv) >= 2:
+        return argv[1], argv[2:]
+    if argv and argv[0].startswith("--log-level="):
+        return argv[0].split("=", 1)[1], argv[1:]
+    return None, argv
+
+
+def _dispatch(argv: list[str]) -> tuple[str, Callable[[], int]]:
+    """(the command's name for error lines, what runs it)."""
+    level, rest = _leading_log_level(argv)
+    delegated = None
+    if rest and rest[0] in DELEGATES:
+        module, func, extra, _ = DELEGATES[rest[0]]
+        delegated = (rest[0], module, func, extra, rest[1:])
+    elif len(rest) >= 2 and rest[0] == "serve" and rest[1] in SERVE:
+        module, extra = SERVE[rest[1]]
+        delegated = (f"serve {rest[1]}", module, "main", extra, rest[2:])
+    if delegated is not None:
+        name, module, func, extra, sub_argv = delegated
+
+        def run_delegate() -> int:
+            if level is not None:  # the delegate's own logging setup then keeps this level
+                configure_logging(level)
+            print_library_logs_once()
+            return _delegate(module, func, extra, sub_argv)
+
+        return name, run_delegate
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    try:
+
+    def run_command() -> int:
+        configure_logging(args.log_level)
         if args.command == "run":
             return _cmd_run(args, argv)
         if args.command == "status":
@@ -349,10 +387,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from services.orchestrator.recover import recover_main
 
             return recover_main(args.run_dir)
-    except KeyboardInterrupt:
-        print("videophy-bench: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
-    return USAGE_ERROR
+        return USAGE_ERROR
+
+    return args.command, run_command
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    name, body = _dispatch(list(sys.argv[1:] if argv is None else argv))
+    return guarded(name, body)
 
 
 if __name__ == "__main__":

@@ -441,7 +441,7 @@ def cmd_fetch(args: argparse.Namespace, kubectl: Kubectl) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="videophy-bench cluster",
+    p = argparse.ArgumentParser(allow_abbrev=False, prog="videophy-bench cluster",
                                 description="Trigger, watch and collect benchmark runs on Kubernetes.")
     p.add_argument("--kubectl", default=None, help="kubectl binary [env VIDEOPHY_KUBECTL; default: on PATH]")
     p.add_argument("--context", default=None, help="kubeconfig context")
@@ -452,7 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="create the run's Job from an overlay (and apply the services)",
-                       epilog="Arguments after `--` are appended verbatim to the Job's `videophy-bench run`.")
+                       epilog="Arguments after `--` are appended verbatim to the Job's `videophy-bench run`.",
+                       allow_abbrev=False)
     r.add_argument("name", help=f"run name: the Job is {JOB_PREFIX}NAME, the run directory /data/runs/NAME")
     src = r.add_mutually_exclusive_group(required=True)
     src.add_argument("--prompts", help="prompt-set name, or a CSV path on the videos volume (/data/...)")
@@ -469,13 +470,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="delete an existing Job of that name first (its run resumes from the ledger)")
     r.add_argument("--follow", action="store_true", help="stream the orchestrator's log until it ends")
 
-    s = sub.add_parser("status", help="the Job's state and the run's progress")
+    s = sub.add_parser("status", help="the Job's state and the run's progress", allow_abbrev=False)
     s.add_argument("name")
     s.add_argument("--follow", action="store_true", help="then stream the log until the run ends")
     s.add_argument("--logs", type=int, default=20, metavar="N",
                    help="log lines shown for a finished run (0: none)")
 
-    f = sub.add_parser("fetch", help="copy the run directory (and more) from the videos volume")
+    f = sub.add_parser(
+        "fetch", help="copy the run directory (and more) from the videos volume", allow_abbrev=False)
     f.add_argument("name")
     f.add_argument("dest", help="local directory; the run lands in DEST/NAME")
     f.add_argument("--path", action="append", default=[],

@@ -60,6 +60,10 @@ class Child:
     log_path: Path
     address: str = ""
 
+    def last_line(self) -> str:
+        """The child's last non-empty log line: its one-line error when it fails to start."""
+        return next((line.strip() for line in reversed(self.log_tail().splitlines()) if line.strip()), "")
+
     def log_tail(self, n: int = 20) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
@@ -162,9 +166,10 @@ class LocalServices:
         try:
             while time.monotonic() < deadline:
                 if child.proc.poll() is not None:
+                    log.debug("last lines of %s:\n%s", child.log_path, child.log_tail())
                     raise LocalServiceError(
-                        f"{child.name} exited with code {child.proc.returncode} while starting; "
-                        f"last lines of {child.log_path}:\n{child.log_tail()}"
+                        f"{child.name} exited with code {child.proc.returncode} while starting: "
+                        f"{child.last_line()} (log: {child.log_path})"
                     )
                 if channel is None and child.port_file.is_file():
                     child.address = f"127.0.0.1:{int(child.port_file.read_text().strip())}"

@@ -547,14 +547,31 @@ def _log_reduction(ps: PromptSet) -> None:
 
 
 def download_videophy2(revision: str | None = None, cache_dir: str | None = None) -> tuple[Path, str]:
-    """Fetch `videophy2_test.csv` from the Hub (or its cache); returns (path, resolved commit)."""
+    """Fetch `videophy2_test.csv` from the Hub (or its cache); returns (path, resolved commit).
+
+    Raises HubUnavailable, in seconds, when the Hub does not answer and the cache lacks the file.
+    """
     from huggingface_hub import hf_hub_download
 
-    local = Path(
-        hf_hub_download(
-            HUB_DATASET, HUB_FILENAME, repo_type="dataset", revision=revision, cache_dir=cache_dir
+    from services.common import hub
+
+    try:
+        local = Path(
+            hub.fetch(
+                f"{HUB_DATASET}/{HUB_FILENAME}",
+                hf_hub_download,
+                repo_id=HUB_DATASET,
+                filename=HUB_FILENAME,
+                repo_type="dataset",
+                revision=revision,
+                cache_dir=cache_dir,
+            )
         )
-    )
+    except hub.HubUnavailable as exc:
+        raise hub.HubUnavailable(
+            f"{exc}; give a local copy of {HUB_FILENAME} (run --prompts PATH, prompts PATH, leaderboard "
+            f"--test-csv PATH), {hub.WARM_CACHE_HINT}"
+        ) from None
     # Cached files live in .../snapshots/<commit>/<file>: the commit pins what was read.
     parts = local.parts
     commit = parts[parts.index("snapshots") + 1] if "snapshots" in parts else (revision or "")
@@ -566,7 +583,12 @@ def load_prompt_set(spec: str, *, revision: str | None = None, cache_dir: str | 
     if spec == SAMPLE_NAME:
         return load_csv(SAMPLE_PATH, source=SAMPLE_NAME)
     if spec in HUB_NAMES and not Path(spec).exists():
-        path, commit = download_videophy2(revision, cache_dir)
+        from services.common.hub import HubUnavailable
+
+        try:
+            path, commit = download_videophy2(revision, cache_dir)
+        except HubUnavailable as exc:
+            raise PromptSetError(str(exc)) from None
         return load_csv(path, source=f"hf://datasets/{HUB_DATASET}", revision=commit)
     path = Path(spec)
     if not path.is_file():

@@ -17,6 +17,9 @@ from typing import Any
 
 from services.common.channel import ClientConfig
 from services.common.storage import Storage
+from services.evaluator.catalog import TINY as TINY_JUDGE
+from services.evaluator.catalog import unknown_judge
+from services.generator.presets import PRESETS
 from services.orchestrator import artifacts, export, manifest
 from services.orchestrator.discovery import Target, parse_targets
 from services.orchestrator.dispatch import (
@@ -32,13 +35,17 @@ from services.orchestrator.dispatch import (
 )
 from services.orchestrator.items import RunConfig, WorkItem, derive_seed
 from services.orchestrator.ledger import Ledger, RunLock
-from services.orchestrator.local import LocalServices
+from services.orchestrator.local import LocalServices, visible_gpus
 from services.orchestrator.metrics import RunMetrics, run_metrics
 from services.orchestrator.progress import run_progress
 from services.orchestrator.prompts import Prompt, PromptSet, load_prompt_set
 from services.orchestrator.status import collect, recent_rate
 
 log = logging.getLogger(__name__)
+
+
+DEFAULT_LOCAL_MODEL = "wan2.2-ti2v-5b"
+DEFAULT_JUDGE = "videophy_2_auto"
 
 
 class UsageError(RuntimeError):
@@ -59,6 +66,7 @@ class RunOptions:
     generators: str | None = None
     evaluators: str | None = None
     local: bool = False
+    allow_cpu: bool = False  # --local: start real (non-tiny) models although no GPU is visible
     model: str | None = None
     judge_model: str | None = None
     videocon_model: str | None = None  # --local: a second evaluator kind for the videocon tasks
@@ -239,20 +247,70 @@ def _targets(spec: str | None, flag: str) -> list[Target]:
         raise UsageError(f"{flag}: {exc}") from None
 
 
+def is_tiny_preset(name: str) -> bool:
+    """A preset built offline with random weights (no Hub repo): runs anywhere, proves nothing."""
+    return name in PRESETS and not PRESETS[name].model_id
+
+
+def local_judges(opts: RunOptions, judge_tasks: tuple[str, ...]) -> tuple[str | None, str | None]:
+    """(judge model, VideoCon model) that --local starts for these tasks; None: not started."""
+    if not judge_tasks:
+        return None, None
+    want_videocon = bool(opts.videocon_model) and bool(set(judge_tasks) & VIDEOCON_TASKS)
+    want_judge = bool(set(judge_tasks) & AUTOEVAL_TASKS) or (
+        bool(set(judge_tasks) & VIDEOCON_TASKS) and not want_videocon
+    )
+    return (
+        (opts.judge_model or DEFAULT_JUDGE) if want_judge else None,
+        opts.videocon_model if want_videocon else None,
+    )
+
+
+def preflight(opts: RunOptions) -> None:
+    """Refuse, before anything is created or started, what would fail later: unknown models, real
+    models without a GPU, no services, a run directory outside the storage root."""
+    if opts.model is not None and opts.model not in PRESETS:
+        raise UsageError(
+            f"--model {opts.model}: unknown generator preset; choose one of {', '.join(PRESETS)}"
+        )
+    if not opts.local and not opts.generators:
+        raise UsageError(
+            "give --generators ADDRESSES (or dns:///name:port), or --local to start services here"
+        )
+    _output_prefix(Path(opts.out), Path(opts.storage_root) if opts.storage_root else Path(opts.out))
+    if not opts.local:
+        return  # judge names and devices belong to the remote services
+    # The prompt set may add "rule" to the default tasks; that starts no other model.
+    tasks = () if opts.no_judge else tuple(opts.judge_tasks or ("sa", "pc"))
+    judge, videocon = local_judges(opts, tasks)
+    model = opts.model or DEFAULT_LOCAL_MODEL
+    started = [("--model", model, is_tiny_preset(model))]
+    for flag, name in (("--judge-model", judge), ("--videocon-model", videocon)):
+        if name is not None:
+            problem = unknown_judge(name)
+            if problem:
+                raise UsageError(f"{flag}: {problem}")
+            started.append((flag, name, name == TINY_JUDGE))
+    real = [f"{flag} {name}" for flag, name, tiny in started if not tiny]
+    if real and not opts.allow_cpu and not visible_gpus():
+        raise UsageError(
+            f"{' and '.join(real)} {'needs' if len(real) == 1 else 'need'} a GPU and none is visible "
+            "(nvidia-smi, CUDA_VISIBLE_DEVICES); pass --allow-cpu to run on the CPU anyway (hours per "
+            "video), or use the tiny models"
+        )
+
+
 async def run(opts: RunOptions) -> int:
     """Execute the run; returns the process exit code (0: every selected item settled)."""
     session_start = time.time()
+    preflight(opts)
     ps = await asyncio.to_thread(
         load_prompt_set, opts.prompts, revision=opts.prompt_revision, cache_dir=opts.cache_dir
     )
     run_dir = Path(opts.out)
     storage_root = Path(opts.storage_root) if opts.storage_root else run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
     prefix = _output_prefix(run_dir, storage_root)
-    if not opts.local and not opts.generators:
-        raise UsageError(
-            "give --generators ADDRESSES (or dns:///name:port), or --local to start services here"
-        )
+    run_dir.mkdir(parents=True, exist_ok=True)  # only now: every check above creates nothing
     lock = RunLock(run_dir).acquire()
     try:
         ledger = Ledger(run_dir)  # LedgerCorrupt: one line naming `videophy-bench recover`
@@ -308,21 +366,18 @@ async def run(opts: RunOptions) -> int:
             log.info("Prometheus metrics on http://%s:%d/metrics", opts.metrics_addr, metrics.port)
             metrics_task = asyncio.create_task(run_metrics(metrics, snapshot, opts.metrics_interval_s))
         if opts.local:
-            want_videocon = bool(opts.videocon_model) and bool(set(judge_tasks) & VIDEOCON_TASKS)
-            want_judge = bool(set(judge_tasks) & AUTOEVAL_TASKS) or (
-                bool(set(judge_tasks) & VIDEOCON_TASKS) and not want_videocon
-            )
+            judge_model, videocon_model = local_judges(opts, judge_tasks if judging else ())
             local = LocalServices(
                 run_dir,
                 storage_root,
-                opts.model or "wan2.2-ti2v-5b",
-                (opts.judge_model or "videophy_2_auto") if judging and want_judge else None,
+                opts.model or DEFAULT_LOCAL_MODEL,
+                judge_model,
                 opts.local_generators,
                 opts.local_evaluators,
                 opts.local_generator_args,
                 opts.local_evaluator_args,
                 opts.startup_timeout_s,
-                videocon_model=opts.videocon_model if judging and want_videocon else None,
+                videocon_model=videocon_model,
             )
             gen_addrs, eval_addrs = await local.start(opts.client)
             gen_targets, judge_targets = (

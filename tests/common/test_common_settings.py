@@ -10,7 +10,7 @@ from services.common.settings import add_server_flags, env_flag, env_name, read_
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser()
+    p = argparse.ArgumentParser(allow_abbrev=False)
     add_server_flags(p, 5000)
     env_flag(p, "--mode", default="a", choices=["a", "b"], help="mode")
     env_flag(p, "--count", default=1, type=int, help="count")

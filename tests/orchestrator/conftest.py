@@ -101,10 +101,11 @@ class Services:
         self.started.append(svc)
         return svc
 
-    def generator(self, delay: float = 0.0, port: int = 0) -> Service:
+    def generator(self, delay: float = 0.0, port: int = 0, gate: Path | None = None) -> Service:
+        """A tiny generator; `delay` s per video, and after the first video each waits for `gate`."""
         argv = (
-            [sys.executable, str(SLOW), "--delay", str(delay)]
-            if delay
+            [sys.executable, str(SLOW), "--delay", str(delay), *(["--gate", str(gate)] if gate else [])]
+            if delay or gate
             else [sys.executable, "-m", "services.generator"]
         )
         return self._start("generator", [*argv, "--model", "tiny", "--no-warmup"], port)

@@ -1,6 +1,8 @@
-"""A real generator server whose backend sleeps `--delay` seconds per video (a slower replica).
+"""A real generator server whose backend sleeps `--delay` seconds per video (a slower replica), and
+with `--gate PATH` makes every video after its first wait until PATH exists (a test opens the gate on
+an event, e.g. once another replica has work).
 
-python tests/orchestrator/slow_generator.py --delay 0.5 [generator flags...]
+python tests/orchestrator/slow_generator.py --delay 0.5 [--gate PATH] [generator flags...]
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ import asyncio
 import logging
 import sys
 import time
+from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = argparse.ArgumentParser(allow_abbrev=False, add_help=False)
     pre.add_argument("--delay", type=float, default=0.0)
+    pre.add_argument("--gate", type=Path, default=None)
     ns, rest = pre.parse_known_args(argv)
     from services.generator.cli import build_parser, make_backend, serve
 
@@ -23,10 +27,15 @@ def main(argv: list[str]) -> int:
     backend = make_backend(args)
     original = backend.generate
 
+    made = 0
+
     def slow_generate(job, on_step, should_stop):
+        nonlocal made
         deadline = time.monotonic() + ns.delay
-        while time.monotonic() < deadline:  # sleep in slices so a cancel still stops at a "step"
+        # sleep in slices so a cancel still stops at a "step"
+        while time.monotonic() < deadline or (ns.gate and made and not ns.gate.exists()):
             time.sleep(0.02)
+        made += 1
         return original(job, on_step, should_stop)
 
     backend.generate = slow_generate

@@ -18,7 +18,7 @@ import sys
 
 
 def main(argv: list[str]) -> int:
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = argparse.ArgumentParser(allow_abbrev=False, add_help=False)
     pre.add_argument("--tasks", required=True)
     pre.add_argument("--preset", required=True)
     pre.add_argument("--fail-on", default="")

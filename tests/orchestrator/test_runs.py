@@ -160,7 +160,8 @@ def test_faster_replica_does_more_and_beats_round_robin(services):
 
 
 def test_generator_killed_mid_item_is_redone_elsewhere(services):
-    victim, other = services.generator(delay=3.0), services.generator(delay=0.2)
+    # The victim's item outlasts any test machine: it is killed inside it, however busy the machine.
+    victim, other = services.generator(delay=600.0), services.generator(delay=0.2)
     for s in (victim, other):
         s.wait_ready()
     run_dir = services.root / "runs" / "kill"
@@ -189,7 +190,10 @@ def test_generator_killed_mid_item_is_redone_elsewhere(services):
 
 
 def test_replica_joining_mid_run_gets_work(services, monkeypatch, unused_port):
-    first = services.generator(delay=0.5).wait_ready()
+    # The first replica makes one video, then holds its next ones until the late replica has made one:
+    # however slowly the late one starts, the first cannot finish the run alone.
+    gate = services.root / "gate"
+    first = services.generator(gate=gate).wait_ready()
     late_port = unused_port()
     late: list = []
     known = {first.address}
@@ -201,9 +205,19 @@ def test_replica_joining_mid_run_gets_work(services, monkeypatch, unused_port):
     run_dir = services.root / "runs" / "join"
 
     def start_late():
-        _wait(lambda: _ledger_has(run_dir, lambda r: r["state"] == "generated"), what="run did not start")
-        late.append(services.generator(port=late_port).wait_ready())
-        known.add(late[0].address)
+        try:
+            _wait(lambda: _ledger_has(run_dir, lambda r: r["state"] == "generated"), what="run did not start")
+            late.append(services.generator(port=late_port).wait_ready())
+            known.add(late[0].address)
+            _wait(
+                lambda: _ledger_has(
+                    run_dir, lambda r: r["state"] == "generated" and r["gen_replica"] == late[0].address
+                ),
+                timeout_s=300,
+                what="the late replica got no work",
+            )
+        finally:
+            gate.touch()  # never leave the run waiting, whatever happened here
 
     t = threading.Thread(target=start_late)
     t.start()

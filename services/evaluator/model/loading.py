@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from services.common import hub
+from services.evaluator.catalog import is_hub_repo_id
 from services.evaluator.errors import CheckpointError
 from services.evaluator.model.configuration import MplugOwlConfig
 from services.evaluator.model.language import LEGACY_ATTENTION
@@ -47,10 +49,16 @@ def resolve_checkpoint(name_or_path: str | Path, revision: str | None = None) ->
     if path.is_dir():
         return path
     text = str(name_or_path)
-    if re.fullmatch(r"[\w.-]+/[\w.-]+", text) and not path.exists():
+    if is_hub_repo_id(text):
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(repo_id=text, revision=revision, allow_patterns=list(CHECKPOINT_FILES)))
+        try:
+            return Path(hub.fetch(text, snapshot_download, repo_id=text, revision=revision,
+                                  allow_patterns=list(CHECKPOINT_FILES)))
+        except hub.HubUnavailable as exc:
+            raise CheckpointError(f"{exc}; give a local checkpoint directory instead (run --judge-model DIR, "
+                                  f"serve evaluator --model DIR, judge --checkpoint DIR), "
+                                  f"{hub.WARM_CACHE_HINT}") from None
     raise CheckpointError(f"checkpoint not found: {name_or_path}")
 
 

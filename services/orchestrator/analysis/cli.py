@@ -41,6 +41,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def report_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="videophy-bench report",
         description="Scores, statistics and an HTML/Markdown/CSV/JSON report of one or more runs. "
         "With several runs (or arms/rounds), each later one is compared, paired by prompt, with the first.",
@@ -59,6 +60,7 @@ def report_parser() -> argparse.ArgumentParser:
 
 def leaderboard_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="videophy-bench leaderboard",
         description="The human VideoPhy-2 leaderboard computed from videophy2_test.csv, with runs beside it.",
     )

@@ -131,7 +131,7 @@ def previous_rows(
 def _parser() -> argparse.ArgumentParser:
     from services.orchestrator import cli
 
-    holder = argparse.ArgumentParser(add_help=False).add_subparsers()
+    holder = argparse.ArgumentParser(allow_abbrev=False, add_help=False).add_subparsers()
     cli._add_run(holder)
     p = holder.choices["run"]
     p.prog = "videophy-bench refine"
