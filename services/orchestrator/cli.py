@@ -303,10 +303,10 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from services.orchestrator.ledger import ConfigMismatch, LedgerCorrupt, RunLocked
     from services.orchestrator.local import LocalServiceError
     from services.orchestrator.prompts import PromptSetError
-    from services.orchestrator.runner import UsageError, run_sync
+    from services.orchestrator.runner import MAX_SEEDS, UsageError, run_sync
 
-    if args.seeds < 1 or (args.limit is not None and args.limit < 0):
-        print("videophy-bench run: --seeds must be >= 1 and --limit >= 0", file=sys.stderr)
+    if not 1 <= args.seeds <= MAX_SEEDS or (args.limit is not None and args.limit < 0):
+        print(f"videophy-bench run: --seeds must be in 1..{MAX_SEEDS} and --limit >= 0", file=sys.stderr)
         return USAGE_ERROR
     try:
         opts = _run_options(args, argv)

@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from services.common.channel import ClientConfig
+from services.common.errors import InvalidRequest
+from services.common.limits import MAX_PROMPT_CHARS, check_text
 from services.common.storage import Storage
 from services.evaluator.catalog import TINY as TINY_JUDGE
 from services.evaluator.catalog import unknown_judge
-from services.generator.presets import PRESETS
+from services.generator.presets import PRESETS, get_preset, resolve
 from services.orchestrator import artifacts, export, manifest
 from services.orchestrator.discovery import Target, parse_targets
 from services.orchestrator.dispatch import (
@@ -46,6 +48,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LOCAL_MODEL = "wan2.2-ti2v-5b"
 DEFAULT_JUDGE = "videophy_2_auto"
+
+
+# Videos per prompt: far beyond any study (the paper uses one), small enough that a typo cannot make
+# a ledger of billions of rows.
+MAX_SEEDS = 1000
 
 
 class UsageError(RuntimeError):
@@ -266,6 +273,21 @@ def local_judges(opts: RunOptions, judge_tasks: tuple[str, ...]) -> tuple[str | 
     )
 
 
+def check_generation(opts: RunOptions, preset: str | None) -> None:
+    """Refuse overrides and a negative prompt the generator would refuse for every item (checked with
+    the generator's own rules; without a known preset only what holds for every preset)."""
+    if opts.negative_prompt is not None:
+        problem = check_text("--negative-prompt", opts.negative_prompt, MAX_PROMPT_CHARS)
+        if problem:
+            raise UsageError(problem)
+    if preset is None or preset not in PRESETS:
+        return
+    try:
+        resolve(get_preset(preset), seed=0, negative_prompt=opts.negative_prompt, **opts.overrides)
+    except InvalidRequest as exc:
+        raise UsageError(f"--model {preset}: {exc}") from None
+
+
 def preflight(opts: RunOptions) -> None:
     """Refuse, before anything is created or started, what would fail later: unknown models, real
     models without a GPU, no services, a run directory outside the storage root."""
@@ -277,6 +299,7 @@ def preflight(opts: RunOptions) -> None:
         raise UsageError(
             "give --generators ADDRESSES (or dns:///name:port), or --local to start services here"
         )
+    check_generation(opts, opts.model or (DEFAULT_LOCAL_MODEL if opts.local else None))
     _output_prefix(Path(opts.out), Path(opts.storage_root) if opts.storage_root else Path(opts.out))
     if not opts.local:
         return  # judge names and devices belong to the remote services
@@ -310,6 +333,8 @@ async def run(opts: RunOptions) -> int:
     run_dir = Path(opts.out)
     storage_root = Path(opts.storage_root) if opts.storage_root else run_dir
     prefix = _output_prefix(run_dir, storage_root)
+    if opts.items_fn is None:
+        selected_keys(opts, ps)  # unknown --ids: refused before anything starts
     run_dir.mkdir(parents=True, exist_ok=True)  # only now: every check above creates nothing
     lock = RunLock(run_dir).acquire()
     try:
@@ -405,6 +430,7 @@ async def run(opts: RunOptions) -> int:
             raise UsageError(
                 f"--model {opts.model}: the generators serve {gen_info.preset!r} ({gen_info.model_id})"
             )
+        check_generation(opts, gen_info.preset)  # remote generators: their preset's rules
         config = RunConfig(
             generator_model=gen_info.preset,
             generator_model_id=gen_info.model_id,

@@ -133,6 +133,14 @@ def test_healthcheck_refuses_abbreviations(capsys):
         (["--local", "--model", "tiny", "--storage-root", "elsewhere"], ["must be inside --storage-root"]),
         ([], ["--generators"]),
         (["--local", "--model", "tiny", "--prompts", "missing.csv"], ["no such file"]),
+        (["--local", "--model", "tiny", "--ids", "s01,nope"], ["unknown prompt ids: nope"]),
+        (["--local", "--model", "tiny", "--seeds", "100000000000"], ["--seeds must be in 1..1000"]),
+        (["--local", "--model", "tiny", "--steps", "-5"], ["num_inference_steps=-5 must be in 1..200"]),
+        (["--local", "--model", "tiny", "--height", "100000"], ["height=100000"]),
+        (["--local", "--model", "tiny", "--num-frames", "10"], ["num_frames=10 must be 4k+1"]),
+        (["--local", "--guidance-scale-2", "3", "--no-judge"], ["guidance_scale_2 needs a two-expert model"]),
+        (["--local", "--model", "tiny", "--negative-prompt", "x" * 9000], ["the limit is 8000"]),
+        (["--local", "--model", "tiny", "--negative-prompt", "a\x00b"], ["NUL"]),
     ],
 )
 def test_refused_run_creates_and_starts_nothing(extra, words, tmp_path, monkeypatch, capsys):
