@@ -6,30 +6,21 @@ export is never half old, half new.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import math
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from services.common import csvio
+from services.common.csvio import cell as _cell
 from services.common.storage import Storage
 from services.orchestrator.results_schema import RESULTS_COLUMNS
 
 
 def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
-def _cell(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return str(value)
+    """A text export (JSON), written whole; CSVs go through `csvio.write_csv`."""
+    csvio.write_atomic(path, text.encode("utf-8"))
 
 
 def result_rows(
@@ -84,52 +75,32 @@ def result_rows(
     return out
 
 
-def _csv_text(header: list[str], rows: Iterable[list[str]]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    w.writerows(rows)
-    return buf.getvalue()
-
-
 def write_official(run_dir: Path, results: list[dict[str, str]]) -> None:
     """official/: the inputs (`sa_pc.csv`, `rule.csv`) and outputs (`output_{sa,pc,rule}.csv`) of the
     official `VIDEOPHY2/inference.py`, with the same headers (outputs: unnamed index + inputs + float
     `score`). `videopath` is relative to the run directory, so run official tools from there."""
     out = Path(run_dir) / "official"
     made = [r for r in results if r["video_path"]]
-    write_atomic(
-        out / "sa_pc.csv",
-        _csv_text(["caption", "videopath"], ([r["caption"], r["video_path"]] for r in made)),
+    csvio.write_csv(
+        out / "sa_pc.csv", ["caption", "videopath"], ([r["caption"], r["video_path"]] for r in made)
     )
     for task in ("sa", "pc"):
         scored = [r for r in made if r[task] != ""]
-        write_atomic(
+        csvio.write_csv(
             out / f"output_{task}.csv",
-            _csv_text(
-                ["", "caption", "videopath", "score"],
-                (
-                    [str(k), r["caption"], r["video_path"], f"{float(r[task]):.1f}"]
-                    for k, r in enumerate(scored)
-                ),
-            ),
+            ["", "caption", "videopath", "score"],
+            ([k, r["caption"], r["video_path"], f"{float(r[task]):.1f}"] for k, r in enumerate(scored)),
         )
     ruled = [r for r in made if r.get("rule_text")]
     if ruled:
-        write_atomic(
-            out / "rule.csv",
-            _csv_text(["videopath", "rule"], ([r["video_path"], r["rule_text"]] for r in ruled)),
+        csvio.write_csv(
+            out / "rule.csv", ["videopath", "rule"], ([r["video_path"], r["rule_text"]] for r in ruled)
         )
         scored = [r for r in ruled if r["rule"] != ""]
-        write_atomic(
+        csvio.write_csv(
             out / "output_rule.csv",
-            _csv_text(
-                ["", "videopath", "rule", "score"],
-                (
-                    [str(k), r["video_path"], r["rule_text"], f"{float(r['rule']):.1f}"]
-                    for k, r in enumerate(scored)
-                ),
-            ),
+            ["", "videopath", "rule", "score"],
+            ([k, r["video_path"], r["rule_text"], f"{float(r['rule']):.1f}"] for k, r in enumerate(scored)),
         )
 
 
@@ -176,9 +147,8 @@ def export_run(
     """Write results.csv, official/*.csv and summary.json; returns the summary."""
     run_dir = Path(run_dir)
     results = result_rows(rows, prompts, run_dir, storage)
-    write_atomic(
-        run_dir / "results.csv",
-        _csv_text(list(RESULTS_COLUMNS), ([r[c] for c in RESULTS_COLUMNS] for r in results)),
+    csvio.write_csv(
+        run_dir / "results.csv", RESULTS_COLUMNS, ([r[c] for c in RESULTS_COLUMNS] for r in results)
     )
     for res, row in zip(results, rows, strict=True):
         res["rule_text"] = row["rule_text"]

@@ -28,6 +28,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.common import csvio
+
 HUB_DATASET = "videophysics/videophy2_test"
 HUB_FILENAME = "videophy2_test.csv"
 # `videophy2` is the name the Kubernetes run-config uses; both select the Hub test set.
@@ -78,10 +80,8 @@ class PromptSet:
 
     def to_csv_bytes(self) -> bytes:
         """The canonical serialisation the content hash is computed over."""
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
         cols = self.columns()
-        w.writerow(cols)
+        rows = []
         for p in self.prompts:
             row = {
                 "prompt_id": p.prompt_id,
@@ -93,8 +93,8 @@ class PromptSet:
                 "rule": p.rule,
                 **p.extra,
             }
-            w.writerow([row.get(c, "") for c in cols])
-        return buf.getvalue().encode("utf-8")
+            rows.append([row.get(c, "") for c in cols])
+        return csvio.csv_bytes(cols, rows)
 
     @property
     def sha256(self) -> str:
@@ -104,10 +104,7 @@ class PromptSet:
         """Write the prepared CSV and `<path>.json` (hash, source, counts); returns that metadata."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = self.to_csv_bytes()
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        csvio.write_atomic(path, self.to_csv_bytes())
         meta = self.describe()
         Path(str(path) + ".json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
         return meta

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from services.common import csvio
 from services.orchestrator.results_schema import RESULTS_COLUMNS
 
 #: Threshold of the VideoPhy-2 joint metric: an item passes when SA >= 4 and PC >= 4.
@@ -146,8 +147,7 @@ def prepare_results(df: pd.DataFrame) -> pd.DataFrame:
 
 def load_results(path: str | Path) -> pd.DataFrame:
     """Read a ``results.csv`` and type it. Only empty cells are missing (raw judge text stays verbatim)."""
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    return prepare_results(raw)
+    return prepare_results(csvio.read_frame(path))
 
 
 def load_run(path: str | Path, label: str | None = None) -> Run:
