@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import csv
 import sqlite3
 from pathlib import Path
+
+from services.common import csvio
 
 
 def rows(run_dir: Path) -> list[dict]:
@@ -17,5 +18,5 @@ def rows(run_dir: Path) -> list[dict]:
 
 
 def results(run_dir: Path) -> list[dict]:
-    with open(run_dir / "results.csv", newline="") as f:
-        return list(csv.DictReader(f))
+    header, rows = csvio.read_rows(run_dir / "results.csv")
+    return [dict(zip(header, row, strict=True)) for row in rows]

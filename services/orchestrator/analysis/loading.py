@@ -46,6 +46,8 @@ FLOAT_COLUMNS = (
 )
 #: Every other schema column is text.
 TEXT_COLUMNS = tuple(c for c in RESULTS_COLUMNS if c not in {*INT_COLUMNS, *BOOL_COLUMNS, *FLOAT_COLUMNS})
+# Free text (captions, raw judge answers, errors): only an empty cell is missing.
+VERBATIM_COLUMNS = ("caption", "gen_prompt", "error", "sa_raw", "pc_raw", "rule_raw")
 STATUSES = ("scored", "unparseable", "failed", "not_judged")
 UNPARSEABLE = "unparseable"
 
@@ -101,9 +103,11 @@ def _to_bool(series: pd.Series) -> pd.Series:
     return pd.Series([conv(v) for v in series], index=series.index, dtype="boolean")
 
 
-def _to_text(series: pd.Series) -> pd.Series:
+def _to_text(series: pd.Series, verbatim: bool) -> pd.Series:
+    """Text as ``string``; a label of only spaces counts as missing, free text is kept as written."""
     out = series.astype("string")
-    return out.where(out.str.strip().fillna("") != "", pd.NA)
+    empty = (out if verbatim else out.str.strip()).fillna("") == ""
+    return out.where(~empty, pd.NA)
 
 
 def prepare_results(df: pd.DataFrame) -> pd.DataFrame:
@@ -113,7 +117,7 @@ def prepare_results(df: pd.DataFrame) -> pd.DataFrame:
         if col not in out.columns:
             out[col] = pd.NA
     for col in TEXT_COLUMNS:
-        out[col] = _to_text(out[col])
+        out[col] = _to_text(out[col], verbatim=col in VERBATIM_COLUMNS)
     for col in INT_COLUMNS:
         out[col] = pd.to_numeric(out[col], errors="coerce").round().astype("Int64")
     for col in BOOL_COLUMNS:
