@@ -37,7 +37,7 @@ from services.evaluator.errors import (
     UnsupportedPromptError,
     UnsupportedTaskError,
 )
-from services.evaluator.model.frames import PixelNormalizer
+from services.evaluator.model.frames import NUM_FRAMES, PixelNormalizer
 from services.evaluator.model.language import LEGACY_ATTENTION
 from services.evaluator.model.loading import load_model, resolve_checkpoint
 from services.evaluator.model.modeling import OFFICIAL_MAX_NEW_TOKENS, MplugOwlForConditionalGeneration
@@ -110,13 +110,14 @@ class MplugOwlJudge:
         info: JudgeInfo,
         max_new_tokens: int = OFFICIAL_MAX_NEW_TOKENS,
         decode_workers: int = 2,
+        num_frames: int = NUM_FRAMES,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.normalizer = normalizer
         self.info = info
         self.max_new_tokens = max_new_tokens
-        self._prefetcher = FramePrefetcher(normalizer, decode_workers)
+        self._prefetcher = FramePrefetcher(normalizer, decode_workers, num_frames)
 
     # ---- validation ---------------------------------------------------------------------------------------
     @property
@@ -265,6 +266,7 @@ def load_judge(
     lora_checkpoint: str | Path | None = None,
     attention: str = LEGACY_ATTENTION,
     max_new_tokens: int = OFFICIAL_MAX_NEW_TOKENS,
+    num_frames: int = NUM_FRAMES,
 ) -> MplugOwlJudge:
     """``tiny`` (built offline), ``videophy_2_auto``, ``videocon_physics``, a Hub repo id or a local
     directory."""
@@ -296,6 +298,7 @@ def load_judge(
         PixelNormalizer.from_dir(directory),
         info,
         max_new_tokens=max_new_tokens,
+        num_frames=num_frames,
     )
 
 

@@ -29,12 +29,13 @@ def prepare_video(path: str, normalizer: PixelNormalizer, num_frames: int = NUM_
 class FramePrefetcher:
     """A small thread pool; ``submit`` returns a future whose ``result()`` re-raises decode errors."""
 
-    def __init__(self, normalizer: PixelNormalizer, workers: int = 2) -> None:
+    def __init__(self, normalizer: PixelNormalizer, workers: int = 2, num_frames: int = NUM_FRAMES) -> None:
         self.normalizer = normalizer
+        self.num_frames = num_frames
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="frames")
 
     def submit(self, path: str) -> Future[PreparedVideo]:
-        return self._pool.submit(prepare_video, path, self.normalizer)
+        return self._pool.submit(prepare_video, path, self.normalizer, self.num_frames)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

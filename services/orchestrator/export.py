@@ -9,16 +9,15 @@ the files when it can take the run lock and otherwise returns the exports in mem
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import math
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from services.common import csvio
+from services.common.csvio import cell as _cell
 from services.orchestrator.items import config_hash
 from services.orchestrator.ledger import RunLock, RunLocked, connect, lock_holder, state_counts
 from services.orchestrator.results_schema import RESULTS_COLUMNS
@@ -28,16 +27,8 @@ PROMPTS_NAME = "prompts.csv"
 
 
 def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
-def _cell(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return str(value)
+    """A text export (JSON), written whole; CSVs go through `csvio.write_csv`."""
+    csvio.write_atomic(path, text.encode("utf-8"))
 
 
 def run_video_path(uri: str) -> str:
@@ -109,52 +100,32 @@ def result_rows(rows: Iterable[sqlite3.Row], prompts: dict[str, dict[str, str]])
     return out
 
 
-def _csv_text(header: list[str], rows: Iterable[list[str]]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    w.writerows(rows)
-    return buf.getvalue()
-
-
 def write_official(run_dir: Path, results: list[dict[str, str]]) -> None:
     """official/: the inputs (`sa_pc.csv`, `rule.csv`) and outputs (`output_{sa,pc,rule}.csv`) of the
     official `VIDEOPHY2/inference.py`, with the same headers (outputs: unnamed index + inputs + float
     `score`). `videopath` is relative to the run directory, so run official tools from there."""
     out = Path(run_dir) / "official"
     made = [r for r in results if r["video_path"]]
-    write_atomic(
-        out / "sa_pc.csv",
-        _csv_text(["caption", "videopath"], ([r["caption"], r["video_path"]] for r in made)),
+    csvio.write_csv(
+        out / "sa_pc.csv", ["caption", "videopath"], ([r["caption"], r["video_path"]] for r in made)
     )
     for task in ("sa", "pc"):
         scored = [r for r in made if r[task] != ""]
-        write_atomic(
+        csvio.write_csv(
             out / f"output_{task}.csv",
-            _csv_text(
-                ["", "caption", "videopath", "score"],
-                (
-                    [str(k), r["caption"], r["video_path"], f"{float(r[task]):.1f}"]
-                    for k, r in enumerate(scored)
-                ),
-            ),
+            ["", "caption", "videopath", "score"],
+            ([k, r["caption"], r["video_path"], f"{float(r[task]):.1f}"] for k, r in enumerate(scored)),
         )
     ruled = [r for r in made if r.get("rule_text")]
     if ruled:
-        write_atomic(
-            out / "rule.csv",
-            _csv_text(["videopath", "rule"], ([r["video_path"], r["rule_text"]] for r in ruled)),
+        csvio.write_csv(
+            out / "rule.csv", ["videopath", "rule"], ([r["video_path"], r["rule_text"]] for r in ruled)
         )
         scored = [r for r in ruled if r["rule"] != ""]
-        write_atomic(
+        csvio.write_csv(
             out / "output_rule.csv",
-            _csv_text(
-                ["", "videopath", "rule", "score"],
-                (
-                    [str(k), r["video_path"], r["rule_text"], f"{float(r['rule']):.1f}"]
-                    for k, r in enumerate(scored)
-                ),
-            ),
+            ["", "videopath", "rule", "score"],
+            ([k, r["video_path"], r["rule_text"], f"{float(r['rule']):.1f}"] for k, r in enumerate(scored)),
         )
 
 
@@ -220,9 +191,8 @@ def ledger_exports(run_dir: Path, conn: sqlite3.Connection) -> tuple[list[dict[s
 def write_exports(run_dir: Path, results: list[dict[str, str]], summary: dict[str, Any]) -> None:
     """results.csv, official/*.csv and summary.json, each replaced atomically."""
     run_dir = Path(run_dir)
-    write_atomic(
-        run_dir / "results.csv",
-        _csv_text(list(RESULTS_COLUMNS), ([r[c] for c in RESULTS_COLUMNS] for r in results)),
+    csvio.write_csv(
+        run_dir / "results.csv", RESULTS_COLUMNS, ([r[c] for c in RESULTS_COLUMNS] for r in results)
     )
     write_official(run_dir, results)
     write_atomic(run_dir / "summary.json", json.dumps(summary, indent=1, default=str) + "\n")

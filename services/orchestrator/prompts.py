@@ -39,6 +39,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.common import csvio
 from services.common.limits import MAX_JUDGE_TEXT_CHARS, MAX_PROMPT_CHARS, check_text
 
 log = logging.getLogger(__name__)
@@ -139,10 +140,8 @@ class PromptSet:
 
     def to_csv_bytes(self) -> bytes:
         """The canonical serialisation the content hash is computed over."""
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
         cols = self.columns()
-        w.writerow(cols)
+        rows = []
         for p in self.prompts:
             row = {
                 "prompt_id": p.prompt_id,
@@ -154,8 +153,8 @@ class PromptSet:
                 "rule": p.rule,
                 **p.extra,
             }
-            w.writerow([row.get(c, "") for c in cols])
-        return buf.getvalue().encode("utf-8")
+            rows.append([row.get(c, "") for c in cols])
+        return csvio.csv_bytes(cols, rows)
 
     @property
     def sha256(self) -> str:
@@ -165,10 +164,7 @@ class PromptSet:
         """Write the prepared CSV and `<path>.json` (hash, source, summary, conflicts); returns that."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = self.to_csv_bytes()
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        csvio.write_atomic(path, self.to_csv_bytes())
         meta = self.describe()
         Path(str(path) + ".json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
         return meta

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from services.common import csvio
 from services.orchestrator.analysis.loading import prepare_results
 
 CATEGORIES = ("Sports and Physical Activities", "Object Interactions")
@@ -71,7 +72,7 @@ def write_run(
     run_dir = root / name
     run_dir.mkdir(parents=True, exist_ok=True)
     frame = pd.DataFrame(list(rows))
-    frame.to_csv(run_dir / "results.csv", index=False)
+    csvio.write_csv(run_dir / "results.csv", list(frame.columns), frame.itertuples(index=False))
     if manifest is not None:
         (run_dir / "manifest.json").write_text(json.dumps(manifest))
     if videos:

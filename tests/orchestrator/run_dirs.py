@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from services.common import csvio
 
 
 def rows(run_dir: Path) -> list[dict]:
@@ -20,8 +21,8 @@ def rows(run_dir: Path) -> list[dict]:
 
 
 def results(run_dir: Path) -> list[dict]:
-    with open(run_dir / "results.csv", newline="") as f:
-        return list(csv.DictReader(f))
+    header, data = csvio.read_rows(run_dir / "results.csv")
+    return [dict(zip(header, row, strict=True)) for row in data]
 
 
 def assert_exports_match_ledger(run_dir: Path) -> dict:

@@ -9,7 +9,6 @@ directory must stay where it is; nothing is copied). With ``embed_videos`` files
 from __future__ import annotations
 
 import base64
-import csv
 import functools
 import json
 import math
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from services.common import csvio
 
 from .document import Figure, Report, Table, Text, VideoGallery, is_missing
 from .render_html import VideoSrc, render_html
@@ -101,12 +102,7 @@ def report_json(report: Report) -> dict[str, Any]:
 
 def write_table_csv(table: Table, path: Path) -> None:
     keys = table.raw_keys()
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
-        writer.writeheader()
-        for row in table.rows:
-            plain = {k: _plain(row.get(k)) for k in keys}
-            writer.writerow({k: "" if v is None else v for k, v in plain.items()})
+    csvio.write_csv(path, keys, ([_plain(row.get(k)) for k in keys] for row in table.rows))
 
 
 def make_video_src(

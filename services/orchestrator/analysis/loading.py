@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from services.common import csvio
 from services.orchestrator.results_schema import RESULTS_COLUMNS
 
 #: Threshold of the VideoPhy-2 joint metric: an item passes when SA >= 4 and PC >= 4.
@@ -49,6 +50,8 @@ FLOAT_COLUMNS = (
 )
 #: Every other schema column is text.
 TEXT_COLUMNS = tuple(c for c in RESULTS_COLUMNS if c not in {*INT_COLUMNS, *BOOL_COLUMNS, *FLOAT_COLUMNS})
+# Free text (captions, raw judge answers, errors): only an empty cell is missing.
+VERBATIM_COLUMNS = ("caption", "gen_prompt", "error", "sa_raw", "pc_raw", "rule_raw")
 STATUSES = ("scored", "unparseable", "failed", "not_judged")
 UNPARSEABLE = "unparseable"
 
@@ -109,9 +112,11 @@ def _to_bool(series: pd.Series) -> pd.Series:
     return pd.Series([conv(v) for v in series], index=series.index, dtype="boolean")
 
 
-def _to_text(series: pd.Series) -> pd.Series:
+def _to_text(series: pd.Series, verbatim: bool) -> pd.Series:
+    """Text as ``string``; a label of only spaces counts as missing, free text is kept as written."""
     out = series.astype("string")
-    return out.where(out.str.strip().fillna("") != "", pd.NA)
+    empty = (out if verbatim else out.str.strip()).fillna("") == ""
+    return out.where(~empty, pd.NA)
 
 
 def prepare_results(df: pd.DataFrame) -> pd.DataFrame:
@@ -121,7 +126,7 @@ def prepare_results(df: pd.DataFrame) -> pd.DataFrame:
         if col not in out.columns:
             out[col] = pd.NA
     for col in TEXT_COLUMNS:
-        out[col] = _to_text(out[col])
+        out[col] = _to_text(out[col], verbatim=col in VERBATIM_COLUMNS)
     for col in INT_COLUMNS:
         out[col] = pd.to_numeric(out[col], errors="coerce").round().astype("Int64")
     for col in BOOL_COLUMNS:
@@ -155,8 +160,7 @@ def prepare_results(df: pd.DataFrame) -> pd.DataFrame:
 
 def load_results(path: str | Path) -> pd.DataFrame:
     """Read a ``results.csv`` and type it. Only empty cells are missing (raw judge text stays verbatim)."""
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    return prepare_results(raw)
+    return prepare_results(csvio.read_frame(path))
 
 
 def _from_ledger(run_dir: Path) -> tuple[pd.DataFrame, str, bool, str]:
