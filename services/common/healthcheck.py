@@ -7,13 +7,13 @@ listener a TLS server adds) or else VIDEOPHY_BIND. Health needs no token (interc
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.common.arguments import Parser
 from services.common.server import READINESS
 
 
@@ -42,7 +42,7 @@ def check(target: str, service: str, timeout_s: float) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
+    p = Parser(
         allow_abbrev=False, prog="python -m services.common.healthcheck", description=__doc__)
     p.add_argument("--target", default=None,
                    help="host:port (default: VIDEOPHY_HEALTH_BIND, else VIDEOPHY_BIND, else 127.0.0.1:50051)")

@@ -8,6 +8,7 @@ import functools
 
 from videophy.v1 import evaluator_pb2, evaluator_pb2_grpc
 
+from services.common.arguments import Parser
 from services.common.entry import configure_logging, guarded
 from services.common.server import run_service
 from services.common.settings import add_server_flags, env_flag
@@ -18,7 +19,7 @@ DEFAULT_PORT = 50052
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         allow_abbrev=False,
         prog="videophy-bench serve evaluator",
         description="Serve the VideoPhy-2 AutoEval judge (or VideoCon-Physics) over gRPC.",

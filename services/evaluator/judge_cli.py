@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from services.common import csvio
+from services.common.arguments import Parser
 from services.evaluator.errors import JudgeError, JudgeInputError
 from services.evaluator.judge import JudgeQuery, load_judge
 from services.evaluator.model.frames import NUM_FRAMES
@@ -45,7 +46,7 @@ def _positive(value: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="videophy-bench judge", description=__doc__.splitlines()[0], allow_abbrev=False
     )
     p.add_argument("--checkpoint", required=True, help="local dir, Hub repo id, videophy_2_auto or tiny")

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from videophy.v1 import generator_pb2, generator_pb2_grpc
 
+from services.common.arguments import Parser
 from services.common.entry import configure_logging, guarded
 from services.common.server import ServiceHost, run_service
 from services.common.settings import add_server_flags, env_flag
@@ -23,7 +24,7 @@ DEFAULT_PORT = 50051
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         allow_abbrev=False,
         prog="videophy-bench serve generator",
         description="Serve a Wan text-to-video model over gRPC (GeneratorService, health, reflection).",

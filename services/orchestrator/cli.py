@@ -20,6 +20,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from services.common.arguments import Parser
 from services.common.entry import configure_logging, guarded, print_library_logs_once
 from services.common.settings import env_flag, read_token
 
@@ -198,7 +199,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         allow_abbrev=False,
         prog="videophy-bench",
         description=__doc__.split("\n\n")[0],

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from services.common.arguments import Parser
+
 JOB_PREFIX = "videophy-run-"
 FETCH_PREFIX = "videophy-fetch-"
 RUN_LABEL = "videophy-bench/run"
@@ -441,7 +443,7 @@ def cmd_fetch(args: argparse.Namespace, kubectl: Kubectl) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(allow_abbrev=False, prog="videophy-bench cluster",
+    p = Parser(prog="videophy-bench cluster",
                                 description="Trigger, watch and collect benchmark runs on Kubernetes.")
     p.add_argument("--kubectl", default=None, help="kubectl binary [env VIDEOPHY_KUBECTL; default: on PATH]")
     p.add_argument("--context", default=None, help="kubeconfig context")

@@ -16,7 +16,6 @@ import pytest
 from nasty_text import nasty_strings
 
 from services.common import csvio
-from services.common.storage import Storage
 from services.orchestrator.analysis.document import Column, Table
 from services.orchestrator.analysis.export import write_table_csv
 from services.orchestrator.analysis.loading import load_results
@@ -109,7 +108,7 @@ def test_results_and_official_exports_round_trip_raw_answers(tmp_path: Path) -> 
     texts = nasty_strings(60, seed=1, undecodable=False)
     led = _nasty_ledger(tmp_path, texts)
     rows = led.rows()
-    export_run(tmp_path, rows, {}, Storage(tmp_path))
+    export_run(tmp_path, led.conn)
     header, written = csvio.read_rows(tmp_path / "results.csv")
     assert len(written) == len(texts)
     by_id = {r["prompt_id"]: r for r in rows}

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from services.common.arguments import Parser
 from services.orchestrator.prompts import download_videophy2
 
 from .export import write_report
@@ -40,7 +41,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def report_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         allow_abbrev=False,
         prog="videophy-bench report",
         description="Scores, statistics and an HTML/Markdown/CSV/JSON report of one or more runs. "
@@ -59,7 +60,7 @@ def report_parser() -> argparse.ArgumentParser:
 
 
 def leaderboard_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         allow_abbrev=False,
         prog="videophy-bench leaderboard",
         description="The human VideoPhy-2 leaderboard computed from videophy2_test.csv, with runs beside it.",

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from services.common.arguments import Parser
 from services.common.storage import Storage
 from services.orchestrator.items import BASE_ARM, WorkItem, config_hash
 from services.orchestrator.ledger import LEDGER_NAME, RunLock, connect
@@ -131,7 +132,7 @@ def previous_rows(
 def _parser() -> argparse.ArgumentParser:
     from services.orchestrator import cli
 
-    holder = argparse.ArgumentParser(allow_abbrev=False, add_help=False).add_subparsers()
+    holder = Parser(add_help=False).add_subparsers()
     cli._add_run(holder)
     p = holder.choices["run"]
     p.prog = "videophy-bench refine"
