@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
+import sys
+from typing import Any, NoReturn
 
 ENV_PREFIX = "VIDEOPHY_"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -26,14 +27,20 @@ def _parse_bool(value: str) -> bool:
     raise ValueError(f"not a boolean: {value!r}")
 
 
+def _env_error(message: str) -> NoReturn:
+    """A bad environment value is a usage error, like a bad flag: one line, exit code 2."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def _from_env(var: str, env: str, type: Any, choices: Any) -> Any:
     """Convert and check an environment value as argparse would a flag (argparse never checks defaults)."""
     try:
         value = type(env)
-    except (TypeError, ValueError) as exc:
-        raise SystemExit(f"error: {var}={env!r}: {exc}") from None
+    except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
+        _env_error(f"{var}={env!r}: {exc}")
     if choices is not None and value not in choices:
-        raise SystemExit(f"error: {var}={env!r}: invalid choice (choose from {', '.join(map(str, choices))})")
+        _env_error(f"{var}={env!r}: invalid choice (choose from {', '.join(map(str, choices))})")
     return value
 
 

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from services.common.arguments import Parser
+from services.common.arguments import Parser, port
 from services.common.entry import configure_logging, guarded, print_library_logs_once
 from services.common.settings import env_flag, read_token
 
@@ -192,7 +192,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         dp,
         "--metrics-port",
         default=None,
-        type=int,
+        type=port,
         help="serve Prometheus metrics (videophy_pending_items, ...) on this port (0: any free one)",
     )
     env_flag(dp, "--metrics-addr", default="0.0.0.0", help="address the metrics server binds")

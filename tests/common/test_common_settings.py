@@ -50,12 +50,14 @@ def test_defaults_env_and_cli_precedence(monkeypatch: pytest.MonkeyPatch) -> Non
     ],
 )
 def test_bad_env_values_exit_naming_the_variable(
-    monkeypatch: pytest.MonkeyPatch, var: str, value: str
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], var: str, value: str
 ) -> None:
     monkeypatch.setenv(var, value)
     with pytest.raises(SystemExit) as exc:
         _parser()
-    assert var in str(exc.value.code)
+    assert exc.value.code == 2  # a usage error, like a bad flag
+    err = capsys.readouterr().err
+    assert var in err and err.count("\n") == 1
 
 
 def test_help_names_the_variable(capsys: pytest.CaptureFixture[str]) -> None:
