@@ -27,6 +27,12 @@ def _tokenizer():
     return T5Tokenizer(vocab=vocab, extra_ids=0)
 
 
+def tiny_tokenizer():
+    """The tiny pipelines' tokenizer (deterministic, built offline): the orchestrator counts prompt
+    tokens with it when the run's generator is a tiny preset."""
+    return _tokenizer()
+
+
 def build_tiny_pipeline(out_dir: str | Path, layout: str = "ti2v", seed: int = 0) -> Path:
     """Write a tiny WanPipeline in the official layout to `out_dir` (idempotent) and return it.
 

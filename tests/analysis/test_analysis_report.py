@@ -104,6 +104,34 @@ def test_arms_and_rounds_of_one_run_are_compared(run_factory, tmp_path):
     assert (joint["improved"], joint["degraded"], joint["diff"]) == (6, 0, 0.5)
 
 
+def test_rounds_report_names_the_primary_round_and_holm_adjusts(run_factory, tmp_path):
+    # round 1: 6 of 20 prompts gain; round 2: 12 gain; round 3: 9 gain (and none degrades).
+    gains = {1: 6, 2: 12, 3: 9}
+    rows = [item(f"p{i}", 2, 5, round=0, action=f"a{i % 5}") for i in range(20)]
+    for r, k in gains.items():
+        rows += [item(f"p{i}", 5 if i < k else 2, 5, round=r, action=f"a{i % 5}") for i in range(20)]
+    run = run_factory(rows, name="refine")
+    out = tmp_path / "rounds"
+    assert report_main([str(run), "--out", str(out), "--bootstrap", "50"]) == 0
+    data, tables = tables_of(out)
+    table = tables["rounds"]["rows"]
+    assert [r["round"] for r in table] == [1, 2, 3]
+    p = [2 * 0.5**k for k in gains.values()]  # exact McNemar with k improved, 0 degraded
+    assert [r["p"] for r in table] == pytest.approx(p)
+    # Holm: sorted 2^-11, 2^-8, 2^-5 times 3, 2, 1, made monotone, in the input order.
+    assert [r["p_holm"] for r in table] == pytest.approx([p[0], 3 * p[1], 2 * p[2]])
+    assert [r["primary"] for r in table] == ["", "", "primary"]
+    texts = [b["text"] for s in data["sections"] for b in s["blocks"] if b["type"] == "text"]
+    assert any(t.startswith("Primary result: round 3 (refine [round 3]), the last round") for t in texts)
+
+    best = tmp_path / "best"
+    assert report_main([str(run), "--out", str(best), "--bootstrap", "50", "--primary-round", "best"]) == 0
+    data, tables = tables_of(best)
+    assert [r["primary"] for r in tables["rounds"]["rows"]] == ["", "primary (selected after the fact)", ""]
+    texts = [b["text"] for s in data["sections"] for b in s["blocks"] if b["type"] == "text"]
+    assert any("round 2" in t and "SELECTED AFTER THE FACT" in t for t in texts)
+
+
 def test_bad_input_exits_2(tmp_path, capsys):
     assert report_main([str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
     assert "no results.csv" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """A fake OpenAI-compatible chat-completions server on 127.0.0.1 for the refine tests: real HTTP,
-deterministic canned answers per refinement step, every request recorded; `fail_next` queues error
-statuses to answer before the canned ones."""
+deterministic canned answers per refinement step (either template set), every request recorded;
+`fail_next` queues error statuses to answer before the canned ones, and `special` holds answers
+(content, finish_reason) for the requests of one step whose user text contains a given string."""
 
 from __future__ import annotations
 
@@ -16,12 +17,13 @@ from services.orchestrator.phyt2v import templates as T
 def step_of(body: dict[str, Any]) -> str:
     msgs = body.get("messages", [])
     system = next((m["content"] for m in msgs if m["role"] == "system"), "")
-    if system == T.LAW_SYSTEM:
-        return "law"
-    if system == T.MISMATCH_SYSTEM:
-        return "mismatch"
-    if system == T.REFINE_SYSTEM:
-        return "refine"
+    for t in T.TEMPLATE_SETS.values():
+        if system == t.law_system:
+            return "law"
+        if system == t.mismatch_system:
+            return "mismatch"
+        if system == t.refine_system:
+            return "refine"
     if any(isinstance(m["content"], list) for m in msgs):
         return "caption"
     return "unknown"
@@ -57,6 +59,8 @@ class FakeOpenAI:
         self.requests: list[dict[str, Any]] = []
         self.statuses: list[int] = []  # every HTTP status answered, in order
         self.fail_next: list[int] = []
+        # (step, substring of the user text) -> (content, finish_reason) answered instead of the canned one
+        self.special: dict[tuple[str, str], tuple[str, str]] = {}
         self.lock = threading.Lock()
         fake = self
 
@@ -77,12 +81,13 @@ class FakeOpenAI:
                 if status != 200:
                     payload = {"error": {"message": f"fake error {status}", "code": status}}
                 else:
+                    content, finish = fake.answer(body)
                     payload = {
                         "id": "fake",
                         "object": "chat.completion",
                         "model": body.get("model"),
-                        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer(body)},
-                                     "finish_reason": "stop"}],
+                        "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                                     "finish_reason": finish}],
                     }
                 data = json.dumps(payload).encode()
                 self.send_response(status)
@@ -93,6 +98,14 @@ class FakeOpenAI:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def answer(self, body: dict[str, Any]) -> tuple[str, str]:
+        step, text = step_of(body), user_text(body)
+        with self.lock:
+            for (s, needle), special in self.special.items():
+                if s == step and needle in text:
+                    return special
+        return answer(body), "stop"
 
     @property
     def url(self) -> str:

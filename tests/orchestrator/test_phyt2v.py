@@ -104,20 +104,20 @@ def test_retries_5xx_and_429_then_succeeds():
     with FakeOpenAI() as fake:
         fake.fail_next = [500, 429, 503]
         client = ChatClient(fake.url, "m", backoff_s=0.01, max_attempts=5)
-        ex = client.chat(T.law_messages("A ball falls."))
+        ex = client.chat(T.STRICT.law_messages("A ball falls."))
         assert fake.statuses == [500, 429, 503, 200] and ex.attempts == 4
         assert T.parse_law(ex.content)["main_object"] == "a ball"
         fake.fail_next = [500] * 3
         with pytest.raises(EndpointError, match="gave up after 3 attempts"):
-            ChatClient(fake.url, "m", backoff_s=0.01, max_attempts=3).chat(T.law_messages("x"))
+            ChatClient(fake.url, "m", backoff_s=0.01, max_attempts=3).chat(T.STRICT.law_messages("x"))
 
 
 def test_401_is_not_retried_and_the_key_is_sent(monkeypatch):
     with FakeOpenAI(api_key="s3cret") as fake:
         with pytest.raises(EndpointError, match="HTTP 401") as info:
-            ChatClient(fake.url, "m", backoff_s=0.01).chat(T.law_messages("x"))
+            ChatClient(fake.url, "m", backoff_s=0.01).chat(T.STRICT.law_messages("x"))
         assert info.value.status == 401 and fake.statuses == [401]
-        ChatClient(fake.url + "/chat/completions", "m", api_key="s3cret").chat(T.law_messages("x"))
+        ChatClient(fake.url + "/chat/completions", "m", api_key="s3cret").chat(T.STRICT.law_messages("x"))
         assert fake.statuses == [401, 200]
         assert fake.requests[-1]["headers"]["Authorization"] == "Bearer s3cret"
 
@@ -138,3 +138,109 @@ def test_parsers():
     assert law["main_object"] == "cup" and law["parsed"] == "json"
     assert T.parse_mismatch("Mismatch: none really") == "none really"
     assert sample_indices(49, 4) == [0, 16, 32, 48] and sample_indices(3, 8) == [0, 1, 2]
+
+
+BAD_ANSWERS = {  # answer, finish_reason -> the start of the stored reason
+    "unclosed": ("<think>The ball should fall, so the prompt", "stop", "refine: unclosed reasoning block"),
+    "refusal": ("I'm sorry, but I can't help with that.", "stop", "refine: a refusal"),
+    "empty": ("<think>nothing to add</think>  ", "stop", "refine: empty answer"),
+    "long": (" ".join(["word"] * 400), "stop", "refine: 400 words; at most 200"),
+    "length": ("A ball falls and bou", "length", "refine: finish_reason=length"),
+    "chars": ("x" * 8_001, "stop", "refine: refined prompt has 8001 characters; the limit is 8000"),
+}
+
+
+def test_bad_answers_are_refused_and_stored_with_their_reason(tmp_path):
+    from services.orchestrator.phyt2v.answers import AnswerRefused
+    from services.orchestrator.phyt2v.loop import Refiner
+    from services.orchestrator.phyt2v.store import StepStore
+
+    store = StepStore(tmp_path)
+    with FakeOpenAI() as fake:
+        client = ChatClient(fake.url, "fake-llm", backoff_s=0.01)
+        refiner = Refiner(tmp_path, None, store, client, client)  # type: ignore[arg-type]
+        for name, (content, finish, reason) in BAD_ANSWERS.items():
+            msgs = T.STRICT.refine_messages(f"caption {name}", "prev", "none", "gravity", "not judged")
+            fake.special[("refine", f"caption {name}")] = (content, finish)
+            with pytest.raises(AnswerRefused, match=reason.replace("(", r"\(")):
+                refiner._ask(f"refine|{name}|1|1", "refine", client, msgs,
+                             lambda t: {"prompt": T.parse_refined(t)}, name, 1, 1)
+            assert store.get(f"refine|{name}|1|1") is None  # refused: not done, asked again on a rerun
+        ok = T.STRICT.refine_messages("caption fine", "prev", "none", "gravity", "not judged")
+        got = refiner._ask("refine|fine|1|1", "refine", client, ok, lambda t: {"prompt": T.parse_refined(t)},
+                           "fine", 1, 1)
+        assert got["prompt"].startswith("refined-")
+    recs = {r["prompt_id"]: r for r in (dict(x) for x in store.conn.execute("SELECT * FROM phyt2v_steps"))}
+    store.close()
+    for name, (content, finish, reason) in BAD_ANSWERS.items():
+        rec = recs[name]
+        assert rec["status"] == "refused" and rec["reason"].startswith(reason)
+        assert rec["key"] == f"refine|{name}|1|1|refused|1" and rec["answer"] == content
+        assert rec["finish_reason"] == finish
+        assert json.loads(rec["response"])["choices"][0]["finish_reason"] == finish
+    assert recs["fine"]["status"] == "ok" and recs["fine"]["finish_reason"] == "stop"
+
+
+def test_failing_items_are_recorded_and_the_round_goes_on(shared_services, capsys):
+    svc, gens, ev = shared_services
+    run_dir = svc.root / "runs" / "phyt2v-fail"
+    common = ["--storage-root", str(svc.root), "--generators", ",".join(g.address for g in gens),
+              "--evaluators", ev.address, *FAST]
+    assert main(["run", "--prompts", "sample", "--limit", "3", "--out", str(run_dir), *common]) == 0
+    base = {r["prompt_id"]: r for r in rows(run_dir)}
+    by_word = {w: next(p for p, r in base.items() if w in r["caption"])
+               for w in ("basketball", "water", "javelin")}
+    with FakeOpenAI() as fake:
+        # basketball: the rewrite is a refusal; water: the captioner answers nothing; javelin: fine.
+        fake.special[("refine", "basketball")] = ("I'm sorry, I cannot rewrite this prompt.", "stop")
+        law = '{"main_object": "a glass of water", "physical_law": "it spills"}'
+        fake.special[("law", "water")] = (law, "stop")
+        fake.special[("caption", "a glass of water")] = ("", "stop")
+        refine = ["refine", "--run", str(run_dir), "--rounds", "2", "--llm-endpoint", fake.url,
+                  "--llm-model", "fake-llm", "--frames", "2", "--templates", "official", *common]
+        assert main(refine) == 0
+        out = capsys.readouterr().out
+        assert "refine round 1: 1 refined, 2 failed" in out and "refine round 2: 1 refined, 2 failed" in out
+        led = rows(run_dir)
+        assert sorted((r["round"], r["prompt_id"]) for r in led if r["round"]) == [
+            (1, by_word["javelin"]), (2, by_word["javelin"])]
+        prompts = {(p["round"], p["prompt_id"]): p for p in _csv(run_dir / "phyt2v" / "prompts.csv")}
+        assert len(prompts) == 9
+        assert prompts[(1, by_word["basketball"])]["status"] == "failed"
+        assert prompts[(1, by_word["basketball"])]["reason"].startswith("refine: a refusal")
+        assert prompts[(1, by_word["water"])]["reason"] == "caption: empty answer"
+        assert prompts[(2, by_word["water"])]["reason"] == "no round-1 video to refine from"
+        for key in [(0, p) for p in base] + [(1, by_word["javelin"]), (2, by_word["javelin"])]:
+            p = prompts[key]  # every generated prompt: its tokens with the generator's tokenizer
+            assert p["status"] == "ok" and int(p["tokens"]) > len(p["gen_prompt"].split())
+            assert p["max_tokens"] == "512" and p["truncated"] == "0"
+        config = json.loads((run_dir / "phyt2v" / "config.json").read_text())
+        assert config["templates"] == "official" and config["max_sequence_length"] == 512
+        assert config["tokenizer"].startswith("tiny")
+        # The official structure: worked examples and the previous round's prompt as the one to enhance.
+        refines = [_user(q["body"]) for q, s in zip(fake.requests, fake.steps(), strict=True)
+                   if s == "refine"]
+        r1 = next(r["gen_prompt"] for r in led if r["round"] == 1)
+        assert all("### Worked example" in t for t in refines)
+        assert any(t.endswith(f"User prompt: {r1}") for t in refines)
+
+        # A rerun asks the failed steps again (refused answers are kept, not reused); now they pass.
+        fake.special.clear()
+        assert main(refine) == 0
+        assert "refine round 2: 3 refined, 0 failed" in capsys.readouterr().out
+        assert len([r for r in rows(run_dir) if r["round"]]) == 6
+        steps = [json.loads(x) for x in (run_dir / "phyt2v" / "exchanges.jsonl").read_text().splitlines()]
+        refused = [s for s in steps if s["status"] == "refused"]
+        assert sorted(s["reason"].split(":")[0] for s in refused) == ["caption", "refine"]
+        # Another template set on the same directory: one clear line, nothing asked.
+        n = len(fake.requests)
+        assert main([*refine[:-len(common) - 2], "--templates", "strict", *common]) == 2
+        assert "was refined with --templates official" in capsys.readouterr().err
+        assert len(fake.requests) == n
+
+
+def _csv(path):
+    import csv
+
+    with open(path, newline="") as f:
+        return [{**r, "round": int(r["round"])} for r in csv.DictReader(f)]

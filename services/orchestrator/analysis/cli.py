@@ -19,6 +19,7 @@ from .intervals import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from .leaderboard import build_leaderboard_report, labels_to_results, read_test_csv
 from .loading import conditions_from_runs, load_run
 from .report import build_report
+from .rounds import PRIMARY_CHOICES
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +51,13 @@ def report_parser() -> argparse.ArgumentParser:
     parser.add_argument("runs", nargs="+", type=Path, help="run directories (or results.csv files)")
     _common(parser)
     parser.add_argument("--top-k", type=int, default=10, help="rows in best/worst tables (default 10)")
+    parser.add_argument(
+        "--primary-round",
+        choices=PRIMARY_CHOICES,
+        default="last",
+        help="for the rounds of one refined run: the round reported as the result (default: the last; "
+        "best: the best joint score, labelled as selected after the fact)",
+    )
     parser.add_argument(
         "--embed-videos",
         action="store_true",
@@ -90,7 +98,8 @@ def report_main(argv: Sequence[str] | None = None) -> int:
     try:
         conditions = _conditions(args)
         report = build_report(
-            conditions, n_boot=args.bootstrap, seed=args.seed, top_k=args.top_k, title=args.title
+            conditions, n_boot=args.bootstrap, seed=args.seed, top_k=args.top_k, title=args.title,
+            primary_round=args.primary_round,
         )
     except (FileNotFoundError, ValueError) as exc:
         print(f"videophy-bench report: {exc}", file=sys.stderr)

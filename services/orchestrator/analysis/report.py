@@ -31,6 +31,7 @@ from .metrics import (
     videocon_subset_table,
 )
 from .paired import compare
+from .rounds import is_rounds_report, rounds_section
 
 JOINT_BOOT = Column("joint", "joint [95% bootstrap CI]", "pct", ("joint_boot_lo", "joint_boot_hi"))
 JOINT_WILSON = Column("joint", "joint [95% Wilson CI]", "pct", ("joint_lo", "joint_hi"))
@@ -500,10 +501,17 @@ def _videocon_comparison_blocks(
     return []
 
 
-def comparison_section(index: int, base: Condition, other: Condition, n_boot: int, seed: int) -> Section:
-    """Paired comparison of ``other`` (B) against ``base`` (A)."""
+def comparison_section(
+    index: int,
+    base: Condition,
+    other: Condition,
+    n_boot: int,
+    seed: int,
+    result: dict[str, Any] | None = None,
+) -> Section:
+    """Paired comparison of ``other`` (B) against ``base`` (A); ``result``: its :func:`compare`, if done."""
     prefix = f"cmp{index}"
-    result = compare(base.df, other.df, n_boot=n_boot, seed=seed)
+    result = result or compare(base.df, other.df, n_boot=n_boot, seed=seed)
     counts = result["counts"]
     joint = result["metrics"][0]
     blocks: list[Any] = [
@@ -608,8 +616,10 @@ def build_report(
     seed: int = DEFAULT_SEED,
     top_k: int = 10,
     title: str | None = None,
+    primary_round: str = "last",
 ) -> Report:
-    """The report of ``conditions``; with several, each later one is compared with the first."""
+    """The report of ``conditions``; with several, each later one is compared with the first. For the
+    rounds of one refined run, a section names the primary round (``primary_round``: last or best)."""
     if not conditions:
         raise ValueError("no conditions to report")
     subset_rows = [subset_table(c.df, n_boot=n_boot, seed=seed) for c in conditions]
@@ -661,9 +671,12 @@ def build_report(
         condition_section(i, c, rows, top_k, vrows)
         for i, (c, rows, vrows) in enumerate(zip(conditions, subset_rows, videocon_rows, strict=True))
     ]
+    results = [compare(conditions[0].df, other.df, n_boot=n_boot, seed=seed) for other in conditions[1:]]
+    if is_rounds_report(conditions):
+        sections.insert(1, rounds_section(conditions, results, primary_round))
     sections += [
-        comparison_section(i, conditions[0], other, n_boot, seed)
-        for i, other in enumerate(conditions[1:], start=1)
+        comparison_section(i, conditions[0], other, n_boot, seed, result)
+        for i, (other, result) in enumerate(zip(conditions[1:], results, strict=True), start=1)
     ]
     runs = list({id(c.run): c.run for c in conditions if c.run is not None}.values())
     banner = [Text(f"{r.label}: {r.state}", "warning") for r in runs if r.state and not r.complete]

@@ -36,6 +36,7 @@ class Exchange:
     content: str  # choices[0].message.content
     seconds: float
     attempts: int
+    finish_reason: str | None = None  # choices[0].finish_reason ("stop", "length", ...), as sent
 
 
 def chat_url(base_url: str) -> str:
@@ -112,9 +113,12 @@ class ChatClient:
             last = exc.last_attempt.exception()
             raise EndpointError(f"gave up after {attempts} attempts: {last}") from last
         try:
-            content = json.loads(raw)["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            choice = json.loads(raw)["choices"][0]
+            content = choice["message"]["content"]
+            finish = choice.get("finish_reason")
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise EndpointError(f"{self.url}: not a chat-completions answer: {raw[:300]!r}") from exc
         if isinstance(content, list):  # some servers answer with content parts
             content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-        return Exchange(body, raw, str(content or ""), time.monotonic() - start, attempts)
+        return Exchange(body, raw, str(content or ""), time.monotonic() - start, attempts,
+                        None if finish is None else str(finish))
