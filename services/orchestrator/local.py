@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -31,8 +30,9 @@ from services.common.channel import ClientConfig, is_ready
 
 log = logging.getLogger(__name__)
 
-_PR_SET_PDEATHSIG = 1
 STOP_GRACE_S = 10.0
+# Sets the parent-death signal in the child, then execs it (no Popen preexec_fn: see the module).
+_LAUNCHER = [sys.executable, "-m", "services.orchestrator.die_with_parent"]
 POLL_S = 0.2  # how often a child's liveness is checked
 T = TypeVar("T")
 
@@ -53,11 +53,6 @@ def visible_gpus() -> list[str]:
     except (FileNotFoundError, subprocess.TimeoutExpired):
         return []
     return [str(k) for k, _ in enumerate(x for x in out.splitlines() if x.startswith("GPU "))]
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def exit_reason(returncode: int) -> str:
@@ -155,13 +150,12 @@ class LocalServices:
         child.address, child.ready = "", False
         with open(child.log_path, "ab") as out:
             child.proc = subprocess.Popen(
-                child.argv,
+                [*_LAUNCHER, str(os.getpid()), *child.argv],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=child.env,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
             )
         log.info("started %s (pid %d, %s); log %s", child.name, child.proc.pid, child.label, child.log_path)
 

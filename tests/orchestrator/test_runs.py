@@ -6,15 +6,15 @@ import csv
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
+from run_dirs import ledger_has as _ledger_has
 from run_dirs import results, rows
+from run_dirs import wait_until as _wait
 
 from services.orchestrator import discovery
 from services.orchestrator.cli import main
@@ -157,22 +157,6 @@ def test_faster_replica_does_more_and_beats_round_robin(services):
     round_robin = n / 2 * min(by[slow.address])
     span = max(r["generated_at"] for r in led) - min(r["created_at"] for r in led)
     assert span < round_robin, (span, round_robin, by)
-
-
-def _wait(cond, timeout_s=60.0, what=""):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise TimeoutError(what)
-
-
-def _ledger_has(run_dir: Path, pred, at_least: int = 1) -> bool:
-    try:
-        return sum(1 for r in rows(run_dir) if pred(r)) >= at_least
-    except sqlite3.Error:
-        return False
 
 
 def test_generator_killed_mid_item_is_redone_elsewhere(services):
