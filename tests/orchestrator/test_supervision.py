@@ -95,7 +95,7 @@ def _alive(pid: int) -> bool:
 @pytest.mark.slow
 def test_killed_local_generator_is_reported_restarted_and_the_run_completes(tmp_path, cli):
     run_dir = tmp_path / "run"
-    run = cli(local_args(run_dir, "--limit", "10", "--seeds", "2"))
+    run = cli(local_args(run_dir, "--limit", "5", "--seeds", "2"))
     wait_until(
         lambda: ledger_has(run_dir, lambda r: r["state"] == "judged", at_least=2)
         and ledger_has(run_dir, lambda r: r["state"] == "generating"),
@@ -113,7 +113,7 @@ def test_killed_local_generator_is_reported_restarted_and_the_run_completes(tmp_
     assert "\n  | " in err  # the tail of the dead child's log follows its warning line
     assert len(run.pids("generator-0")) == 2 and "Traceback" not in err
     led = rows(run_dir)
-    assert len(led) == 20 and {r["state"] for r in led} == {"judged"}
+    assert len(led) == 10 and {r["state"] for r in led} == {"judged"}
     assert {k: v for k, v in finished(run_dir).items() if k in before} == before  # nothing remade
     new_address = f"127.0.0.1:{(run_dir / 'logs' / 'generator-0.port').read_text().strip()}"
     assert new_address != old_address
@@ -153,7 +153,7 @@ def remote_args(storage: Path, gen: str, ev: str, *extra: str) -> list[str]:
             "--generators", gen, "--evaluators", ev, *FAST, *extra]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_drains_the_run_and_a_rerun_completes_it(services, cli, sig):
     gen, ev = services.generator(delay=1.0), services.evaluator()
     for s in (gen, ev):
