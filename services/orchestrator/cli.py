@@ -9,7 +9,8 @@
     videophy-bench refine --run RUN_DIR --rounds 2 --llm-endpoint URL --llm-model NAME [run's flags]
 
 Subcommands that belong to other packages are imported only when used, so each works with only its
-own extra installed. Exit codes: 0 done, 1 runtime failure, 2 usage or configuration error, 130 Ctrl-C.
+own extra installed. Exit codes: 0 done, 1 runtime failure, 2 usage or configuration error,
+130 SIGINT (Ctrl-C), 143 SIGTERM (both drain first: docs/orchestrator.md).
 """
 
 from __future__ import annotations
@@ -171,6 +172,12 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         "--local-evaluators", type=int, default=None, help="--local: evaluators (default: per GPU)"
     )
     ep.add_argument("--startup-timeout-s", type=float, default=1800.0, help="wait this long for replicas")
+    ep.add_argument(
+        "--local-restarts",
+        type=int,
+        default=3,
+        help="--local: restart a child that exits this many times before the run stops (default: 3)",
+    )
     env_flag(ep, "--auth-token", default=None, help="bearer token for the services")
     env_flag(ep, "--auth-token-file", default=None, help="file holding the bearer token")
     env_flag(ep, "--tls-ca", default=None, help="PEM CA to verify the services (enables TLS)")
@@ -186,6 +193,12 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=900.0,
         help="stop (resumably) when no replica of a needed kind is ready this long",
+    )
+    dp.add_argument(
+        "--drain-grace-s",
+        type=float,
+        default=30.0,
+        help="on SIGINT/SIGTERM, let work in flight finish this long before stopping (default: 30)",
     )
     dp.add_argument("--no-progress", action="store_true", help="plain log lines even on a terminal")
     env_flag(
@@ -279,6 +292,7 @@ def _run_options(args: argparse.Namespace, argv: list[str]):
         negative_prompt=args.negative_prompt,
         local_generators=args.local_generators,
         local_evaluators=args.local_evaluators,
+        local_restarts=args.local_restarts,
         startup_timeout_s=args.startup_timeout_s,
         prompt_revision=args.prompts_revision,
         progress=False if args.no_progress else None,
@@ -294,6 +308,7 @@ def _run_options(args: argparse.Namespace, argv: list[str]):
             max_attempts=args.max_attempts,
             refresh_s=args.refresh_s,
             stall_timeout_s=args.stall_timeout_s,
+            drain_grace_s=args.drain_grace_s,
         ),
         argv=["videophy-bench", *argv],
     )
@@ -301,6 +316,7 @@ def _run_options(args: argparse.Namespace, argv: list[str]):
 
 def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from services.orchestrator.dispatch import NoReplicas
+    from services.orchestrator.interrupt import Interrupted
     from services.orchestrator.ledger import ConfigMismatch, LedgerCorrupt, RunLocked
     from services.orchestrator.local import LocalServiceError
     from services.orchestrator.prompts import PromptSetError
@@ -308,6 +324,9 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
 
     if not 1 <= args.seeds <= MAX_SEEDS or (args.limit is not None and args.limit < 0):
         print(f"videophy-bench run: --seeds must be in 1..{MAX_SEEDS} and --limit >= 0", file=sys.stderr)
+        return USAGE_ERROR
+    if args.local_restarts < 0 or args.drain_grace_s < 0:
+        print("videophy-bench run: --local-restarts and --drain-grace-s must be >= 0", file=sys.stderr)
         return USAGE_ERROR
     try:
         opts = _run_options(args, argv)
@@ -322,7 +341,10 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     except (NoReplicas, LocalServiceError) as exc:
         print(f"videophy-bench run: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except Interrupted as exc:
+        print(f"videophy-bench run: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:  # before the signal handlers are installed
         print("videophy-bench run: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
 

@@ -2,7 +2,9 @@
 
 A `dns:///` target is resolved with getaddrinfo to every address (a Kubernetes headless Service
 returns one A record per ready pod) and re-resolved by the dispatcher every few seconds, so
-replicas can join and leave during a run. Plain `host:port` entries are used as written.
+replicas can join and leave during a run. Plain `host:port` entries are used as written. A
+`Target.pool` (local mode) asks its owner for the current addresses at every resolve: a supervised
+child restarted on a new port is picked up like a pod that joined.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 DNS_SCHEME = "dns:///"
 
@@ -20,6 +23,12 @@ class Target:
     host: str
     port: int
     dns: bool
+    addresses: Callable[[], set[str]] | None = field(default=None, compare=False)
+
+    @classmethod
+    def pool(cls, name: str, addresses: Callable[[], set[str]]) -> Target:
+        """Replicas whose addresses `addresses()` gives at each resolve (e.g. supervised children)."""
+        return cls(name, 0, False, addresses)
 
 
 def _split_host_port(text: str, spec: str) -> tuple[str, int]:
@@ -63,7 +72,9 @@ async def resolve(targets: list[Target]) -> set[str]:
     """Current replica addresses of all targets (DNS lookups run off the event loop)."""
     out: set[str] = set()
     for t in targets:
-        if t.dns:
+        if t.addresses is not None:
+            out |= t.addresses()
+        elif t.dns:
             out |= await asyncio.to_thread(_lookup, t)
         else:
             out.add(format_address(t.host, t.port))

@@ -24,6 +24,10 @@ are written to the item's ledger row as they come; the item is `judged` when eve
 job that no live replica serves waits (and counts towards the stall timeout). Replicas are
 re-resolved every `refresh_s`: new addresses get workers, vanished ones finish their current item
 and stop (a replica that really died fails its call with UNAVAILABLE, and the item is redone).
+
+`drain()` (the first SIGINT/SIGTERM) stops every worker from taking another item; `run` returns once
+the calls and checks in flight are done, or after `drain_grace_s`. What is cancelled then keeps its
+unfinished ledger state (generating, or generated without all answers), so a rerun redoes it.
 """
 
 from __future__ import annotations
@@ -148,6 +152,7 @@ class DispatchOptions:
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
     stall_timeout_s: float = 900.0
+    drain_grace_s: float = 30.0  # after drain(): how long calls in flight may take to finish
     # Requested judge tasks (names, see ALL_TASKS); `rule` applies only to items that have a rule.
     judge_tasks: tuple[str, ...] = ("sa", "pc", "rule")
     verify_decode: bool = True
@@ -412,6 +417,8 @@ class Dispatcher:
         self._last_check: dict[asyncio.Task, asyncio.Task] = {}  # worker -> its latest such task
         self._verifier = ThreadPoolExecutor(options.verify_threads, thread_name_prefix="verify")
         self._gen_prompts: list[str] = []  # unique prompts of the generation stage, for Prepare
+        self._draining = False
+        self._drain_requested = asyncio.Event()
 
     # -- public ----------------------------------------------------------------------------------
     async def run(self, to_generate: list[WorkItem], to_judge: list[WorkItem]) -> None:
@@ -429,16 +436,39 @@ class Dispatcher:
         if self._remaining <= 0:
             return
         monitor = asyncio.create_task(self._monitor())
+        waits = [asyncio.create_task(self._finished.wait()), asyncio.create_task(self._drained())]
         try:
-            done, _ = await asyncio.wait(
-                {monitor, asyncio.create_task(self._finished.wait())}, return_when=asyncio.FIRST_COMPLETED
-            )
+            done, _ = await asyncio.wait({monitor, *waits}, return_when=asyncio.FIRST_COMPLETED)
             if monitor in done:
                 monitor.result()  # raises NoReplicas
         finally:
-            monitor.cancel()
+            for task in (monitor, *waits):
+                task.cancel()
             await self._stop_all()
             self._verifier.shutdown(wait=False, cancel_futures=True)
+
+    def drain(self) -> None:
+        """Take no more items; `run` returns when the work in flight is done or the grace is over."""
+        if self._draining:
+            return
+        self._draining = True
+        for pool in self.replicas.values():
+            for rep in pool.values():
+                for task in rep.idle:  # waiting for an item: holds none
+                    task.cancel()
+        self._drain_requested.set()
+
+    async def _drained(self) -> None:
+        await self._drain_requested.wait()
+        grace = self.opts.drain_grace_s
+        deadline = time.monotonic() + grace
+        log.warning("draining: no new items; waiting up to %.0fs for %d calls in flight",
+                    grace, sum(self.in_flight.values()))
+        while sum(self.in_flight.values()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        if sum(self.in_flight.values()):
+            log.warning("drain grace of %.0fs over: %d calls in flight are stopped (left unfinished "
+                        "in the ledger, redone on resume)", grace, sum(self.in_flight.values()))
 
     def pending(self) -> dict[str, int]:
         """Items waiting for (or in) each stage: what the autoscaler scales on."""
@@ -468,6 +498,8 @@ class Dispatcher:
             await asyncio.sleep(self.opts.refresh_s)
 
     def _check_stall(self) -> None:
+        if self._draining:
+            return  # nothing is taken any more: waiting items are not a stall
         now = time.monotonic()
         for kind in ("generator", "evaluator"):
             queued = self.queues[kind].qsize() if kind == "generator" else len(self.jobs)
@@ -535,7 +567,7 @@ class Dispatcher:
             except grpc.aio.AioRpcError:
                 failures += 1
                 await asyncio.sleep(backoff_s(failures, 0.2, self.opts.backoff_max_s))
-        if rep.retired or rep.info is None:
+        if rep.retired or rep.info is None or self._draining:
             return
         if rep.kind == "evaluator":
             rep.serves = self._useful_tasks(rep.info)
@@ -604,7 +636,7 @@ class Dispatcher:
     # -- worker loop -----------------------------------------------------------------------------
     async def _wait_ready(self, rep: _Replica) -> bool:
         failures = 0
-        while not rep.retired:
+        while not rep.retired and not self._draining:
             if await rep.client.ready():
                 now = time.monotonic()
                 self._last_ready[rep.kind] = now
@@ -620,6 +652,8 @@ class Dispatcher:
         assert me is not None
         failures = 0
         while not rep.retired and await self._wait_ready(rep):
+            if self._draining:
+                return  # drain() came while readiness was asked: take nothing new
             rep.idle.add(me)
             try:
                 if rep.kind == "generator":

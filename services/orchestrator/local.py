@@ -4,28 +4,37 @@ One generator per visible GPU (one on the CPU when there is none) and likewise o
 VideoCon-Physics evaluator when `videocon_model` is set: a second evaluator kind). Each
 child gets its own process group and a parent-death signal, so Ctrl-C, an error or even a SIGKILL of
 the orchestrator never leaves a model server behind. Commands are argument lists, never a shell.
+
+While the run dispatches (`supervise`), a child that exits is reported at once with the tail of its
+log and restarted (at most `max_restarts` times each); `addresses(kind)` always lists the ready
+children, so the dispatcher (through a `Target.pool`) drops a dead one and picks up its successor on
+its new port. A child that cannot come back ends the run with one LocalServiceError line.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from services.common.channel import ClientConfig, is_ready
 
 log = logging.getLogger(__name__)
 
-_PR_SET_PDEATHSIG = 1
 STOP_GRACE_S = 10.0
+# Sets the parent-death signal in the child, then execs it (no Popen preexec_fn: see the module).
+_LAUNCHER = [sys.executable, "-m", "services.orchestrator.die_with_parent"]
+POLL_S = 0.2  # how often a child's liveness is checked
+T = TypeVar("T")
 
 
 class LocalServiceError(RuntimeError):
@@ -46,19 +55,29 @@ def visible_gpus() -> list[str]:
     return [str(k) for k, _ in enumerate(x for x in out.splitlines() if x.startswith("GPU "))]
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def exit_reason(returncode: int) -> str:
+    """`exited with code 3` / `was killed by SIGKILL` (Popen's negative code is the signal)."""
+    if returncode < 0:
+        try:
+            return f"was killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"was killed by signal {-returncode}"
+    return f"exited with code {returncode}"
 
 
 @dataclass
 class Child:
     kind: str
     name: str
-    proc: subprocess.Popen
+    argv: list[str]
+    env: dict[str, str]
     port_file: Path
     log_path: Path
+    label: str  # "GPU 0, model tiny": for the log lines
+    proc: subprocess.Popen | None = None
     address: str = ""
+    ready: bool = False  # answered readiness; only ready children are offered to the dispatcher
+    restarts: int = 0
 
     def last_line(self) -> str:
         """The child's last non-empty log line: its one-line error when it fails to start."""
@@ -69,6 +88,14 @@ class Child:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
         except OSError:
             return ""
+
+    def report_exit(self, what: str) -> str:
+        """Log the exit (one warning line, then the tail of the child's log); returns the reason."""
+        assert self.proc is not None
+        reason = f"{self.name} (pid {self.proc.pid}) {exit_reason(self.proc.returncode)}"
+        tail = "".join(f"\n  | {line}" for line in self.log_tail().splitlines())
+        log.warning("%s%s; last lines of %s:%s", reason, what, self.log_path, tail)
+        return reason
 
 
 @dataclass
@@ -85,6 +112,7 @@ class LocalServices:
     extra_evaluator_args: list[str] = field(default_factory=list)
     startup_timeout_s: float = 1800.0
     videocon_model: str | None = None  # a second evaluator kind (e.g. videocon_physics), same count
+    max_restarts: int = 3  # per child, while supervised
     children: list[Child] = field(default_factory=list)
 
     def _spawn(
@@ -94,7 +122,6 @@ class LocalServices:
         logs = self.run_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         port_file = logs / f"{name}.port"
-        port_file.unlink(missing_ok=True)
         env = dict(os.environ)
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = gpu
@@ -116,28 +143,25 @@ class LocalServices:
             "5",
             *extra,
         ]
-        log_path = logs / f"{name}.log"
-        with open(log_path, "ab") as out:
-            proc = subprocess.Popen(
-                argv,
+        label = f"{'GPU ' + gpu if gpu is not None else 'CPU'}, model {model}"
+        child = Child(kind, name, argv, env, port_file, logs / f"{name}.log", label)
+        self._launch(child)
+        self.children.append(child)
+        return child
+
+    def _launch(self, child: Child) -> None:
+        child.port_file.unlink(missing_ok=True)
+        child.address, child.ready = "", False
+        with open(child.log_path, "ab") as out:
+            child.proc = subprocess.Popen(
+                [*_LAUNCHER, str(os.getpid()), *child.argv],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env=env,
+                env=child.env,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
             )
-        log.info(
-            "started %s (pid %d, %s, model %s); log %s",
-            name,
-            proc.pid,
-            f"GPU {gpu}" if gpu is not None else "CPU",
-            model,
-            log_path,
-        )
-        child = Child(kind, name, proc, port_file, log_path)
-        self.children.append(child)
-        return child
+        log.info("started %s (pid %d, %s); log %s", child.name, child.proc.pid, child.label, child.log_path)
 
     async def start(self, client_config: ClientConfig | None = None) -> tuple[list[str], list[str]]:
         """Spawn and wait until every child is ready; returns (generator, evaluator) addresses."""
@@ -160,7 +184,12 @@ class LocalServices:
             [c.address for c in self.children if c.kind == "evaluator"],
         )
 
+    def addresses(self, kind: str) -> set[str]:
+        """Addresses of the ready children of `kind` now (what a `Target.pool` resolves to)."""
+        return {c.address for c in self.children if c.kind == kind and c.ready}
+
     async def _wait_ready(self, child: Child, config: ClientConfig) -> None:
+        assert child.proc is not None
         deadline = time.monotonic() + self.startup_timeout_s
         channel = None
         try:
@@ -168,16 +197,17 @@ class LocalServices:
                 if child.proc.poll() is not None:
                     log.debug("last lines of %s:\n%s", child.log_path, child.log_tail())
                     raise LocalServiceError(
-                        f"{child.name} exited with code {child.proc.returncode} while starting: "
-                        f"{child.last_line()} (log: {child.log_path})"
+                        f"{child.name} (pid {child.proc.pid}) {exit_reason(child.proc.returncode)} "
+                        f"while starting: {child.last_line()} (log: {child.log_path})"
                     )
                 if channel is None and child.port_file.is_file():
                     child.address = f"127.0.0.1:{int(child.port_file.read_text().strip())}"
                     channel = config.open(child.address)
                 if channel is not None and await is_ready(channel, 2.0):
                     log.info("%s ready at %s", child.name, child.address)
+                    child.ready = True
                     return
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(POLL_S)
         finally:
             if channel is not None:
                 await channel.close()
@@ -185,18 +215,52 @@ class LocalServices:
             f"{child.name} not ready after {self.startup_timeout_s:.0f}s; see {child.log_path}"
         )
 
+    async def supervise(self, work: Awaitable[T], config: ClientConfig | None = None) -> T:
+        """Await `work` while restarting children that exit. Raises LocalServiceError (after
+        cancelling `work`) when one cannot come back: restart budget spent, or it died while starting."""
+        work_task = asyncio.ensure_future(work)
+        watchers = [asyncio.create_task(self._watch(c, config or ClientConfig())) for c in self.children]
+        try:
+            done, _ = await asyncio.wait([work_task, *watchers], return_when=asyncio.FIRST_COMPLETED)
+            if work_task not in done:
+                for task in done:
+                    task.result()  # a watcher only ends by raising
+            return work_task.result()
+        finally:
+            for task in (*watchers, work_task):
+                task.cancel()
+            await asyncio.gather(*watchers, work_task, return_exceptions=True)
+
+    async def _watch(self, child: Child, config: ClientConfig) -> None:
+        assert child.proc is not None
+        while True:
+            while child.proc.poll() is None:
+                await asyncio.sleep(POLL_S)
+            child.ready = False  # the dispatcher drops its address at the next refresh
+            if child.restarts >= self.max_restarts:
+                reason = child.report_exit("")
+                raise LocalServiceError(
+                    f"{reason}; no restart left ({child.restarts} of {self.max_restarts} used) "
+                    f"(log: {child.log_path})"
+                )
+            child.restarts += 1
+            child.report_exit(f"; restarting it ({child.restarts} of {self.max_restarts})")
+            self._launch(child)
+            await self._wait_ready(child, config)
+
     def stop(self) -> None:
         """SIGTERM every child's process group, then SIGKILL what is left after the grace period."""
-        for child in self.children:
-            if child.proc.poll() is None:
+        procs = [c.proc for c in self.children if c.proc is not None]
+        for proc in procs:
+            if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(child.proc.pid, signal.SIGTERM)
+                    os.killpg(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_S
-        for child in self.children:
+        for proc in procs:
             try:
-                child.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(child.proc.pid, signal.SIGKILL)
-                child.proc.wait()
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
         self.children.clear()

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +35,7 @@ from services.orchestrator.dispatch import (
     evaluator_infos,
     first_info,
 )
+from services.orchestrator.interrupt import Interrupted, SignalStop
 from services.orchestrator.items import RunConfig, WorkItem, derive_seed
 from services.orchestrator.ledger import Ledger, RunLock
 from services.orchestrator.local import LocalServices, visible_gpus
@@ -88,6 +89,7 @@ class RunOptions:
     local_evaluators: int | None = None
     local_generator_args: list[str] = field(default_factory=list)
     local_evaluator_args: list[str] = field(default_factory=list)
+    local_restarts: int = 3  # --local: restarts per child that exits during the run
     startup_timeout_s: float = 1800.0
     prompt_revision: str | None = None
     cache_dir: str | None = None
@@ -323,8 +325,17 @@ def preflight(opts: RunOptions) -> None:
         )
 
 
-async def run(opts: RunOptions) -> int:
-    """Execute the run; returns the process exit code (0: every selected item settled)."""
+def _tally(ledger: Ledger, items: list[WorkItem], judged: bool) -> tuple[int, int]:
+    """(finished, selected) items: judged, or generated when there is no judge."""
+    final = {"judged"} if judged else {"judged", "generated"}
+    return sum(r["state"] in final for r in ledger.rows([it.request_id for it in items])), len(items)
+
+
+async def run(opts: RunOptions, stop: SignalStop | None = None) -> int:
+    """Execute the run; returns the process exit code (0: every selected item settled).
+
+    With `stop` (installed by run_sync), a signal drains the dispatch and records the tally."""
+    stop = stop or SignalStop()
     session_start = time.time()
     preflight(opts)
     ps = await asyncio.to_thread(
@@ -403,11 +414,15 @@ async def run(opts: RunOptions) -> int:
                 opts.local_evaluator_args,
                 opts.startup_timeout_s,
                 videocon_model=videocon_model,
+                max_restarts=opts.local_restarts,
             )
-            gen_addrs, eval_addrs = await local.start(opts.client)
-            gen_targets, judge_targets = (
-                parse_targets(",".join(gen_addrs)),
-                parse_targets(",".join(eval_addrs)),
+            _, eval_addrs = await local.start(opts.client)
+            # Supervised children may come back on new ports: the dispatcher asks for the live ones.
+            gen_targets = [Target.pool("local generators", functools.partial(local.addresses, "generator"))]
+            judge_targets = (
+                [Target.pool("local evaluators", functools.partial(local.addresses, "evaluator"))]
+                if eval_addrs
+                else []
             )
         else:
             gen_targets = _targets(opts.generators, "--generators")
@@ -482,9 +497,15 @@ async def run(opts: RunOptions) -> int:
         _write_manifest(finished=False)
         judged = bool(judge_targets)
         progress = asyncio.create_task(run_progress(lambda: collect(ledger.conn, judged), tty=opts.progress))
-        await dispatcher.run(to_gen, to_judge)
+        with stop.draining(dispatcher.drain):
+            try:
+                work = dispatcher.run(to_gen, to_judge)
+                await (local.supervise(work, opts.client) if local is not None else work)
+            finally:
+                stop.tally = _tally(ledger, items, judged)
         counts = ledger.counts()
-        log.info("run finished: %s", ", ".join(f"{k} {v}" for k, v in counts.items()))
+        log.info("run %s: %s", "stopped" if stop.signum else "finished",
+                 ", ".join(f"{k} {v}" for k, v in counts.items()))
         return 0
     finally:
         for task in (progress, metrics_task):
@@ -508,14 +529,19 @@ async def run(opts: RunOptions) -> int:
 
 
 def run_sync(opts: RunOptions) -> int:
-    """asyncio.run with SIGTERM treated like Ctrl-C (Kubernetes stops pods with SIGTERM)."""
+    """asyncio.run; SIGINT/SIGTERM drain the run (interrupt.py) and then raise Interrupted."""
+    stop = SignalStop()
 
     async def main() -> int:
-        task = asyncio.current_task()
-        loop = asyncio.get_running_loop()
-        assert task is not None
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
-            loop.add_signal_handler(signal.SIGTERM, task.cancel)
-        return await run(opts)
+        stop.install()
+        try:
+            return await run(opts, stop)
+        except asyncio.CancelledError:
+            if stop.signum is None:
+                raise
+            return 1  # replaced by Interrupted below
 
-    return asyncio.run(main())
+    code = asyncio.run(main())
+    if stop.signum is not None:
+        raise Interrupted(stop.signum, stop.tally)
+    return code

@@ -223,6 +223,6 @@ def test_local_child_that_cannot_load_its_model_is_one_line_with_its_log(tmp_pat
     assert "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("videophy-bench run:")]
     assert len(errors) == 1, proc.stderr
-    assert "generator-0 exited with code 1 while starting" in errors[0]
+    assert "generator-0 (pid " in errors[0] and "exited with code 1 while starting: " in errors[0]
     assert "--model-path" in errors[0] and f"log: {out / 'logs' / 'generator-0.log'}" in errors[0]
     assert "Traceback" not in (out / "logs" / "generator-0.log").read_text()
