@@ -244,9 +244,9 @@ def refine_main(argv: list[str]) -> int:
     except (NoReplicas, LocalServiceError) as exc:
         print(f"videophy-bench refine: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Interrupted (a signal during a round's run) carries its code
         print("videophy-bench refine: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+        return getattr(exc, "code", 130)
 
 
 def _selected_keys(opts: Any) -> set[tuple[str, int]] | None:
