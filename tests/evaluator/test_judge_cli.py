@@ -45,13 +45,14 @@ def test_official_spelling_end_to_end_with_nasty_text(
     plain = tmp_path / "plain.mp4"
     for dst in (nasty_name, plain):
         shutil.copy(videophy2_dir / JETSKI, dst)
-    judged_captions = ['A jetski, "fast"\r\nin a channel', "nul\x00 and \r alone", " spaced  caption "]
+    judged_captions = ['A jetski, "fast"\r\nin a channel', "lone \r inside", " spaced  caption "]
     missing = [str(tmp_path / f"gone {f!s}.mp4") for f in FRAGMENTS if "\x00" not in f]  # no NUL in paths
     notes = nasty_strings(10, seed=5)
     rows: list[list[str]] = []
     for k, caption in enumerate(judged_captions):
         rows.append([caption, str(nasty_name if k % 2 else plain)])
     rows.append([UNDECODABLE[0] + " caption", str(plain)])  # no valid text: refused for that row only
+    rows.append(["nul\x00 and \r alone", str(plain)])  # NUL: refused by the judge's input limits
     rows.append(["", str(plain)])  # empty caption: an input error, the cell stays empty
     rows += [[f"caption {k}", path] for k, path in enumerate(missing)]
     rows = [[*r, notes[k % len(notes)]] for k, r in enumerate(rows)]
@@ -87,8 +88,9 @@ def test_official_spelling_end_to_end_with_nasty_text(
         judge.close()
     n = len(judged_captions)
     assert out[n][4:6] == ["", "text is not valid UTF-8 (undecodable bytes in the input CSV)"]
-    assert out[n + 1][4] == "" and out[n + 1][6] == "input_error"
-    for row, path in zip(out[n + 2 :], missing, strict=True):
+    assert out[n + 1][4:] == ["", "the caption for task 'sa' contains a NUL character", "input_error"]
+    assert out[n + 2][4] == "" and out[n + 2][6] == "input_error"
+    for row, path in zip(out[n + 3 :], missing, strict=True):
         assert row[4:] == ["", f"video not found: {path}", "input_error"]  # nasty text in raw_text
 
 

@@ -164,3 +164,21 @@ def port_is_ready():
 @pytest.fixture
 def unused_port():
     return free_port
+
+
+@pytest.fixture
+def cli(tmp_path):
+    """Starts `videophy-bench` CLI processes (cli_process.Cli); any still running is killed at teardown."""
+    from cli_process import Cli
+
+    started: list[Cli] = []
+
+    def start(args: list[str]) -> Cli:
+        started.append(Cli(args, tmp_path / f"cli-{len(started)}.err"))
+        return started[-1]
+
+    yield start
+    for c in started:
+        if c.proc.poll() is None:
+            os.killpg(c.proc.pid, signal.SIGKILL)
+            c.proc.wait()

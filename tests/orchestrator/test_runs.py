@@ -297,19 +297,24 @@ def test_local_mode_runs_and_stops_its_services(tmp_path, port_is_ready):
         assert not port_is_ready(f"127.0.0.1:{port_file.read_text().strip()}")
 
 
-def test_joining_generator_is_sent_every_prompt_up_front(services):
-    """Prepare encodes the run's prompts when a generator joins, before any Generate: here every
-    Generate is refused (frames not 4k+1) before encoding, yet the replica then has them all cached."""
+def test_joining_generator_is_sent_every_prompt_up_front(services, caplog):
+    """Prepare encodes the run's prompts when a generator joins, before its workers take any item
+    (the dispatcher awaits it first): the log says all 3 were newly encoded then, and the replica
+    has them (and the negative prompt) cached afterwards."""
     import asyncio
+    import re
 
     from services.common.channel import ClientConfig
     from services.orchestrator.clients import GeneratorClient
 
     gen = services.generator().wait_ready()
-    args = run_args(services.root, "prep", gen.address, "--limit", "3", "--no-judge", "--num-frames", "10")
-    assert main(args) == 0
+    args = run_args(services.root, "prep", gen.address, "--limit", "3", "--no-judge")
+    with caplog.at_level("INFO", logger="services.orchestrator.dispatch"):
+        assert main(args) == 0
+    prepared = [m for m in caplog.messages if re.search(r": 3 prompts prepared \((\d+) newly encoded\)", m)]
+    assert prepared and int(re.search(r"\((\d+) newly", prepared[0]).group(1)) >= 3, caplog.messages
     led = rows(services.root / "runs" / "prep")
-    assert {r["state"] for r in led} == {"failed"} and all("num_frames" in r["errors"] for r in led)
+    assert {r["state"] for r in led} == {"generated"}
     captions = [r["gen_prompt"] for r in led]
 
     async def ask() -> tuple[int, int]:

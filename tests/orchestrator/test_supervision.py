@@ -4,92 +4,16 @@ ledger state, a log line or the process's exit."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from run_dirs import ledger_has, results, rows, wait_for
+from cli_process import FAST, LONG_S, alive, finished, local_args
+from run_dirs import assert_exports_match_ledger, ledger_has, rows, wait_for
 
 from services.orchestrator.cli import main
-
-LONG_S = 600.0  # generous deadlines for a busy 2-core machine; a pass never waits for them
-FAST = ["--refresh-s", "0.5", "--no-progress"]
-
-
-class Cli:
-    """`python -m services.orchestrator.cli ...` in its own session, stderr to a file."""
-
-    def __init__(self, args: list[str], log: Path) -> None:
-        self.log = log
-        with open(log, "wb") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "services.orchestrator.cli", *args],
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-                start_new_session=True,
-            )
-
-    def stderr(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def pids(self, child: str) -> list[int]:
-        """Pids of every start of a local child ("started generator-0 (pid N, ...")."""
-        return [int(p) for p in re.findall(rf"started {re.escape(child)} \(pid (\d+),", self.stderr())]
-
-    def wait(self) -> int:
-        return self.proc.wait(timeout=LONG_S)
-
-    def last_line(self) -> str:
-        return self.stderr().rstrip("\n").splitlines()[-1]
-
-
-@pytest.fixture
-def cli(tmp_path) -> Iterator:
-    started: list[Cli] = []
-
-    def start(args: list[str]) -> Cli:
-        started.append(Cli(args, tmp_path / f"cli-{len(started)}.err"))
-        return started[-1]
-
-    yield start
-    for c in started:
-        if c.proc.poll() is None:
-            os.killpg(c.proc.pid, signal.SIGKILL)
-            c.proc.wait()
-
-
-def local_args(run_dir: Path, *extra: str) -> list[str]:
-    return ["run", "--local", "--model", "tiny", "--prompts", "sample", "--out", str(run_dir), *FAST, *extra]
-
-
-def finished(run_dir: Path) -> dict[str, tuple]:
-    """Judged items: what must never change again (video hash, when it was made, attempts)."""
-    return {
-        r["request_id"]: (r["sha256"], r["generated_at"], r["gen_attempts"])
-        for r in rows(run_dir)
-        if r["state"] == "judged"
-    }
-
-
-def assert_exports_match_ledger(run_dir: Path) -> None:
-    ledger = {(r["prompt_id"], str(r["seed"])): (r["state"], r["sha256"] or "") for r in rows(run_dir)}
-    exported = {(r["prompt_id"], r["seed"]): (r["state"], r["sha256"]) for r in results(run_dir)}
-    assert exported == ledger
-    assert json.loads((run_dir / "summary.json").read_text())["n_items"] == len(ledger)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.mark.slow
@@ -143,7 +67,7 @@ def test_local_child_that_cannot_come_back_ends_the_run_in_one_line(tmp_path, cl
         run.last_line(),
     ), run.last_line()
     assert err.count("videophy-bench run:") == 1 and "Traceback" not in err
-    assert not _alive(evaluator)  # the other children were stopped
+    assert not alive(evaluator)  # the other children were stopped
     assert_exports_match_ledger(run_dir)
 
 
