@@ -7,8 +7,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -34,26 +32,19 @@ def _first_screen(report_dir: Path) -> tuple[str, str]:
     return html[: html.index("<nav>")], md[: md.index("\n## ")]
 
 
-def test_exports_follow_the_ledger_after_a_crash(services, unused_port, capsys):
+def test_exports_follow_the_ledger_after_a_crash(services, cli, unused_port, capsys):
     gen = services.generator(delay=0.4).wait_ready()
     run_dir = services.root / "runs" / "stale"
     args = run_args(services.root, "stale", gen.address, "--no-judge")
     assert main([*args, "--limit", "2"]) == 0
     stale = (run_dir / "results.csv").read_text(), (run_dir / "summary.json").read_text()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services.orchestrator.cli", *args, "--limit", "8"],
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    crashed = cli([*args, "--limit", "8"])
+    wait_for(
+        lambda: ledger_has(run_dir, lambda r: r["state"] == "generated", at_least=5),
+        what="the --limit 8 run made no progress",
     )
-    try:
-        wait_for(
-            lambda: ledger_has(run_dir, lambda r: r["state"] == "generated", at_least=5),
-            what="the --limit 8 run made no progress",
-        )
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    os.killpg(crashed.proc.pid, signal.SIGKILL)
+    crashed.proc.wait()
     made = {r["request_id"]: r["generated_at"] for r in rows(run_dir) if r["state"] == "generated"}
     done = len(made)
     assert len(rows(run_dir)) == 8 and 5 <= done < 8

@@ -6,8 +6,6 @@ import csv
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -234,25 +232,18 @@ def test_replica_joining_mid_run_gets_work(services, monkeypatch, unused_port):
     assert sum(1 for r in led if r["gen_replica"] == first.address) >= 1
 
 
-def test_orchestrator_killed_and_rerun_makes_no_finished_item_again(services):
+def test_orchestrator_killed_and_rerun_makes_no_finished_item_again(services, cli):
     gen = services.generator(delay=0.4).wait_ready()
     args = run_args(services.root, "crash", gen.address, "--limit", "8", "--no-judge")
     run_dir = services.root / "runs" / "crash"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services.orchestrator.cli", *args],
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    crashed = cli(args)
+    # _ledger_has tolerates the moment the file exists but its schema is not written yet.
+    _wait(
+        lambda: _ledger_has(run_dir, lambda r: r["state"] == "generated", at_least=3),
+        what="no progress before kill",
     )
-    try:
-        # _ledger_has tolerates the moment the file exists but its schema is not written yet.
-        _wait(
-            lambda: _ledger_has(run_dir, lambda r: r["state"] == "generated", at_least=3),
-            what="no progress before kill",
-        )
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    os.killpg(crashed.proc.pid, signal.SIGKILL)
+    crashed.proc.wait()
     done = {r["request_id"]: r for r in rows(run_dir) if r["state"] == "generated"}
     mtimes = {rid: (services.root / r["video_uri"]).stat().st_mtime_ns for rid, r in done.items()}
     assert 3 <= len(done) < 8
