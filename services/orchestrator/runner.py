@@ -302,6 +302,9 @@ def preflight(opts: RunOptions) -> None:
             "give --generators ADDRESSES (or dns:///name:port), or --local to start services here"
         )
     check_generation(opts, opts.model or (DEFAULT_LOCAL_MODEL if opts.local else None))
+    for flag, path in (("--out", opts.out), ("--storage-root", opts.storage_root)):
+        if path is not None and Path(path).exists() and not Path(path).is_dir():
+            raise UsageError(f"{flag} {path} exists and is not a directory")
     _output_prefix(Path(opts.out), Path(opts.storage_root) if opts.storage_root else Path(opts.out))
     if not opts.local:
         return  # judge names and devices belong to the remote services

@@ -154,6 +154,15 @@ def test_refused_run_creates_and_starts_nothing(extra, words, tmp_path, monkeypa
     assert list(tmp_path.iterdir()) == []  # no run directory, no storage root, no child logs
 
 
+def test_out_that_is_a_file_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "taken").write_text("not a run")
+    assert cli.main(["run", "--local", "--model", "tiny", "--prompts", "sample", "--out", "taken"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["videophy-bench run: --out taken exists and is not a directory"]
+    assert [p.name for p in tmp_path.iterdir()] == ["taken"]
+
+
 # --- one line, no traceback ---------------------------------------------------------------------------
 
 
