@@ -29,6 +29,10 @@ class GenerationOutput:
     timings_s: dict[str, float] = field(default_factory=dict)
     attempts: int = 1
     latents: Any = None  # device tensor between `denoise` and `decode`
+    # Text-encoder tokens of the prompt and of the negative prompt, before the cap
+    # (services.generator.prompt_tokens); None when the backend does not count them.
+    prompt_tokens: int | None = None
+    negative_prompt_tokens: int | None = None
 
 
 class GeneratorBackend(Protocol):
@@ -64,7 +68,8 @@ class GeneratorBackend(Protocol):
 
     def denoise(self, job: GenerationJob, on_step: StepCallback,
                 should_stop: StopCheck) -> GenerationOutput:
-        """The step loop alone; the output holds `latents` and no frames yet."""
+        """The step loop alone; the output holds `latents` and no frames yet, and the token counts
+        of the prompt and the negative prompt."""
         ...
 
     def decode(self, out: GenerationOutput, side_stream: bool = False) -> GenerationOutput:

@@ -19,6 +19,7 @@ from typing import Any
 
 from services.common.cache import cache_dir
 from services.common.errors import Cancelled, InvalidRequest
+from services.generator import prompt_tokens
 from services.generator.backend import GenerationJob, GenerationOutput, StepCallback, StopCheck
 from services.generator.presets import Preset
 
@@ -198,6 +199,11 @@ class DiffusersWanBackend:
             self._embeds.popitem(last=False)
         return embeds
 
+    def count_tokens(self, text: str) -> int:
+        """The prompt's tokens with the pipeline's own tokenizer, as `encode_prompt` tokenizes it but
+        before its cut at max_sequence_length (device thread: the tokenizer is not shared across threads)."""
+        return prompt_tokens.count(self.pipe.tokenizer, text)
+
     def prepare(self, prompts: list[str], negative_prompt: str) -> tuple[int, int]:
         texts = [*prompts, negative_prompt]
         max_len = self.preset.max_sequence_length
@@ -255,7 +261,9 @@ class DiffusersWanBackend:
         if self.device.startswith("cuda"):
             torch.cuda.current_stream().synchronize()  # denoise time is device time; the latents are final
         timings["denoise"] = time.perf_counter() - t1
-        return GenerationOutput(frames=None, latents=latents, timings_s=timings)
+        return GenerationOutput(frames=None, latents=latents, timings_s=timings,
+                                prompt_tokens=self.count_tokens(job.prompt),
+                                negative_prompt_tokens=self.count_tokens(p.negative_prompt))
 
     def decode(self, out: GenerationOutput, side_stream: bool = False) -> GenerationOutput:
         """VAE decode of `out.latents` into uint8 frames (F, H, W, 3), in place on `out`.

@@ -6,7 +6,8 @@ encoding (and, with --decode-overlap, the VAE decode) on threads of their own, s
 denoising overlaps them; cancellation and deadlines stop denoising at the
 next step; results are idempotent per request id through a sidecar beside the atomically written MP4.
 Every text field is checked against `services.common.limits` before any model work (no text encoding
-for a refused request); the text encoder's own 512-token cap truncates as the official Wan code does.
+for a refused request); the text encoder's own 512-token cap truncates as the official Wan code does,
+and every result reports the prompt's token count and whether it was cut (a warning is logged then).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from services.common.storage import Storage, safe_component, sha256_file
 from services.common.video import DEFAULT_QUALITY, encode_mp4
 from services.generator.backend import DECODE_OVERLAP, GenerationJob, GenerationOutput, GeneratorBackend
 from services.generator.presets import OVERRIDE_FIELDS, PRESETS, Params, resolve
+from services.generator.prompt_tokens import truncated
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,7 @@ class _Work:
     sidecar_uri: str
     fingerprint: str
     job: GenerationJob
+    prompt_id: str = ""
 
 
 class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
@@ -138,7 +141,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         fingerprint = hashlib.sha256(json.dumps(
             [req.prompt, params.as_dict(), self.backend.model_id, self.backend.revision], sort_keys=True,
             ensure_ascii=False).encode()).hexdigest()
-        return _Work(uri, uri[:-4] + ".json", fingerprint, GenerationJob(req.prompt, params))
+        return _Work(uri, uri[:-4] + ".json", fingerprint, GenerationJob(req.prompt, params), req.prompt_id)
 
     def _cached(self, work: _Work) -> generator_pb2.GenerateResult | None:
         """The earlier result for this request id when its MP4 is still intact."""
@@ -312,13 +315,28 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
             num_frames=frames, fps=p.fps, duration_s=frames / p.fps, height=height, width=width,
             params=params_proto(p, getattr(self.backend, "scheduler_name", ""), self.backend.acceleration),
             model=self._model_proto(), runtime=self._runtime, timings_s=timings,
-            attempts=out.attempts,
+            attempts=out.attempts, **self._token_fields(work, out),
         )
         side = {"fingerprint": work.fingerprint, "prompt": work.job.prompt,
                 "result": json_format.MessageToDict(result)}
         self.storage.write_bytes_atomic(work.sidecar_uri,
                                         json.dumps(side, ensure_ascii=False, indent=1).encode())
         return result
+
+    @staticmethod
+    def _token_fields(work: _Work, out: GenerationOutput) -> dict[str, Any]:
+        """The result's token counts (none when the backend did not count); a cut prompt is logged."""
+        cap = work.job.params.max_sequence_length
+        fields: dict[str, Any] = {}
+        for name, tokens in (("prompt", out.prompt_tokens), ("negative_prompt", out.negative_prompt_tokens)):
+            if tokens is None:
+                continue
+            fields[f"{name}_tokens"] = tokens
+            fields[f"{name}_truncated"] = truncated(tokens, cap)
+            if fields[f"{name}_truncated"]:
+                log.warning("prompt %s (%s): the %s has %d tokens; the text encoder reads only the first %d",
+                            work.prompt_id, work.uri, name.replace("_", " "), tokens, cap)
+        return fields
 
     def _with_oom_fallback(self, fn: Callable[..., GenerationOutput], *args: Any) -> GenerationOutput:
         """`fn(*args)`; on device OOM once more in the low-memory mode, then OutOfMemory."""

@@ -807,6 +807,10 @@ class Dispatcher:
                 generated_at=time.time(),
                 error=None,
             )
+            if result.prompt_truncated:  # the generator logged it too; here it reaches the run's log
+                log.warning("%s (prompt %s): the generator's text encoder read only %d of the prompt's %d "
+                            "tokens (results.csv prompt_truncated)", item.request_id, item.prompt_id,
+                            result.params.max_sequence_length, result.prompt_tokens)
             if self.judging:
                 item.answered = frozenset()  # a new video: every task is judged afresh
                 self._enqueue_judging(item)  # judged as soon as it exists

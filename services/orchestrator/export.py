@@ -57,6 +57,28 @@ def prompt_table(run_dir: Path) -> dict[str, dict[str, str]]:
     }
 
 
+def prompt_token_cells(gen_result: str | None) -> dict[str, str]:
+    """`prompt_tokens` and `prompt_truncated` as the generator reported them in its result (the
+    ledger's `gen_result` JSON); empty cells when unknown: not generated yet, or a result from a
+    generator (or an older ledger) without the counts."""
+    try:
+        result = json.loads(gen_result) if gen_result else {}
+    except ValueError:
+        result = {}
+    if not isinstance(result, dict):
+        result = {}
+    truncated = result.get("promptTruncated")
+    return {
+        "prompt_tokens": _cell(result.get("promptTokens")),
+        "prompt_truncated": "" if truncated is None else str(bool(truncated)),
+    }
+
+
+def truncated_prompts(results: list[dict[str, str]]) -> int:
+    """Items whose prompt the generator's text encoder cut at its token cap (summary and `status`)."""
+    return sum(r["prompt_truncated"] == "True" for r in results)
+
+
 def result_rows(rows: Iterable[sqlite3.Row], prompts: dict[str, dict[str, str]]) -> list[dict[str, str]]:
     """Ledger rows -> results.csv rows (prompt metadata from the prompt set, paths relative to the run)."""
     out = []
@@ -74,6 +96,7 @@ def result_rows(rows: Iterable[sqlite3.Row], prompts: dict[str, dict[str, str]])
                 "arm": r["arm"],
                 "caption": r["caption"],
                 "gen_prompt": r["gen_prompt"],
+                **prompt_token_cells(r["gen_result"]),
                 "action": meta.get("action", ""),
                 "is_hard": meta.get("is_hard", ""),
                 "category": meta.get("category", ""),
@@ -182,6 +205,7 @@ def ledger_exports(run_dir: Path, conn: sqlite3.Connection) -> tuple[list[dict[s
         **summarize_rows(results),
         **completeness(state_counts(conn), judging_of(conn)),
         **_identity(conn),
+        "n_prompt_truncated": truncated_prompts(results),
     }
     for res, row in zip(results, rows, strict=True):
         res["rule_text"] = row["rule_text"]

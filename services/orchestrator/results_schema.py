@@ -10,6 +10,8 @@ RESULTS_COLUMNS = (
     "arm",
     "caption",
     "gen_prompt",
+    "prompt_tokens",
+    "prompt_truncated",
     "action",
     "is_hard",
     "category",

@@ -524,7 +524,8 @@ async def run(opts: RunOptions, stop: SignalStop | None = None) -> int:
             if config is not None:
                 summary = export.export_run(run_dir, ledger.conn)
                 log.info("summary: %s", ", ".join(f"{k}={summary.get(k)}" for k in (
-                    "n_items", "n", "joint", "mean_sa", "mean_pc", "n_unparseable", "n_failed")))
+                    "n_items", "n", "joint", "mean_sa", "mean_pc", "n_unparseable", "n_failed",
+                    "n_prompt_truncated")))
                 _write_manifest(finished=True)
         finally:
             ledger.close()

@@ -131,6 +131,9 @@ def format_status(run_dir: Path, info: dict[str, Any], max_failures: int = 20) -
         f"  throughput {rate:.1f} videos/h" if rate else "  throughput ?",
         f"  ETA {format_duration(info['eta_s'])} ({info['remaining']} items left)",
     ]
+    if info.get("n_prompt_truncated"):
+        lines.append(f"  {info['n_prompt_truncated']} prompts cut at the text encoder's token cap "
+                     "(results.csv prompt_truncated)")
     if info["failures"]:
         lines.append(f"  failures ({len(info['failures'])}):")
         for f in info["failures"][:max_failures]:
@@ -162,6 +165,7 @@ def status_main(run_dir: str, as_json: bool = False) -> int:
     info["state"] = run_state(info, exports.holder)
     info["holder"] = exports.holder
     info["exports"] = "rewritten from the ledger" if exports.written else exports.note
+    info["n_prompt_truncated"] = exports.summary.get("n_prompt_truncated", 0)
     if as_json:
         print(json.dumps(info, indent=1))
     else:

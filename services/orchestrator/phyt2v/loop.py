@@ -24,6 +24,7 @@ from typing import Any
 
 from services.common.arguments import Parser
 from services.common.storage import Storage
+from services.generator import prompt_tokens
 from services.orchestrator.items import BASE_ARM, WorkItem, config_hash
 from services.orchestrator.ledger import LEDGER_NAME, RunLock, connect
 from services.orchestrator.phyt2v import templates as T
@@ -286,7 +287,7 @@ def _record_prompts(store: StepStore, tokens: PromptTokens, round_: int,
     for (pid, seed), text in sorted(prompts.items()):
         n = tokens.count(text)
         store.set_prompt(pid, seed, round_, status="ok", gen_prompt=text, tokens=n, max_tokens=tokens.cap)
-        if n is not None and n > tokens.cap:
+        if n is not None and prompt_tokens.truncated(n, tokens.cap):
             truncated += 1
             log.warning("round %d: prompt %s seed %s has %d tokens; the generator reads only the first %d",
                         round_, pid, seed, n, tokens.cap)

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from services.generator import prompt_tokens
 from services.orchestrator.export import write_atomic
 from services.orchestrator.ledger import LEDGER_NAME
 
@@ -110,7 +111,8 @@ class StepStore:
                    tokens: int | None = None, max_tokens: int | None = None, reason: str | None = None
                    ) -> None:
         """Record the prompt of (prompt, seed, round), or why it has none (`status = 'failed'`)."""
-        truncated = None if tokens is None or max_tokens is None else int(tokens > max_tokens)
+        truncated = (None if tokens is None or max_tokens is None
+                     else int(prompt_tokens.truncated(tokens, max_tokens)))
         with self.lock, self.conn:
             self.conn.execute(
                 f"INSERT OR REPLACE INTO phyt2v_prompts ({', '.join(PROMPT_COLUMNS)}, updated_at) "

@@ -1,8 +1,9 @@
 """Token counts of generated prompts with the generator's own tokenizer, on the orchestrator side.
 
-Wan encodes prompts with UMT5 and cuts them at `max_sequence_length` (512) tokens without a word; here
-every prompt of every round is counted (special tokens included, as the pipeline encodes them) and a
-prompt over the cap is logged and recorded as truncated. The tokenizer is the `tokenizer/` folder of
+Wan encodes prompts with UMT5 and cuts them at `max_sequence_length` (512) tokens; here every prompt
+of every round is counted before any GPU time is spent on it, by the rule the generator itself reports
+with (`services.generator.prompt_tokens.count`: the pipeline's cleaning, special tokens included), and
+a prompt over the cap is logged and recorded as truncated. The tokenizer is the `tokenizer/` folder of
 the run's generator model (`generator_model_id` in the run's configuration: a local diffusers folder,
 or a Hub repo id, from the Hugging Face cache first), the tiny presets' own offline tokenizer for the
 tiny models, or `--prompt-tokenizer PATH_OR_REPO` (e.g. google/umt5-xxl), or `none` to skip counting
@@ -15,6 +16,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from services.generator import prompt_tokens
 
 DEFAULT_MAX_TOKENS = 512  # the Wan presets' max_sequence_length
 
@@ -34,7 +37,7 @@ class PromptTokens:
         if self._tok is None:
             return None
         with self._lock:  # tokenizers are not guaranteed thread-safe
-            return len(self._tok(text, add_special_tokens=True)["input_ids"])
+            return prompt_tokens.count(self._tok, text)
 
     def describe(self) -> dict[str, Any]:
         return {"tokenizer": self.source, "max_sequence_length": self.cap}

@@ -90,7 +90,7 @@ class GenerateProgress(_message.Message):
     def __init__(self, phase: _Optional[str] = ..., step: _Optional[int] = ..., total_steps: _Optional[int] = ..., elapsed_s: _Optional[float] = ...) -> None: ...
 
 class GenerateResult(_message.Message):
-    __slots__ = ("artifact", "num_frames", "fps", "duration_s", "height", "width", "params", "model", "runtime", "timings_s", "cached", "attempts")
+    __slots__ = ("artifact", "num_frames", "fps", "duration_s", "height", "width", "params", "model", "runtime", "timings_s", "cached", "attempts", "prompt_tokens", "prompt_truncated", "negative_prompt_tokens", "negative_prompt_truncated")
     class TimingsSEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -110,6 +110,10 @@ class GenerateResult(_message.Message):
     TIMINGS_S_FIELD_NUMBER: _ClassVar[int]
     CACHED_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    NEGATIVE_PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    NEGATIVE_PROMPT_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     artifact: _common_pb2.ArtifactRef
     num_frames: int
     fps: int
@@ -122,7 +126,11 @@ class GenerateResult(_message.Message):
     timings_s: _containers.ScalarMap[str, float]
     cached: bool
     attempts: int
-    def __init__(self, artifact: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., num_frames: _Optional[int] = ..., fps: _Optional[int] = ..., duration_s: _Optional[float] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., params: _Optional[_Union[ResolvedParams, _Mapping]] = ..., model: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ..., runtime: _Optional[_Union[_common_pb2.RuntimeInfo, _Mapping]] = ..., timings_s: _Optional[_Mapping[str, float]] = ..., cached: _Optional[bool] = ..., attempts: _Optional[int] = ...) -> None: ...
+    prompt_tokens: int
+    prompt_truncated: bool
+    negative_prompt_tokens: int
+    negative_prompt_truncated: bool
+    def __init__(self, artifact: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., num_frames: _Optional[int] = ..., fps: _Optional[int] = ..., duration_s: _Optional[float] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., params: _Optional[_Union[ResolvedParams, _Mapping]] = ..., model: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ..., runtime: _Optional[_Union[_common_pb2.RuntimeInfo, _Mapping]] = ..., timings_s: _Optional[_Mapping[str, float]] = ..., cached: _Optional[bool] = ..., attempts: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., prompt_truncated: _Optional[bool] = ..., negative_prompt_tokens: _Optional[int] = ..., negative_prompt_truncated: _Optional[bool] = ...) -> None: ...
 
 class GenerateEvent(_message.Message):
     __slots__ = ("request_id", "progress", "result")
