@@ -150,11 +150,9 @@ def test_faster_replica_does_more_and_beats_round_robin(services):
     led = rows(services.root / "runs" / "speed")
     by = {a: [r["gen_seconds"] for r in led if r["gen_replica"] == a] for a in (slow.address, fast.address)}
     assert len(by[slow.address]) + len(by[fast.address]) == n
-    assert len(by[fast.address]) > len(by[slow.address]) >= 1
-    # Round-robin hands the slow replica n/2 items, so it cannot finish before n/2 slow item times.
-    round_robin = n / 2 * min(by[slow.address])
-    span = max(r["generated_at"] for r in led) - min(r["created_at"] for r in led)
-    assert span < round_robin, (span, round_robin, by)
+    # Round-robin would hand each replica n/2 items; pulling, the slow one takes fewer. (No wall-clock
+    # bound: on a busy machine a span says more about the machine than about the dispatcher.)
+    assert len(by[fast.address]) > n / 2 > len(by[slow.address]) >= 1, by
 
 
 def test_generator_killed_mid_item_is_redone_elsewhere(services):
@@ -178,8 +176,9 @@ def test_generator_killed_mid_item_is_redone_elsewhere(services):
     assert result == [0]
     led = rows(run_dir)
     assert len(led) == 6 and {r["state"] for r in led} == {"generated"}
-    redone = [r for r in led if r["gen_attempts"] == 2]
-    # The victim held its running item and, with the default --queue-depth 1, maybe one queued item.
+    redone = [r for r in led if r["gen_attempts"] >= 2]
+    # The victim held its running item and, with the default --queue-depth 1, maybe one queued item;
+    # its second worker may take a requeued item once more before it sees the replica is gone.
     assert 1 <= len(redone) <= 2 and all(r["gen_replica"] == other.address for r in redone)
     assert all("UNAVAILABLE" in r["errors"] or "CANCELLED" in r["errors"] for r in redone)
     videos = sorted((run_dir / "videos").rglob("*.mp4"))
