@@ -51,11 +51,6 @@ DEFAULT_LOCAL_MODEL = "wan2.2-ti2v-5b"
 DEFAULT_JUDGE = "videophy_2_auto"
 
 
-# Videos per prompt: far beyond any study (the paper uses one), small enough that a typo cannot make
-# a ledger of billions of rows.
-MAX_SEEDS = 1000
-
-
 class UsageError(RuntimeError):
     """Bad arguments or a run directory that cannot take this run (exit code 2)."""
 
