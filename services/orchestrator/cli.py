@@ -235,7 +235,17 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser(
         "status", help="counts per state, failures, throughput and ETA of a run", allow_abbrev=False)
     st.add_argument("run_dir")
-    st.add_argument("--json", action="store_true")
+    st.add_argument("--json", action="store_true", help="everything as JSON")
+    st.add_argument(
+        "--watch",
+        nargs="?",
+        const=2.0,
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="live display (bar, ETA, replicas) redrawn every SECONDS (default 2) while an orchestrator "
+        "holds the run; reads the run directory only",
+    )
     rc = sub.add_parser(
         "recover",
         help="rebuild a corrupt ledger.sqlite from the run's videos and their sidecars",
@@ -328,10 +338,10 @@ def _run_options(args: argparse.Namespace, argv: list[str]):
 def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from services.orchestrator.dispatch import NoReplicas
     from services.orchestrator.interrupt import Interrupted
+    from services.orchestrator.items import MAX_SEEDS
     from services.orchestrator.ledger import ConfigMismatch, LedgerCorrupt, RunLocked
     from services.orchestrator.local import LocalServiceError
     from services.orchestrator.prompts import PromptSetError
-    from services.orchestrator.items import MAX_SEEDS
     from services.orchestrator.runner import UsageError, run_sync
 
     if not 1 <= args.seeds <= MAX_SEEDS or (args.limit is not None and args.limit < 0):
@@ -415,7 +425,7 @@ def _dispatch(argv: list[str]) -> tuple[str, Callable[[], int]]:
         if args.command == "status":
             from services.orchestrator.status import status_main
 
-            return status_main(args.run_dir, args.json)
+            return status_main(args.run_dir, args.json, args.watch)
         if args.command == "prompts":
             return _cmd_prompts(args)
         if args.command == "recover":
