@@ -10,16 +10,56 @@ import argparse
 from typing import Any, NoReturn
 
 
+class ShowDefaults:
+    """Help formatter mixin: every option's help ends with its default, unless the help already
+    says it (`%(default)s` or the word "default") or there is none to show (None, False, "")."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help
+        if not text or text == argparse.SUPPRESS or "default" in text.lower():
+            return text
+        if action.default in (None, False, "", argparse.SUPPRESS):
+            return text
+        if not action.option_strings and action.nargs not in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class DefaultsHelpFormatter(ShowDefaults, argparse.HelpFormatter):
+    """The help formatter of every `Parser`."""
+
+
+class RawDescriptionDefaultsHelpFormatter(ShowDefaults, argparse.RawDescriptionHelpFormatter):
+    """For a parser whose description is laid out by hand (the top-level `videophy-bench`)."""
+
+
 class Parser(argparse.ArgumentParser):
-    """`argparse.ArgumentParser` with `allow_abbrev=False` and one-line usage errors (exit code 2).
-    Subcommand parsers made by `add_subparsers().add_parser` are of this class too."""
+    """`argparse.ArgumentParser` with `allow_abbrev=False`, one-line usage errors (exit code 2) and
+    help that shows every default (`DefaultsHelpFormatter`). Subcommand parsers made by
+    `add_subparsers().add_parser` are of this class too."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+class VersionAction(argparse.Action):
+    """`--version`: print `services.common.version.version_line()` and exit 0 (git is asked only
+    when the flag is given)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        kwargs.setdefault("help", "print the version (and git commit, from a checkout) and exit")
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        from services.common.version import version_line
+
+        print(version_line())  # stdout, like argparse's own "version" action
+        parser.exit(0)
 
 
 def port(value: str) -> int:

@@ -21,7 +21,12 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from services.common.arguments import Parser, port
+from services.common.arguments import (
+    Parser,
+    RawDescriptionDefaultsHelpFormatter,
+    VersionAction,
+    port,
+)
 from services.common.entry import configure_logging, guarded, print_library_logs_once
 from services.common.settings import env_flag, read_token
 
@@ -90,6 +95,9 @@ def _delegate(module: str, func: str, extra: str, argv: list[str]) -> int:
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
+    from services.evaluator.catalog import NAMES as JUDGE_NAMES  # torch-free name lists
+    from services.generator.presets import PRESETS
+
     p = sub.add_parser(
         "run",
         allow_abbrev=False,
@@ -133,18 +141,20 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         "--model",
         default=None,
         help="generator preset: what --local starts (default wan2.2-ti2v-5b); with remote generators, "
-        "the preset they must serve",
+        f"the preset they must serve; presets: {', '.join(PRESETS)}",
     )
     gen.add_argument(
         "--judge-model",
         default=None,
-        help="evaluator --local starts (default: tiny with a tiny --model, else videophy_2_auto)",
+        help="evaluator --local starts (default: tiny with a tiny --model, else videophy_2_auto); "
+        f"known judges: {', '.join(JUDGE_NAMES)}, or a local directory or Hub repo id",
     )
     gen.add_argument(
         "--videocon-model",
         default=None,
         help="--local: also start evaluators of this model for the videocon tasks (e.g. videocon_physics; "
-        "default: none, the --judge-model evaluators must serve them, as tiny does)",
+        "default: none, the --judge-model evaluators must serve them, as tiny does); "
+        f"known judges: {', '.join(JUDGE_NAMES)}",
     )
     env_flag(
         gen,
@@ -216,15 +226,26 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
         prog="videophy-bench",
         description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=RawDescriptionDefaultsHelpFormatter,
     )
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--version", action=VersionAction)
+    parser.add_argument("--log-level", default="INFO", help="DEBUG also shows tracebacks of errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_run(sub)
     st = sub.add_parser(
         "status", help="counts per state, failures, throughput and ETA of a run", allow_abbrev=False)
     st.add_argument("run_dir")
-    st.add_argument("--json", action="store_true")
+    st.add_argument("--json", action="store_true", help="everything as JSON")
+    st.add_argument(
+        "--watch",
+        nargs="?",
+        const=2.0,
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="live display (bar, ETA, replicas) redrawn every SECONDS (default 2) while an orchestrator "
+        "holds the run; reads the run directory only",
+    )
     rc = sub.add_parser(
         "recover",
         help="rebuild a corrupt ledger.sqlite from the run's videos and their sidecars",
@@ -317,10 +338,11 @@ def _run_options(args: argparse.Namespace, argv: list[str]):
 def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from services.orchestrator.dispatch import NoReplicas
     from services.orchestrator.interrupt import Interrupted
+    from services.orchestrator.items import MAX_SEEDS
     from services.orchestrator.ledger import ConfigMismatch, LedgerCorrupt, RunLocked
     from services.orchestrator.local import LocalServiceError
     from services.orchestrator.prompts import PromptSetError
-    from services.orchestrator.runner import MAX_SEEDS, UsageError, run_sync
+    from services.orchestrator.runner import UsageError, run_sync
 
     if not 1 <= args.seeds <= MAX_SEEDS or (args.limit is not None and args.limit < 0):
         print(f"videophy-bench run: --seeds must be in 1..{MAX_SEEDS} and --limit >= 0", file=sys.stderr)
@@ -403,7 +425,7 @@ def _dispatch(argv: list[str]) -> tuple[str, Callable[[], int]]:
         if args.command == "status":
             from services.orchestrator.status import status_main
 
-            return status_main(args.run_dir, args.json)
+            return status_main(args.run_dir, args.json, args.watch)
         if args.command == "prompts":
             return _cmd_prompts(args)
         if args.command == "recover":

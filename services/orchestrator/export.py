@@ -18,7 +18,8 @@ from typing import Any
 
 from services.common import csvio
 from services.common.csvio import cell as _cell
-from services.orchestrator.items import config_hash
+from services.orchestrator import results_document
+from services.orchestrator.items import MAX_SEEDS, config_hash, seed_indices
 from services.orchestrator.ledger import RunLock, RunLocked, connect, lock_holder, state_counts
 from services.orchestrator.results_schema import RESULTS_COLUMNS
 from services.orchestrator.status import completeness, judging_of
@@ -188,7 +189,7 @@ def _minimal_summary(results: list[dict[str, str]]) -> dict[str, Any]:
 def _identity(conn: sqlite3.Connection) -> dict[str, Any]:
     """config_hash and prompt_set_sha256 of the run, from the ledger's meta (None before the first
     session recorded them)."""
-    meta = {k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM meta")}
+    meta = run_meta(conn)
     config = meta.get("config")
     prompt_set = meta.get("prompt_set") or {}
     return {
@@ -197,10 +198,27 @@ def _identity(conn: sqlite3.Connection) -> dict[str, Any]:
     }
 
 
+def run_meta(conn: sqlite3.Connection) -> dict[str, Any]:
+    """The ledger's meta table (the run's `config`, `prompt_set`, ...), decoded."""
+    return {k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM meta")}
+
+
+def add_seed_index(results: list[dict[str, str]], meta: dict[str, Any]) -> None:
+    """Each row's `seed_index`: the k of `--seeds` its seed was derived from (items.seed_indices, from
+    the run seed in the ledger's config), so that tables group the k-th video of every prompt
+    together; empty for a seed not derived from the run seed."""
+    run_seed = int((meta.get("config") or {}).get("run_seed") or 0)
+    index = seed_indices(run_seed, ((r["prompt_id"], int(r["seed"])) for r in results), MAX_SEEDS)
+    for r in results:
+        k = index.get((r["prompt_id"], int(r["seed"])))
+        r["seed_index"] = "" if k is None else str(k)
+
+
 def ledger_exports(run_dir: Path, conn: sqlite3.Connection) -> tuple[list[dict[str, str]], dict[str, Any]]:
     """(results.csv rows, each with its `rule_text`; summary) computed from the ledger alone."""
     rows = conn.execute("SELECT * FROM items ORDER BY prompt_id, seed, round, arm").fetchall()
     results = result_rows(rows, prompt_table(run_dir))
+    add_seed_index(results, run_meta(conn))
     summary = {
         **summarize_rows(results),
         **completeness(state_counts(conn), judging_of(conn)),
@@ -212,20 +230,24 @@ def ledger_exports(run_dir: Path, conn: sqlite3.Connection) -> tuple[list[dict[s
     return results, summary
 
 
-def write_exports(run_dir: Path, results: list[dict[str, str]], summary: dict[str, Any]) -> None:
-    """results.csv, official/*.csv and summary.json, each replaced atomically."""
+def write_exports(
+    run_dir: Path, results: list[dict[str, str]], summary: dict[str, Any], meta: dict[str, Any]
+) -> None:
+    """results.csv, official/*.csv, summary.json and results.json (`meta`: `run_meta`), each
+    replaced atomically."""
     run_dir = Path(run_dir)
     csvio.write_csv(
         run_dir / "results.csv", RESULTS_COLUMNS, ([r[c] for c in RESULTS_COLUMNS] for r in results)
     )
     write_official(run_dir, results)
     write_atomic(run_dir / "summary.json", json.dumps(summary, indent=1, default=str) + "\n")
+    results_document.write(run_dir, results, summary, meta)
 
 
 def export_run(run_dir: Path, conn: sqlite3.Connection) -> dict[str, Any]:
     """Rewrite every export from the ledger (the caller holds the run lock); returns the summary."""
     results, summary = ledger_exports(run_dir, conn)
-    write_exports(run_dir, results, summary)
+    write_exports(run_dir, results, summary, run_meta(conn))
     return summary
 
 
@@ -241,9 +263,10 @@ class Refreshed:
 
 
 def refresh(run_dir: Path) -> Refreshed:
-    """Bring results.csv / summary.json / official/ up to date with the ledger, for `status` and
-    `report`: rewritten under the run lock when the directory is writable and no orchestrator holds
-    it; otherwise computed in memory only (a running orchestrator rewrites them itself when it ends).
+    """Bring results.csv / summary.json / results.json / official/ up to date with the ledger, for
+    `status` and `report`: rewritten under the run lock when the directory is writable and no
+    orchestrator holds it; otherwise computed in memory only (a running orchestrator rewrites them
+    itself when it ends).
     Raises FileNotFoundError (no ledger) and LedgerCorrupt."""
     run_dir = Path(run_dir)
     if not (run_dir / "ledger.sqlite").is_file():
@@ -263,12 +286,13 @@ def refresh(run_dir: Path) -> Refreshed:
         conn = connect(run_dir, readonly=True)
         try:
             results, summary = ledger_exports(run_dir, conn)
+            meta = run_meta(conn)
         finally:
             conn.close()
         written = False
         if lock is not None:
             try:
-                write_exports(run_dir, results, summary)
+                write_exports(run_dir, results, summary, meta)
                 written = True
             except OSError as exc:
                 note = f"could not rewrite the exports ({exc}): computed from the ledger in memory"

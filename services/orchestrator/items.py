@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 STATES = ("pending", "generating", "generated", "judged", "failed")
+# Videos per prompt (`--seeds`; seed indices 0..MAX_SEEDS-1): far beyond any study (the paper uses
+# one), small enough that a typo cannot make a ledger of billions of rows.
+MAX_SEEDS = 1000
 BASE_ARM = "base"
 
 
@@ -70,6 +74,28 @@ def config_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 def derive_seed(run_seed: int, prompt_id: str, index: int) -> int:
     """Seed of the `index`-th video of a prompt: 63 bits of sha256(run_seed, prompt_id, index)."""
     return int(_sha(f"{run_seed}:{prompt_id}:{index}")[:16], 16) & ((1 << 63) - 1)
+
+
+def seed_indices(
+    run_seed: int, keys: Iterable[tuple[str, int]], limit: int
+) -> dict[tuple[str, int], int]:
+    """(prompt_id, seed) -> k where seed == derive_seed(run_seed, prompt_id, k), k in 0..limit-1: the
+    seed index the user chose (`--seeds N` makes k = 0..N-1). A seed not derived so (an item made by
+    another rule) is left out. Each prompt costs only as many hashes as its highest index + 1."""
+    wanted: dict[str, set[int]] = {}
+    for prompt_id, seed in keys:
+        wanted.setdefault(prompt_id, set()).add(int(seed))
+    out: dict[tuple[str, int], int] = {}
+    for prompt_id, seeds in wanted.items():
+        left = set(seeds)
+        for k in range(limit):
+            if not left:
+                break
+            seed = derive_seed(run_seed, prompt_id, k)
+            if seed in left:
+                out[(prompt_id, seed)] = k
+                left.discard(seed)
+    return out
 
 
 def request_id(prompt_id: str, seed: int, round_: int, arm: str, cfg_hash: str) -> str:

@@ -6,6 +6,7 @@ Documented in docs/results-schema.md; both sides import this one tuple.
 RESULTS_COLUMNS = (
     "prompt_id",
     "seed",
+    "seed_index",
     "round",
     "arm",
     "caption",

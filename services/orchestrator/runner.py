@@ -40,20 +40,15 @@ from services.orchestrator.items import RunConfig, WorkItem, derive_seed
 from services.orchestrator.ledger import Ledger, RunLock
 from services.orchestrator.local import LocalServices, visible_gpus
 from services.orchestrator.metrics import RunMetrics, run_metrics
-from services.orchestrator.progress import run_progress
+from services.orchestrator.progress import progress_info, run_progress
 from services.orchestrator.prompts import Prompt, PromptSet, load_prompt_set
-from services.orchestrator.status import collect, recent_rate
+from services.orchestrator.status import recent_rate
 
 log = logging.getLogger(__name__)
 
 
 DEFAULT_LOCAL_MODEL = "wan2.2-ti2v-5b"
 DEFAULT_JUDGE = "videophy_2_auto"
-
-
-# Videos per prompt: far beyond any study (the paper uses one), small enough that a typo cannot make
-# a ledger of billions of rows.
-MAX_SEEDS = 1000
 
 
 class UsageError(RuntimeError):
@@ -499,7 +494,9 @@ async def run(opts: RunOptions, stop: SignalStop | None = None) -> int:
             dispatcher.seen[info.address] = info
         _write_manifest(finished=False)
         judged = bool(judge_targets)
-        progress = asyncio.create_task(run_progress(lambda: collect(ledger.conn, judged), tty=opts.progress))
+        seen = dispatcher.seen  # replicas of the display's rows, as they join
+        progress = asyncio.create_task(run_progress(
+            lambda: progress_info(ledger.conn, judged, seen.values(), session_start), tty=opts.progress))
         with stop.draining(dispatcher.drain):
             try:
                 work = dispatcher.run(to_gen, to_judge)

@@ -12,10 +12,11 @@ import json
 import sqlite3
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from services.orchestrator.items import STATES
+from services.orchestrator.items import MAX_SEEDS, STATES, seed_indices
 from services.orchestrator.ledger import LedgerCorrupt, connect, state_counts
 
 RATE_WINDOW = 50  # throughput over the most recent videos, so a resumed run's pause does not skew it
@@ -29,17 +30,34 @@ def videos_per_hour(times: list[float]) -> float | None:
     return (len(recent) - 1) / (recent[-1] - recent[0]) * 3600.0
 
 
-def recent_rate(conn: sqlite3.Connection) -> float | None:
-    """`videos_per_hour` of the ledger's RATE_WINDOW most recent generations."""
+STAGE_TIMES = {"generate": "generated_at", "judge": "judged_at"}
+
+
+def recent_rate(conn: sqlite3.Connection, stage: str = "generate") -> float | None:
+    """`videos_per_hour` of the ledger's RATE_WINDOW most recent generations (or judgings)."""
+    column = STAGE_TIMES[stage]  # a fixed column name, never user text
     times = [
         r[0]
         for r in conn.execute(
-            "SELECT generated_at FROM items WHERE generated_at IS NOT NULL "
-            "ORDER BY generated_at DESC LIMIT ?",
+            f"SELECT {column} FROM items WHERE {column} IS NOT NULL ORDER BY {column} DESC LIMIT ?",
             (RATE_WINDOW,),
         )
     ]
     return videos_per_hour(times)
+
+
+def eta_seconds(
+    counts: dict[str, int], judging: bool, gen_rate: float | None, judge_rate: float | None
+) -> float | None:
+    """Seconds until every item is settled: generation and judging run side by side, so the later
+    of the two stages ends the run (the judging tail after the last video included). None while a
+    stage with work left has no rate yet."""
+    to_make = counts["pending"] + counts["generating"]
+    to_judge = to_make + counts["generated"] if judging else 0
+    stages = [(to_make, gen_rate), (to_judge, judge_rate)]
+    if any(left and not rate for left, rate in stages):
+        return None
+    return max((left / rate * 3600.0 for left, rate in stages if left and rate), default=0.0)
 
 
 def format_duration(seconds: float | None) -> str:
@@ -98,6 +116,7 @@ def collect(conn: sqlite3.Connection, judging: bool | None = None) -> dict[str, 
     if judging is None:
         judging = judging_of(conn)
     rate = recent_rate(conn)
+    judge_rate = recent_rate(conn, "judge") if judging else None
     to_make = counts["pending"] + counts["generating"]
     remaining = to_make + (counts["generated"] if judging else 0)
     progress = completeness(counts, judging)
@@ -115,11 +134,78 @@ def collect(conn: sqlite3.Connection, judging: bool | None = None) -> dict[str, 
         "done": progress["n_done"],
         "failed": counts["failed"],
         "remaining": remaining,
+        "judging": judging,
         "videos_per_hour": rate,
-        "eta_s": (to_make / rate * 3600.0) if rate and to_make else (0.0 if not remaining else None),
+        "judged_per_hour": judge_rate,
+        "eta_s": eta_seconds(counts, judging, rate, judge_rate),
         "failures": failures,
         "updated": time.time(),
     }
+
+
+def _item_label(run_seed: int, prompt_id: str, seed: int) -> str:
+    """`vp2-0001 #1`: the prompt and the seed index (the raw seed when it is not a derived one)."""
+    k = seed_indices(run_seed, [(prompt_id, seed)], MAX_SEEDS).get((prompt_id, seed))
+    return f"{prompt_id} #{k}" if k is not None else f"{prompt_id} seed {seed}"
+
+
+# Per kind: the ledger column naming the replica, the unfinished state it works on, its seconds column.
+_REPLICA_WORK = {
+    "generator": ("gen_replica", "generating", "gen_seconds", "generate"),
+    "evaluator": ("judge_replica", "generated", "judge_seconds", "judge"),
+}
+SECONDS_WINDOW = 20  # seconds per video over a replica's most recent items
+
+
+def replica_rows(conn: sqlite3.Connection, replicas: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per replica that served the run (`replicas`: ReplicaInfo dicts, from the dispatcher
+    or manifest.json, plus every address the ledger names), from the ledger alone: `current` item
+    (an unfinished one it took last), `seconds_per_video` (mean of its recent items), `errors`
+    (error entries naming it) and `last_seen` (epoch of its last ledger update)."""
+    known = {(r["kind"], r["address"]): dict(r) for r in replicas}
+    for kind, (col, *_rest) in _REPLICA_WORK.items():
+        for (address,) in conn.execute(f"SELECT DISTINCT {col} FROM items WHERE {col} IS NOT NULL"):
+            known.setdefault((kind, address), {"kind": kind, "address": address})
+    errors = [json.loads(e) for (e,) in conn.execute("SELECT errors FROM items WHERE errors != '[]'")]
+    config = conn.execute("SELECT value FROM meta WHERE key='config'").fetchone()
+    run_seed = int(json.loads(config[0]).get("run_seed") or 0) if config else 0
+    rows = []
+    for (kind, address), info in sorted(known.items(), key=lambda kv: (kv[0][0] != "generator", kv[0])):
+        col, unfinished, seconds, stage = _REPLICA_WORK[kind]
+        current = conn.execute(
+            f"SELECT prompt_id, seed FROM items WHERE {col}=? AND state=? ORDER BY updated_at DESC LIMIT 1",
+            (address, unfinished),
+        ).fetchone()
+        recent = [
+            r[0]
+            for r in conn.execute(
+                f"SELECT {seconds} FROM items WHERE {col}=? AND {seconds} IS NOT NULL "
+                "ORDER BY updated_at DESC LIMIT ?",
+                (address, SECONDS_WINDOW),
+            )
+        ]
+        (last_seen,) = conn.execute(
+            f"SELECT MAX(updated_at) FROM items WHERE {col}=?", (address,)
+        ).fetchone()
+        tag = f"[{address}]"  # dispatch appends the replica's address to an RPC error's reason
+        rows.append(
+            {
+                "kind": kind,
+                "address": address,
+                "device": info.get("device_name") or info.get("device") or "",
+                "hostname": info.get("hostname", ""),
+                "current": _item_label(run_seed, *current) if current else "",
+                "seconds_per_video": sum(recent) / len(recent) if recent else None,
+                "errors": sum(
+                    1
+                    for item in errors
+                    for e in item
+                    if e.get("stage") == stage and tag in e.get("error", "")
+                ),
+                "last_seen": last_seen,
+            }
+        )
+    return rows
 
 
 def format_status(run_dir: Path, info: dict[str, Any], max_failures: int = 20) -> str:
@@ -143,13 +229,25 @@ def format_status(run_dir: Path, info: dict[str, Any], max_failures: int = 20) -
     return "\n".join(lines)
 
 
-def status_main(run_dir: str, as_json: bool = False) -> int:
+def status_main(run_dir: str, as_json: bool = False, watch_s: float | None = None) -> int:
     """Exit 0; 1 when RUN_DIR has no ledger or sqlite fails; 2 when the ledger is corrupt (one line
-    naming `videophy-bench recover`)."""
+    naming `videophy-bench recover`). `watch_s`: the live display (progress.watch), redrawn every
+    `watch_s` seconds while the run is going on; it only reads the run directory."""
     from services.orchestrator.export import refresh
 
     path = Path(run_dir)
+    if watch_s is not None and not watch_s > 0:
+        print(f"videophy-bench status: --watch {watch_s}: seconds must be > 0", file=sys.stderr)
+        return 2
+    if watch_s is not None and not (path / "ledger.sqlite").is_file():
+        print(f"videophy-bench status: {path}: no ledger.sqlite (not a run directory?)", file=sys.stderr)
+        return 1
     try:
+        if watch_s is not None:
+            from services.orchestrator.progress import watch
+
+            watch(path, interval_s=watch_s)
+            return 0
         exports = refresh(path)  # also makes results.csv/summary.json match the ledger
         conn = connect(path, readonly=True)
     except LedgerCorrupt as exc:

@@ -26,7 +26,8 @@ def results(run_dir: Path) -> list[dict]:
 
 
 def assert_exports_match_ledger(run_dir: Path) -> dict:
-    """results.csv has exactly the ledger's items and states, and summary.json its counts; the summary."""
+    """results.csv has exactly the ledger's items and states, and summary.json and results.json its
+    counts; the summary."""
     led = rows(run_dir)
     res = results(run_dir)
     key = ("prompt_id", "seed", "state", "sha256")
@@ -35,6 +36,9 @@ def assert_exports_match_ledger(run_dir: Path) -> dict:
     )
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["n_items"] == summary["n_selected"] == len(led)
+    document = json.loads((run_dir / "results.json").read_text())  # rebuilt with the others
+    assert document["summary"] == summary
+    assert sum(c["n_items"] for c in document["conditions"]) == len(led)
     return summary
 
 

@@ -3,8 +3,8 @@
 Contract of the typed frame returned by :func:`prepare_results` (and therefore by every loader):
 
 * every column of the results schema exists (missing ones are added as all-missing);
-* ``seed``/``round``/``prompt_tokens`` are nullable ``Int64``; ``is_hard``/``prompt_truncated`` are
-  nullable ``boolean``; score columns are ``float64``; text columns are strings with missing values as NA;
+* ``seed``/``seed_index``/``round``/``prompt_tokens`` are nullable ``Int64``; ``is_hard``/``prompt_truncated``
+  are nullable ``boolean``; score columns are ``float64``; text columns are strings with missing values as NA;
 * ``status`` is added: ``scored`` (SA and PC present and parsed), ``unparseable`` (the judge answer for
   SA or PC could not be parsed; the official convention scores it 0), ``failed`` (``state == failed``)
   or ``not_judged`` (anything else: pending, generating, generated, judged without both scores);
@@ -36,7 +36,7 @@ from services.orchestrator.results_schema import RESULTS_COLUMNS
 #: Threshold of the VideoPhy-2 joint metric: an item passes when SA >= 4 and PC >= 4.
 PASS_THRESHOLD = 4.0
 
-INT_COLUMNS = ("seed", "round", "prompt_tokens")
+INT_COLUMNS = ("seed", "seed_index", "round", "prompt_tokens")
 BOOL_COLUMNS = ("is_hard", "prompt_truncated")
 FLOAT_COLUMNS = (
     "sa",

@@ -352,10 +352,29 @@ def prompt_frame(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def seed_key(df: pd.DataFrame) -> str:
+    """The column that says which of a prompt's videos an item is: ``seed_index`` (k of ``--seeds N``,
+    the same k across prompts) when every item has one, else the raw ``seed`` (results.csv files
+    written before ``seed_index`` existed; there the seed is per prompt, so groups may hold one item)."""
+    if "seed_index" in df.columns and len(df) and bool(df["seed_index"].notna().all()):
+        return "seed_index"
+    return "seed"
+
+
+def n_seeds(df: pd.DataFrame) -> int:
+    """Videos per prompt: distinct seed indices; without them, the most distinct seeds of one prompt."""
+    if not len(df):
+        return 0
+    if seed_key(df) == "seed_index":
+        return int(df["seed_index"].nunique())
+    return int(df.groupby("prompt_id")["seed"].nunique().max())
+
+
 def seed_table(df: pd.DataFrame) -> list[dict[str, Any]]:
-    """Per seed: the headline statistics; then one row averaging per prompt first (each prompt weighs 1)."""
+    """Per seed index (:func:`seed_key`): the headline statistics; then one row averaging per prompt
+    first (each prompt weighs 1). ``seed`` holds the group's label."""
     rows = []
-    for seed_value, part in df.groupby("seed", sort=True):
+    for seed_value, part in df.groupby(seed_key(df), sort=True):
         stats = score_stats(part)
         rows.append(
             {
@@ -436,8 +455,9 @@ def summarize(df: pd.DataFrame, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = DEF
     """Headline numbers of a run for ``summary.json`` (cheap: the only bootstrap is VideoCon's).
 
     Accepts a raw or typed results frame. Keys: ``n`` (scored items), ``n_items``, ``coverage``,
-    ``n_failed``, ``n_unparseable``, ``n_not_judged``, ``n_prompts``, ``n_seeds``, ``joint`` with
-    ``joint_lo``/``joint_hi`` (95% Wilson), ``joint_official``/``n_official``, ``mean_sa``, ``mean_pc``,
+    ``n_failed``, ``n_unparseable``, ``n_not_judged``, ``n_prompts``, ``n_seeds`` (videos per prompt,
+    :func:`n_seeds`), ``joint`` with ``joint_lo``/``joint_hi`` (95% Wilson), ``joint_official``/
+    ``n_official``, ``mean_sa``, ``mean_pc``,
     ``share_sa_below_4``, ``share_pc_below_4``, ``n_pass``/``n_sa_only``/``n_pc_only``/``n_both`` and their
     ``share_*``, and for the hard and easy subsets ``joint_hard``, ``n_hard``, ``mean_sa_hard``,
     ``mean_pc_hard`` (same with ``_easy``). Proportions are fractions; undefined values are ``None``.
@@ -457,7 +477,7 @@ def summarize(df: pd.DataFrame, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = DEF
     if "status" not in df.columns:
         df = prepare_results(df)
     out = dict(score_stats(df))
-    out["n_seeds"] = int(df["seed"].nunique())
+    out["n_seeds"] = n_seeds(df)
     all_hard_easy = subsets(df)[:3]
     for name, part in all_hard_easy[1:]:
         stats = score_stats(part)

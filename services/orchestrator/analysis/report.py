@@ -22,9 +22,11 @@ from .metrics import (
     best_worst_actions,
     has_videocon,
     lowest_videos,
+    n_seeds,
     problem_rows,
     rule_distribution,
     scored,
+    seed_key,
     seed_table,
     seed_variance,
     subset_table,
@@ -329,14 +331,17 @@ def condition_section(
                 rules,
             )
         )
-    if df["seed"].nunique() > 1:
+    by_index = seed_key(df) == "seed_index"
+    if n_seeds(df) > 1:  # several videos per prompt
         seed_rows = seed_table(df)
         blocks.append(
             Table(
                 f"{prefix}_seeds",
-                "Per seed, and per prompt averaged over seeds",
+                "Per seed index (k of --seeds), and per prompt averaged over seeds"
+                if by_index
+                else "Per seed, and per prompt averaged over seeds",
                 [
-                    Column("seed", "seed"),
+                    Column("seed", "seed index" if by_index else "seed"),
                     *COVERAGE,
                     JOINT_WILSON,
                     Column("mean_sa", "mean SA", "num2"),
