@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from services.orchestrator.prompts import normalize_caption
+
 from . import plots
 from .document import Column, Figure, Report, Section, Table, Text
 from .intervals import DEFAULT_BOOTSTRAP, DEFAULT_SEED
@@ -173,7 +175,8 @@ def match_human(run: pd.DataFrame, test: pd.DataFrame) -> tuple[pd.DataFrame, st
     Tried in order, the first key that matches anything wins: the run's ``video_url`` column (if it has
     one) equal to the test ``video_url``; the last two path components of ``video_path`` equal to those
     of ``video_url`` (e.g. ``hunyuan_xdit/A_yo-yo_....mp4``); (caption, arm) equal to (caption,
-    model_name). Test keys that occur more than once are ambiguous and dropped. Returns the matched frame
+    model_name), captions compared after ``normalize_caption`` as everywhere else. Test keys that occur
+    more than once are ambiguous and dropped. Returns the matched frame
     (``sa``, ``pc``, ``joint`` of the run, ``sa_h``, ``pc_h``, ``joint_h`` human) and the key used.
     """
     ok = scored(run)
@@ -185,8 +188,8 @@ def match_human(run: pd.DataFrame, test: pd.DataFrame) -> tuple[pd.DataFrame, st
     candidates.append(
         (
             "caption + model",
-            ok["caption"].astype(str) + "\x00" + ok["arm"].astype(str),
-            human["caption"].astype(str) + "\x00" + human["arm"].astype(str),
+            ok["caption"].astype(str).map(normalize_caption) + "\x00" + ok["arm"].astype(str),
+            human["caption"].astype(str).map(normalize_caption) + "\x00" + human["arm"].astype(str),
         )
     )
     for name, run_key, human_key in candidates:
