@@ -122,6 +122,7 @@ def test_results_json_follows_the_ledger_and_a_running_orchestrator_keeps_it(tmp
 
 
 def test_version_names_the_package_and_the_checkout(capsys, monkeypatch, tmp_path):
+    version.tool_info.cache_clear()  # an earlier test may have cached another HEAD
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])
     assert exit_.value.code == 0
