@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from services.common import judge_tasks
 from services.common.arguments import Parser, port
 from services.common.entry import configure_logging, guarded, print_library_logs_once
 from services.common.settings import env_flag, read_token
@@ -150,7 +151,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         gen,
         "--judge-tasks",
         default=None,
-        help="comma list of sa, pc, rule, videocon_sa, videocon_pc (default: sa,pc plus rule when the "
+        help=f"comma list of {', '.join(judge_tasks.task_names())} (default: sa,pc plus rule when the "
         "prompt set has rules); each is routed to evaluators that serve it",
     )
     ep = p.add_argument_group("services")
@@ -257,8 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_options(args: argparse.Namespace, argv: list[str]):
     from services.common.channel import ClientConfig
+    from services.common.judge_tasks import parse_tasks
     from services.evaluator.catalog import TINY
-    from services.orchestrator.dispatch import DispatchOptions, parse_tasks
+    from services.orchestrator.dispatch import DispatchOptions
     from services.orchestrator.runner import DEFAULT_JUDGE, RunOptions, is_tiny_preset
 
     model = args.model
