@@ -140,10 +140,17 @@ def salvage(path: Path, request_ids: set[str]) -> tuple[dict[str, Any], dict[str
         for rid in request_ids - set(rows):  # through the primary-key index
             with contextlib.suppress(sqlite3.Error):
                 keep(conn.execute("SELECT * FROM items WHERE request_id=?", (rid,)).fetchone())
-        for a in _readable_rows(conn, "answers"):
-            with contextlib.suppress(IndexError, TypeError):
-                answers.setdefault(a["request_id"], {})[a["task"]] = StoredAnswer(
-                    a["task"], a["score"], a["parse"], a["raw"])
+        def keep_answer(a: sqlite3.Row) -> None:
+            answers.setdefault(a["request_id"], {})[a["task"]] = StoredAnswer(
+                a["task"], a["score"], a["parse"], a["raw"])
+
+        with contextlib.suppress(sqlite3.Error):  # up to the first damaged page
+            for a in conn.execute("SELECT * FROM answers ORDER BY rowid"):
+                keep_answer(a)
+        for rid in set(rows) - set(answers):  # through the primary-key index (request_id, task)
+            with contextlib.suppress(sqlite3.Error):
+                for a in conn.execute("SELECT * FROM answers WHERE request_id=?", (rid,)).fetchall():
+                    keep_answer(a)
     for rid, row in rows.items():  # a version-1 row has them in its own columns: one shape for both
         rows[rid] = {**row, **answer_fields({**stored_answers(row), **answers.get(rid, {})})}
     return meta, rows
