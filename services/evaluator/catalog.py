@@ -1,23 +1,72 @@
-"""The judge models the evaluator knows by name, and which `--model` values it accepts.
+"""The judge registry: the judge models the evaluator knows by name, and which `--model` values it accepts.
 
-Torch-free on purpose: the orchestrator checks `--judge-model` / `--videocon-model` against this
-before it creates or starts anything.
+Each `JudgeSpec` names a factory as `module:callable`, imported only when the judge is loaded
+(lm-evaluation-harness style), so this module stays torch-free: the orchestrator checks
+`--judge-model` / `--videocon-model` against it before it creates or starts anything. Adding a judge
+is one module (a factory returning a `services.evaluator.judge.Judge`) and one `register_judge` entry.
+The tasks themselves are registered in `services.common.judge_tasks`.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from services.evaluator.model.templates import GENERATIVE_TASKS, VIDEOCON_TASKS
+from services.common.judge_tasks import tasks_of
 
 TINY = "tiny"  # random weights in the official layout, built offline
-# name -> (Hub repo, tasks it was trained for)
-KNOWN_MODELS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "videophy_2_auto": ("videophysics/videophy_2_auto", GENERATIVE_TASKS),
-    "videocon_physics": ("videophysics/videocon_physics", VIDEOCON_TASKS),
-}
-NAMES = (TINY, *KNOWN_MODELS)
+MPLUG_FACTORY = "services.evaluator.judge:load_mplug_judge"
+
+
+@dataclass(frozen=True)
+class JudgeSpec:
+    """A judge by name. The factory is called as `factory(spec, source, **options)` and returns a
+    Judge; `source` is the `--model` value (the name, a local directory or a Hub repo id)."""
+
+    name: str
+    factory: str  # "module:callable", imported lazily
+    tasks: tuple[str, ...]  # judge-task names it answers (services.common.judge_tasks)
+    model_id: str = ""  # Hub repo of its weights; "" when built offline or given as --model
+    description: str = ""
+
+    def load_factory(self) -> Callable[..., Any]:
+        module, _, attr = self.factory.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+_JUDGES: dict[str, JudgeSpec] = {}
+
+
+def register_judge(spec: JudgeSpec) -> JudgeSpec:
+    if spec.name in _JUDGES:
+        raise ValueError(f"judge {spec.name!r} is already registered")
+    if ":" not in spec.factory:
+        raise ValueError(f"judge {spec.name!r}: factory must be 'module:callable', not {spec.factory!r}")
+    _JUDGES[spec.name] = spec
+    return spec
+
+
+def unregister_judge(name: str) -> None:
+    """Remove a judge (tests that register their own)."""
+    _JUDGES.pop(name, None)
+
+
+def judge_spec(name: str) -> JudgeSpec | None:
+    return _JUDGES.get(name)
+
+
+def judge_names() -> tuple[str, ...]:
+    return tuple(_JUDGES)
+
+
+# A checkpoint given as a local directory or Hub repo id: the mPLUG-Owl code, every task it has.
+LOCAL = JudgeSpec("local", MPLUG_FACTORY, (*tasks_of("autoeval"), *tasks_of("videocon")))
+
+
 HUB_REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
 
 
@@ -28,7 +77,15 @@ def is_hub_repo_id(name: str) -> bool:
 
 def unknown_judge(name: str) -> str | None:
     """Why the evaluator would refuse `--model name` (None: a name it knows, a directory or a Hub id)."""
-    if name in NAMES or Path(name).expanduser().is_dir() or is_hub_repo_id(name):
+    if name in _JUDGES or Path(name).expanduser().is_dir() or is_hub_repo_id(name):
         return None
-    return (f"unknown judge model {name!r}: choose {', '.join(NAMES)}, a local checkpoint directory "
+    return (f"unknown judge model {name!r}: choose {', '.join(_JUDGES)}, a local checkpoint directory "
             "or a Hub repo id (owner/name)")
+
+
+register_judge(JudgeSpec(TINY, MPLUG_FACTORY, (*tasks_of("autoeval"), *tasks_of("videocon")),
+                         description="random weights in the official layout, built offline (tests)"))
+register_judge(JudgeSpec("videophy_2_auto", MPLUG_FACTORY, tasks_of("autoeval"),
+                         "videophysics/videophy_2_auto", "VideoPhy-2 AutoEval"))
+register_judge(JudgeSpec("videocon_physics", MPLUG_FACTORY, tasks_of("videocon"),
+                         "videophysics/videocon_physics", "VideoCon-Physics"))

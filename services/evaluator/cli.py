@@ -13,6 +13,7 @@ from services.common.entry import configure_logging, guarded
 from services.common.server import run_service
 from services.common.settings import add_server_flags, env_flag
 from services.common.storage import Storage
+from services.evaluator.catalog import judge_names
 
 SERVICE_NAME = evaluator_pb2.DESCRIPTOR.services_by_name["EvaluatorService"].full_name
 DEFAULT_PORT = 50052
@@ -27,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_server_flags(parser, DEFAULT_PORT)
     g = parser.add_argument_group("judge")
     env_flag(g, "--model", default="tiny",
-             help="tiny, videophy_2_auto (videophysics/videophy_2_auto), videocon_physics, or a local dir")
+             help=f"{', '.join(judge_names())} (services/evaluator/catalog.py), a Hub repo id or a local dir")
     env_flag(g, "--revision", default=None, help="Hub revision to pin")
     env_flag(g, "--device", default="auto", help="auto, cpu, cuda or cuda:N")
     env_flag(g, "--dtype", default="auto", choices=["auto", "bfloat16", "float32"],

@@ -28,8 +28,9 @@ from typing import Protocol
 
 import torch
 
+from services.common import judge_tasks
 from services.common.limits import MAX_JUDGE_TEXT_CHARS, check_text
-from services.evaluator.catalog import KNOWN_MODELS, TINY
+from services.evaluator.catalog import LOCAL, TINY, JudgeSpec, judge_spec
 from services.evaluator.errors import (
     EmptyTextError,
     JudgeInputError,
@@ -42,13 +43,7 @@ from services.evaluator.model.language import LEGACY_ATTENTION
 from services.evaluator.model.loading import load_model, resolve_checkpoint
 from services.evaluator.model.modeling import OFFICIAL_MAX_NEW_TOKENS, MplugOwlForConditionalGeneration
 from services.evaluator.model.parsing import ParseStatus, parse_answer
-from services.evaluator.model.templates import (
-    ALL_TASKS,
-    GENERATIVE_TASKS,
-    VIDEOCON_TASKS,
-    build_prompt,
-    task_needs_text,
-)
+from services.evaluator.model.templates import build_prompt
 from services.evaluator.model.tokenization import IMAGE_TOKEN, PromptTokenizer
 from services.evaluator.model.videocon import videocon_scores
 from services.evaluator.prefetch import FramePrefetcher, PreparedVideo
@@ -130,12 +125,13 @@ class MplugOwlJudge:
         if not queries:
             raise JudgeInputError("no queries given")
         for q in queries:
-            if q.task not in ALL_TASKS:
-                raise UnknownTaskError(f"unknown task {q.task!r}; expected one of {', '.join(ALL_TASKS)}")
+            if q.task not in judge_tasks.task_names():
+                raise UnknownTaskError(
+                    f"unknown task {q.task!r}; expected one of {', '.join(judge_tasks.task_names())}")
             if q.task not in self.info.tasks:
                 raise UnsupportedTaskError(f"task {q.task!r} is not supported by {self.info.model_id}")
-            if task_needs_text(q.task):
-                what = _text_name(q.task)
+            what = judge_tasks.task(q.task).text_field
+            if what:
                 if not isinstance(q.text, str) or not q.text.strip():
                     raise EmptyTextError(f"empty {what} for task {q.task!r}")
                 reason = check_text(f"the {what} for task {q.task!r}", q.text, MAX_JUDGE_TEXT_CHARS)
@@ -144,11 +140,12 @@ class MplugOwlJudge:
                 if IMAGE_TOKEN in q.text:  # the official code crashes on an image placeholder
                     raise UnsupportedPromptError(f"text for task {q.task!r} contains {IMAGE_TOKEN!r}")
         for q in queries:  # tokenizing is bounded by the character limit above
-            if q.task in GENERATIVE_TASKS and task_needs_text(q.task):
+            spec = judge_tasks.task(q.task)
+            if spec.generative and spec.needs_text:
                 n = len(self.tokenizer.encode_generate_prompt(build_prompt(q.task, q.text)))
                 if n > self.context_tokens:
                     raise UnsupportedPromptError(
-                        f"the {q.task!r} prompt with this {_text_name(q.task)} is {n} tokens; the judge's "
+                        f"the {q.task!r} prompt with this {spec.text_field} is {n} tokens; the judge's "
                         f"context is {self.context_tokens} tokens (max_position_embeddings)")
 
     # ---- public API -------------------------------------------------------------------------------------
@@ -213,7 +210,7 @@ class MplugOwlJudge:
         timings["vision_s"] = time.perf_counter() - t0
         answers: dict[tuple[int, int], JudgeAnswer] = {}
 
-        gen = _select(queries, GENERATIVE_TASKS)
+        gen = _select(queries, generative=True)  # AutoEval: generated answers, parsed
         if gen:
             t0 = time.perf_counter()
             ids = [self.tokenizer.encode_generate_prompt(build_prompt(q.task, q.text)) for _, _, q in gen]
@@ -226,7 +223,7 @@ class MplugOwlJudge:
                 answers[(vi, qi)] = JudgeAnswer(q.task, score, text, parsed.status.value, parsed.rule)
             timings["generate_s"] = time.perf_counter() - t0
 
-        vc = _select(queries, VIDEOCON_TASKS)
+        vc = _select(queries, generative=False)  # VideoCon-Physics: P(yes)
         if vc:
             t0 = time.perf_counter()
             prompts = [build_prompt(q.task, q.text) for _, _, q in vc]
@@ -243,13 +240,10 @@ class MplugOwlJudge:
         ]
 
 
-def _text_name(task: str) -> str:
-    return "rule" if task == "rule" else "caption"
-
-
-def _select(queries: list[list[JudgeQuery]], tasks: tuple[str, ...]) -> list[tuple[int, int, JudgeQuery]]:
-    """(video index, query index, query) of every query whose task is in ``tasks``."""
-    return [(vi, qi, q) for vi, qs in enumerate(queries) for qi, q in enumerate(qs) if q.task in tasks]
+def _select(queries: list[list[JudgeQuery]], *, generative: bool) -> list[tuple[int, int, JudgeQuery]]:
+    """(video index, query index, query) of every query whose task is (not) generative."""
+    return [(vi, qi, q) for vi, qs in enumerate(queries) for qi, q in enumerate(qs)
+            if judge_tasks.task(q.task).generative == generative]
 
 
 def _sync(device: torch.device) -> None:
@@ -257,38 +251,45 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def load_judge(
-    name_or_path: str | Path = "tiny",
+def load_judge(name_or_path: str | Path = "tiny", device: str = "cpu", dtype: str | torch.dtype = "bfloat16",
+               **options) -> Judge:
+    """A judge by registry name (`services.evaluator.catalog`), a Hub repo id or a local directory (the
+    mPLUG-Owl code); its factory is imported only now."""
+    name = str(name_or_path)
+    spec = judge_spec(name) or LOCAL
+    return spec.load_factory()(spec, name, device=device, dtype=dtype, **options)
+
+
+def load_mplug_judge(
+    spec: JudgeSpec,
+    source: str,
+    *,
     device: str = "cpu",
     dtype: str | torch.dtype = "bfloat16",
-    *,
     revision: str | None = None,
     lora_checkpoint: str | Path | None = None,
     attention: str = LEGACY_ATTENTION,
     max_new_tokens: int = OFFICIAL_MAX_NEW_TOKENS,
     num_frames: int = NUM_FRAMES,
 ) -> MplugOwlJudge:
-    """``tiny`` (built offline), ``videophy_2_auto``, ``videocon_physics``, a Hub repo id or a local
-    directory."""
+    """The factory of the mPLUG-Owl judges: ``tiny`` (built offline), a registered Hub model
+    (``videophy_2_auto``, ``videocon_physics``), or ``source`` as a Hub repo id / local directory."""
     torch_dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
-    name = str(name_or_path)
-    if name == TINY:
+    if spec.name == TINY:
         from services.evaluator.tiny import build_tiny_judge, default_tiny_dir
 
-        directory, model_id, tasks, preset = build_tiny_judge(default_tiny_dir()), "tiny", ALL_TASKS, "tiny"
-    elif name in KNOWN_MODELS:
-        repo, tasks = KNOWN_MODELS[name]
-        directory, model_id, preset = resolve_checkpoint(repo, revision), repo, name
+        directory, model_id = build_tiny_judge(default_tiny_dir()), TINY
     else:
-        directory, model_id, tasks, preset = resolve_checkpoint(name, revision), name, ALL_TASKS, "local"
+        model_id = spec.model_id or source
+        directory = resolve_checkpoint(model_id, revision)
     model = load_model(
         directory, dtype=torch_dtype, device=device, attention=attention, lora_checkpoint=lora_checkpoint
     )
     info = JudgeInfo(
-        name=preset,
+        name=spec.name,
         model_id=model_id,
         revision=revision or _snapshot_revision(directory),
-        tasks=tuple(tasks),
+        tasks=tuple(spec.tasks),
         dtype=str(torch_dtype).removeprefix("torch."),
         device=str(device),
     )
@@ -315,4 +316,5 @@ __all__ = [
     "JudgeQuery",
     "MplugOwlJudge",
     "load_judge",
+    "load_mplug_judge",
 ]

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from videophy.v1 import common_pb2, evaluator_pb2, evaluator_pb2_grpc
 
+from services.common import judge_tasks
 from services.common.errors import Busy, FailedPrecondition, InvalidRequest, NotReady
 from services.common.limits import MAX_ID_CHARS, MAX_JUDGE_QUERIES, MAX_URI_CHARS, require_texts
 from services.common.runtime import runtime_info
@@ -34,21 +35,6 @@ from services.evaluator.judge import Judge, JudgeOutcome, JudgeQuery
 
 log = logging.getLogger(__name__)
 
-TASK_NAMES = {
-    evaluator_pb2.JUDGE_TASK_SA: "sa",
-    evaluator_pb2.JUDGE_TASK_PC: "pc",
-    evaluator_pb2.JUDGE_TASK_RULE: "rule",
-    evaluator_pb2.JUDGE_TASK_VIDEOCON_SA: "videocon_sa",
-    evaluator_pb2.JUDGE_TASK_VIDEOCON_PC: "videocon_pc",
-}
-TASK_ENUMS = {v: k for k, v in TASK_NAMES.items()}
-PARSE_ENUMS = {
-    "parsed": evaluator_pb2.PARSE_STATUS_PARSED,
-    "digit_fallback": evaluator_pb2.PARSE_STATUS_DIGIT_FALLBACK,
-    "unparseable": evaluator_pb2.PARSE_STATUS_UNPARSEABLE,
-    "probability": evaluator_pb2.PARSE_STATUS_PROBABILITY,
-    "parser_error": evaluator_pb2.PARSE_STATUS_PARSER_ERROR,
-}
 _MISSING_VIDEO = (VideoNotFoundError, VideoDecodeError, EmptyVideoError)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -108,9 +94,10 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServiceServicer):
             raise InvalidRequest(f"{len(request.queries)} queries; the limit is {MAX_JUDGE_QUERIES}")
         queries: list[JudgeQuery] = []
         for q in request.queries:
-            name = TASK_NAMES.get(q.task)
-            if name is None:
+            known = judge_tasks.task_by_wire(q.task)
+            if known is None:
                 raise InvalidRequest(f"unknown task {q.task}")
+            name = known.name
             if name not in self.judge.info.tasks:
                 raise InvalidRequest(f"task {name!r} is not served by {self.judge.info.model_id} "
                                      f"(serves {', '.join(self.judge.info.tasks)})")
@@ -150,10 +137,10 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServiceServicer):
         timings["total"] = time.perf_counter() - started
         answers = [
             evaluator_pb2.JudgeAnswer(
-                task=TASK_ENUMS[a.task],
+                task=judge_tasks.task(a.task).wire,
                 score=None if a.score is None else float(a.score),  # unset: no score (parser_error)
                 raw_text=a.raw_text,
-                parse_status=PARSE_ENUMS[a.parse_status],
+                parse_status=judge_tasks.PARSE_STATUSES[a.parse_status],
             )
             for a in outcome.answers
         ]
@@ -165,7 +152,7 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServiceServicer):
         if self.judge is None:
             raise NotReady("judge is still loading")
         return evaluator_pb2.EvaluatorInfo(model=self._model_proto(), runtime=self._runtime,
-                                           tasks=[TASK_ENUMS[t] for t in self.judge.info.tasks],
+                                           tasks=[judge_tasks.task(t).wire for t in self.judge.info.tasks],
                                            capacity=self.capacity)
 
     # -- batching ------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from services.common import judge_tasks
 from services.common.arguments import (
     Parser,
     RawDescriptionDefaultsHelpFormatter,
@@ -160,7 +161,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         gen,
         "--judge-tasks",
         default=None,
-        help="comma list of sa, pc, rule, videocon_sa, videocon_pc (default: sa,pc plus rule when the "
+        help=f"comma list of {', '.join(judge_tasks.task_names())} (default: sa,pc plus rule when the "
         "prompt set has rules); each is routed to evaluators that serve it",
     )
     ep = p.add_argument_group("services")
@@ -278,8 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_options(args: argparse.Namespace, argv: list[str]):
     from services.common.channel import ClientConfig
+    from services.common.judge_tasks import parse_tasks
     from services.evaluator.catalog import TINY
-    from services.orchestrator.dispatch import DispatchOptions, parse_tasks
+    from services.orchestrator.dispatch import DispatchOptions
     from services.orchestrator.runner import DEFAULT_JUDGE, RunOptions, is_tiny_preset
 
     model = args.model

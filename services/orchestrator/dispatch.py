@@ -48,13 +48,14 @@ from google.protobuf import json_format
 from tenacity import RetryCallState, wait_exponential, wait_random
 from videophy.v1 import evaluator_pb2, generator_pb2
 
+from services.common import judge_tasks
 from services.common.channel import ClientConfig
 from services.common.storage import Storage
 from services.orchestrator import artifacts
 from services.orchestrator.clients import EvaluatorClient, GeneratorClient, ProtocolError
 from services.orchestrator.discovery import Target, resolve
 from services.orchestrator.items import WorkItem
-from services.orchestrator.ledger import Ledger
+from services.orchestrator.ledger import Ledger, StoredAnswer
 
 log = logging.getLogger(__name__)
 
@@ -70,47 +71,6 @@ PERMANENT = frozenset(
         grpc.StatusCode.ALREADY_EXISTS,
     }
 )
-PARSE_NAMES = {
-    evaluator_pb2.PARSE_STATUS_PARSED: "parsed",
-    evaluator_pb2.PARSE_STATUS_DIGIT_FALLBACK: "digit_fallback",
-    evaluator_pb2.PARSE_STATUS_UNPARSEABLE: "unparseable",
-    evaluator_pb2.PARSE_STATUS_PROBABILITY: "probability",
-    evaluator_pb2.PARSE_STATUS_PARSER_ERROR: "parser_error",
-}
-TASK_COLUMNS = {
-    evaluator_pb2.JUDGE_TASK_SA: "sa",
-    evaluator_pb2.JUDGE_TASK_PC: "pc",
-    evaluator_pb2.JUDGE_TASK_RULE: "rule",
-    evaluator_pb2.JUDGE_TASK_VIDEOCON_SA: "videocon_sa",
-    evaluator_pb2.JUDGE_TASK_VIDEOCON_PC: "videocon_pc",
-}
-TASK_ENUMS = {name: enum for enum, name in TASK_COLUMNS.items()}
-ALL_TASKS = tuple(TASK_COLUMNS.values())  # canonical order
-AUTOEVAL_TASKS = frozenset({"sa", "pc", "rule"})  # VideoPhy-2 AutoEval (generated answers)
-VIDEOCON_TASKS = frozenset({"videocon_sa", "videocon_pc"})  # VideoCon-Physics (P(yes))
-GENERATIVE_COLUMNS = ("sa", "pc", "rule")  # tasks with a parse status and raw text
-
-
-def parse_tasks(spec: str) -> tuple[str, ...]:
-    """`sa,pc,videocon_sa` -> canonical order; raises ValueError naming an unknown task."""
-    names = [t.strip().lower() for t in spec.split(",") if t.strip()]
-    unknown = [t for t in names if t not in ALL_TASKS]
-    if unknown:
-        raise ValueError(
-            f"unknown judge task(s) {', '.join(unknown)}; expected some of {', '.join(ALL_TASKS)}"
-        )
-    if not names:
-        raise ValueError("no judge task given")
-    return tuple(t for t in ALL_TASKS if t in names)
-
-
-def answered_tasks(row: Any) -> frozenset[str]:
-    """Tasks a ledger row already has an answer for (a parse status counts: a parser error has no score)."""
-    out = set()
-    for task in ALL_TASKS:
-        if row[task] is not None or (task in GENERATIVE_COLUMNS and row[f"{task}_parse"]):
-            out.add(task)
-    return frozenset(out)
 
 
 def partition_tasks(tasks: frozenset[str], pools: set[frozenset[str]]) -> list[frozenset[str]]:
@@ -153,7 +113,7 @@ class DispatchOptions:
     backoff_max_s: float = 30.0
     stall_timeout_s: float = 900.0
     drain_grace_s: float = 30.0  # after drain(): how long calls in flight may take to finish
-    # Requested judge tasks (names, see ALL_TASKS); `rule` applies only to items that have a rule.
+    # Requested judge tasks (services.common.judge_tasks); a rule task applies only to items with a rule.
     judge_tasks: tuple[str, ...] = ("sa", "pc", "rule")
     verify_decode: bool = True
     # Send every prompt of the run to each generator when it joins (Prepare), so all embeddings are
@@ -199,7 +159,7 @@ def replica_info(kind: str, address: str, info: Any) -> ReplicaInfo:
         rt.hostname,
         max(1, int(info.capacity or 1)),
         dict(rt.library_versions),
-        [TASK_COLUMNS[t] for t in getattr(info, "tasks", ()) if t in TASK_COLUMNS],
+        [t.name for t in map(judge_tasks.task_by_wire, getattr(info, "tasks", ())) if t is not None],
     )
 
 
@@ -236,8 +196,9 @@ def _unserved_message(missing: set[str], infos: dict[str, ReplicaInfo]) -> str:
         f"{a} ({i.preset or i.model_id}) serves {', '.join(i.tasks) or 'nothing'}"
         for a, i in sorted(infos.items())
     )
+    names = ", ".join(t for t in judge_tasks.task_names() if t in missing)
     return (
-        f"judge task(s) {', '.join(t for t in ALL_TASKS if t in missing)} not served by any evaluator "
+        f"judge task(s) {names} not served by any evaluator "
         f"({serving}); add evaluators that serve them (--evaluators, or --videocon-model with --local) "
         "or drop them from --judge-tasks"
     )
@@ -826,7 +787,7 @@ class Dispatcher:
 
     # -- judging ---------------------------------------------------------------------------------
     def _required(self, item: WorkItem) -> frozenset[str]:
-        return frozenset(t for t in self.opts.judge_tasks if t != "rule" or item.rule)
+        return frozenset(t for t in self.opts.judge_tasks if judge_tasks.applies(t, item.rule))
 
     def _enqueue_judging(self, item: WorkItem) -> None:
         """Split the video's unanswered tasks into jobs for the current pools."""
@@ -837,21 +798,18 @@ class Dispatcher:
         for tasks in partition_tasks(ctx.required - ctx.answered, self._pools()):
             self.jobs.put(JudgeJob(ctx, tasks))
 
-    def _complete(self, ctx: _Judging, **answers: Any) -> None:
-        """Mark the item judged, writing its last `answers` in the same ledger update."""
+    def _complete(self, ctx: _Judging) -> None:
+        """Mark an item judged whose answers were all recorded in an earlier session."""
         ctx.active = False
-        fields: dict[str, Any] = {**answers, "state": "judged", "judged_at": time.time(), "error": None}
-        if ctx.seconds:
-            fields["judge_seconds"] = ctx.seconds
-        self.ledger.update(ctx.item.request_id, **fields)
+        self.ledger.update(ctx.item.request_id, state="judged", judged_at=time.time(), error=None)
         self._settle(ctx.item)
 
     def _judge_request(self, item: WorkItem, tasks: frozenset[str]) -> evaluator_pb2.EvaluateRequest:
+        texts = {"caption": item.caption, "rule": item.rule}  # the original caption, not gen_prompt
         queries = [
-            # SA is judged against the original caption; pc/videocon_pc ignore the text.
-            evaluator_pb2.JudgeQuery(task=TASK_ENUMS[t], text=item.rule if t == "rule" else item.caption)
-            for t in ALL_TASKS
-            if t in tasks
+            evaluator_pb2.JudgeQuery(task=t.wire, text=texts.get(t.text_field or "", ""))
+            for t in judge_tasks.tasks()
+            if t.name in tasks
         ]
         return evaluator_pb2.EvaluateRequest(
             request_id=item.request_id, video_uri=item.video_uri, queries=queries, video_sha256=item.sha256
@@ -900,26 +858,29 @@ class Dispatcher:
                 self._busy_tasks[task] -= 1
         if not ctx.active:
             return True
-        fields: dict[str, Any] = {}
-        got = set()
+        answers: dict[str, StoredAnswer] = {}
         for answer in result.answers:
-            col = TASK_COLUMNS.get(answer.task)
-            if col is None or col not in job.tasks:
+            spec = judge_tasks.task_by_wire(answer.task)
+            if spec is None or spec.name not in job.tasks:
                 continue
-            got.add(col)
-            fields[col] = answer.score if answer.HasField("score") else None
-            if col in GENERATIVE_COLUMNS:
-                fields[f"{col}_parse"] = PARSE_NAMES.get(answer.parse_status, "")
-                fields[f"{col}_raw"] = answer.raw_text
+            score = answer.score if answer.HasField("score") else None
+            parse = judge_tasks.PARSE_NAMES.get(answer.parse_status, "")
+            answers[spec.name] = StoredAnswer(spec.name, score, parse, answer.raw_text)
+        got = set(answers)
         if got != job.tasks:
             missing = ",".join(sorted(job.tasks - got))
             self._retry_job(job, f"{rep.address} answered without {missing}")
             return False
+        seconds = time.monotonic() - t0
         ctx.answered |= got
-        ctx.seconds += time.monotonic() - t0
+        ctx.seconds += seconds
         item.answered = frozenset(ctx.answered)
+        fields: dict[str, Any] = {"judge_seconds": ctx.seconds}
+        if ctx.complete:  # the last answers and the state change in one transaction
+            ctx.active = False
+            fields.update(state="judged", judged_at=time.time(), error=None)
+        self.ledger.record_answers(item.request_id, answers.values(), replica=rep.address, seconds=seconds,
+                                   **fields)
         if ctx.complete:
-            self._complete(ctx, **fields)
-        else:
-            self.ledger.update(item.request_id, judge_seconds=ctx.seconds, **fields)
+            self._settle(item)
         return True

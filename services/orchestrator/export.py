@@ -11,17 +11,24 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from services.common import csvio
+from services.common import csvio, judge_tasks
 from services.common.csvio import cell as _cell
 from services.orchestrator import results_document
 from services.orchestrator.items import MAX_SEEDS, config_hash, seed_indices
-from services.orchestrator.ledger import RunLock, RunLocked, connect, lock_holder, state_counts
-from services.orchestrator.results_schema import RESULTS_COLUMNS
+from services.orchestrator.ledger import (
+    RunLock,
+    RunLocked,
+    connect,
+    lock_holder,
+    rows_with_answers,
+    state_counts,
+)
+from services.orchestrator.results_schema import results_columns
 from services.orchestrator.status import completeness, judging_of
 
 PROMPTS_NAME = "prompts.csv"
@@ -80,14 +87,18 @@ def truncated_prompts(results: list[dict[str, str]]) -> int:
     return sum(r["prompt_truncated"] == "True" for r in results)
 
 
-def result_rows(rows: Iterable[sqlite3.Row], prompts: dict[str, dict[str, str]]) -> list[dict[str, str]]:
-    """Ledger rows -> results.csv rows (prompt metadata from the prompt set, paths relative to the run)."""
+def result_rows(
+    rows: Iterable[Mapping[str, Any]], prompts: dict[str, dict[str, str]]
+) -> list[dict[str, str]]:
+    """Ledger rows with their answers (`ledger.rows_with_answers`) -> results.csv rows (prompt metadata
+    from the prompt set, paths relative to the run)."""
+    sa_pass, pc_pass = (judge_tasks.task(t).pass_threshold for t in ("sa", "pc"))
     out = []
     for r in rows:
         meta = prompts.get(r["prompt_id"], {})
         video_path = run_video_path(r["video_uri"]) if r["video_uri"] else ""
         sa, pc = r["sa"], r["pc"]
-        joint = "" if sa is None or pc is None else ("1.0" if sa >= 4 and pc >= 4 else "0.0")
+        joint = "" if sa is None or pc is None else ("1.0" if sa >= sa_pass and pc >= pc_pass else "0.0")
         error = r["error"] or ""  # cleared on success, so only failures and unfinished retries show
         out.append(
             {
@@ -105,17 +116,7 @@ def result_rows(rows: Iterable[sqlite3.Row], prompts: dict[str, dict[str, str]])
                 "error": error,
                 "video_path": video_path,
                 "sha256": _cell(r["sha256"]),
-                "sa": _cell(sa),
-                "pc": _cell(pc),
-                "rule": _cell(r["rule"]),
-                "sa_parse": _cell(r["sa_parse"]),
-                "pc_parse": _cell(r["pc_parse"]),
-                "rule_parse": _cell(r["rule_parse"]),
-                "sa_raw": _cell(r["sa_raw"]),
-                "pc_raw": _cell(r["pc_raw"]),
-                "rule_raw": _cell(r["rule_raw"]),
-                "videocon_sa": _cell(r["videocon_sa"]),
-                "videocon_pc": _cell(r["videocon_pc"]),
+                **{col: _cell(r[col]) for col in judge_tasks.result_columns()},
                 "joint": joint,
                 "gen_seconds": _cell(r["gen_seconds"]),
                 "judge_seconds": _cell(r["judge_seconds"]),
@@ -161,7 +162,7 @@ def summarize_rows(results: list[dict[str, str]]) -> dict[str, Any]:
         from services.orchestrator.analysis import summarize
     except ImportError:  # TODO: drop once the analysis extra is always installed with the orchestrator
         return _minimal_summary(results)
-    return summarize(pd.DataFrame(results, columns=list(RESULTS_COLUMNS)))
+    return summarize(pd.DataFrame(results, columns=list(results_columns())))
 
 
 def _minimal_summary(results: list[dict[str, str]]) -> dict[str, Any]:
@@ -216,7 +217,7 @@ def add_seed_index(results: list[dict[str, str]], meta: dict[str, Any]) -> None:
 
 def ledger_exports(run_dir: Path, conn: sqlite3.Connection) -> tuple[list[dict[str, str]], dict[str, Any]]:
     """(results.csv rows, each with its `rule_text`; summary) computed from the ledger alone."""
-    rows = conn.execute("SELECT * FROM items ORDER BY prompt_id, seed, round, arm").fetchall()
+    rows = rows_with_answers(conn, conn.execute("SELECT * FROM items ORDER BY prompt_id, seed, round, arm"))
     results = result_rows(rows, prompt_table(run_dir))
     add_seed_index(results, run_meta(conn))
     summary = {
@@ -236,9 +237,8 @@ def write_exports(
     """results.csv, official/*.csv, summary.json and results.json (`meta`: `run_meta`), each
     replaced atomically."""
     run_dir = Path(run_dir)
-    csvio.write_csv(
-        run_dir / "results.csv", RESULTS_COLUMNS, ([r[c] for c in RESULTS_COLUMNS] for r in results)
-    )
+    columns = results_columns()
+    csvio.write_csv(run_dir / "results.csv", columns, ([r[c] for c in columns] for r in results))
     write_official(run_dir, results)
     write_atomic(run_dir / "summary.json", json.dumps(summary, indent=1, default=str) + "\n")
     results_document.write(run_dir, results, summary, meta)

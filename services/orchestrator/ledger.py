@@ -1,4 +1,5 @@
-"""The run ledger: SQLite (WAL) in the run directory, one row per item, plus the run directory lock.
+"""The run ledger: SQLite (WAL) in the run directory, one row per item and one per judge answer, plus
+the run directory lock.
 
 Contract:
 - `RunLock` holds an exclusive `fcntl.flock` on RUN_DIR/.lock for the whole run; a second
@@ -8,6 +9,9 @@ Contract:
 - `items` is keyed by request_id = hash(prompt_id, seed, round, arm, config hash) and is UNIQUE on
   those five fields. Every state change commits immediately, so a killed orchestrator loses at most
   the items in flight, which the next run redoes.
+- `answers` holds one row per (item, task) (tasks: services/common/judge_tasks.py); a ledger of the
+  previous release (one column per task on `items`) is migrated when it is opened for writing, and
+  read as it is when opened read-only (`read_answers`).
 - `connect` checks the file (`PRAGMA quick_check`) and raises `LedgerCorrupt`, one line naming the way
   back (`videophy-bench recover RUN_DIR`, services/orchestrator/recover.py), instead of failing later
   with a sqlite traceback.
@@ -21,15 +25,21 @@ import os
 import shlex
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from services.common import judge_tasks
 from services.orchestrator.items import STATES, WorkItem, config_diff
 
 LEDGER_NAME = "ledger.sqlite"
 LOCK_NAME = ".lock"
 
+# Version 1 (releases up to issue 13) kept one column per judge task on `items` (sa, sa_parse, sa_raw,
+# ..., videocon_pc); version 2 keeps one `answers` row per (item, task). `connect` moves a version-1
+# ledger's answers into `answers` once (see `_migrate`).
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS items (
@@ -39,8 +49,6 @@ CREATE TABLE IF NOT EXISTS items (
   caption TEXT NOT NULL, gen_prompt TEXT NOT NULL, rule_text TEXT NOT NULL DEFAULT '',
   state TEXT NOT NULL DEFAULT 'pending',
   video_uri TEXT, sha256 TEXT,
-  sa REAL, pc REAL, rule REAL, videocon_sa REAL, videocon_pc REAL,
-  sa_parse TEXT, pc_parse TEXT, rule_parse TEXT, sa_raw TEXT, pc_raw TEXT, rule_raw TEXT,
   gen_seconds REAL, judge_seconds REAL,
   gen_attempts INTEGER NOT NULL DEFAULT 0, judge_attempts INTEGER NOT NULL DEFAULT 0,
   error TEXT, errors TEXT NOT NULL DEFAULT '[]',
@@ -49,24 +57,16 @@ CREATE TABLE IF NOT EXISTS items (
   UNIQUE (prompt_id, seed, round, arm, config_hash)
 );
 CREATE INDEX IF NOT EXISTS items_state ON items(state);
+CREATE TABLE IF NOT EXISTS answers (
+  request_id TEXT NOT NULL, task TEXT NOT NULL,
+  score REAL, parse TEXT, raw TEXT,
+  replica TEXT, seconds REAL, answered_at REAL NOT NULL,
+  PRIMARY KEY (request_id, task)
+);
 """
-SCORE_COLUMNS = (
-    "sa",
-    "pc",
-    "rule",
-    "videocon_sa",
-    "videocon_pc",
-    "sa_parse",
-    "pc_parse",
-    "rule_parse",
-    "sa_raw",
-    "pc_raw",
-    "rule_raw",
-    "judge_seconds",
-    "judge_replica",
-    "judged_at",
-)
-# What an item forgets when its video must be made again (with SCORE_COLUMNS).
+# What an item forgets of its judging when its video must be made again (its `answers` rows go too).
+JUDGE_COLUMNS = ("judge_seconds", "judge_replica", "judged_at")
+# What an item forgets when its video must be made again (with JUDGE_COLUMNS).
 ARTIFACT_COLUMNS = ("video_uri", "sha256", "gen_result", "generated_at")
 MAX_ERRORS_KEPT = 20
 
@@ -198,6 +198,7 @@ def connect(run_dir: Path, readonly: bool = False) -> sqlite3.Connection:
         _check(conn, run_dir)
         if not readonly:
             conn.executescript(_SCHEMA)
+            _migrate(conn)
     except sqlite3.DatabaseError as exc:
         if conn is not None:
             conn.close()
@@ -210,6 +211,112 @@ def connect(run_dir: Path, readonly: bool = False) -> sqlite3.Connection:
         raise
     conn.row_factory = sqlite3.Row
     return conn
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """One judge answer of one item (`answers` row; parse and raw are kept for generative tasks)."""
+
+    task: str
+    score: float | None
+    parse: str | None = None
+    raw: str | None = None
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
+    return [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+
+
+def _legacy_tasks(columns: list[str]) -> list[str]:
+    """Tasks with a version-1 score column on `items`."""
+    return [t for t in judge_tasks.task_names() if t in columns]
+
+
+def stored_answers(fields: Mapping[str, Any]) -> dict[str, StoredAnswer]:
+    """The answers in per-task fields (`answer_fields`' shape, or a version-1 `items` row): a task
+    has one when it has a score or a parse status (a parser error has no score)."""
+    return _legacy_answers(fields, list(fields))
+
+
+def _legacy_answers(row: Any, columns: list[str]) -> dict[str, StoredAnswer]:
+    """A version-1 row's answers: a score, or a parse status (a parser error has no score)."""
+    out = {}
+    for name in _legacy_tasks(columns):
+        parse = row[f"{name}_parse"] if f"{name}_parse" in columns else None
+        if row[name] is not None or parse:
+            raw = row[f"{name}_raw"] if f"{name}_raw" in columns else None
+            out[name] = StoredAnswer(name, row[name], parse, raw)
+    return out
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Move a version-1 ledger's per-task columns into `answers`, once: copied and cleared in one
+    transaction, then the version recorded in meta `ledger_schema`; a second open finds it done."""
+    row = conn.execute("SELECT value FROM meta WHERE key='ledger_schema'").fetchone()
+    if row is not None and json.loads(row[0]) >= SCHEMA_VERSION:
+        return
+    columns = _columns(conn, "items")
+    with conn:
+        for name in _legacy_tasks(columns):
+            parse = f"{name}_parse" if f"{name}_parse" in columns else "NULL"
+            raw = f"{name}_raw" if f"{name}_raw" in columns else "NULL"
+            conn.execute(
+                "INSERT OR IGNORE INTO answers(request_id, task, score, parse, raw, replica, seconds, "
+                f"answered_at) SELECT request_id, ?, {name}, {parse}, {raw}, judge_replica, NULL, "
+                f"COALESCE(judged_at, updated_at) FROM items WHERE {name} IS NOT NULL "
+                f"OR COALESCE({parse}, '') != ''",
+                (name,),
+            )
+            cleared = [c for c in (name, f"{name}_parse", f"{name}_raw") if c in columns]
+            conn.execute(f"UPDATE items SET {', '.join(f'{c}=NULL' for c in cleared)}")
+        conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('ledger_schema', ?)",
+                     (json.dumps(SCHEMA_VERSION),))
+
+
+def read_answers(
+    conn: sqlite3.Connection, request_ids: Iterable[str] | None = None
+) -> dict[str, dict[str, StoredAnswer]]:
+    """request_id -> task -> answer. Also reads a version-1 ledger opened read-only (not migrated:
+    `status`, `report` and exports beside a run of the previous release)."""
+    ids = None if request_ids is None else set(request_ids)
+    out: dict[str, dict[str, StoredAnswer]] = {}
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "answers" in tables:
+        for rid, task, score, parse, raw in conn.execute(
+            "SELECT request_id, task, score, parse, raw FROM answers ORDER BY request_id, task"
+        ):
+            if ids is None or rid in ids:
+                out.setdefault(rid, {})[task] = StoredAnswer(task, score, parse, raw)
+    columns = _columns(conn, "items")
+    if _legacy_tasks(columns):
+        for row in conn.execute("SELECT * FROM items"):
+            rid = row[columns.index("request_id")]
+            if ids is not None and rid not in ids:
+                continue
+            legacy = _legacy_answers(dict(zip(columns, row, strict=True)), columns)
+            for name, answer in legacy.items():
+                out.setdefault(rid, {}).setdefault(name, answer)
+    return out
+
+
+def answer_fields(answers: dict[str, StoredAnswer]) -> dict[str, Any]:
+    """One item's answers as the per-task fields results.csv has (`sa`, `sa_parse`, `sa_raw`, ...,
+    `videocon_pc`), None where a task has no answer."""
+    out: dict[str, Any] = {}
+    for spec in judge_tasks.tasks():
+        answer = answers.get(spec.name)
+        out[spec.name] = answer.score if answer else None
+        if spec.generative:
+            out[f"{spec.name}_parse"] = answer.parse if answer else None
+            out[f"{spec.name}_raw"] = answer.raw if answer else None
+    return out
+
+
+def rows_with_answers(conn: sqlite3.Connection, rows: Iterable[sqlite3.Row]) -> list[dict[str, Any]]:
+    """Item rows as dicts, each with its answers' per-task fields (`answer_fields`)."""
+    rows = list(rows)
+    answers = read_answers(conn, [r["request_id"] for r in rows])
+    return [{**dict(r), **answer_fields(answers.get(r["request_id"], {}))} for r in rows]
 
 
 def state_counts(conn: sqlite3.Connection) -> dict[str, int]:
@@ -334,10 +441,31 @@ class Ledger:
             fields["state"] = state
         self.update(rid, **fields)
 
+    def record_answers(self, rid: str, answers: Iterable[StoredAnswer], *, replica: str,
+                       seconds: float | None, **fields: Any) -> None:
+        """Store answers (replacing earlier ones of the same tasks) and update the item's `fields`, in
+        one transaction."""
+        now = time.time()
+        fields["updated_at"] = now
+        cols = ", ".join(f"{k}=?" for k in fields)
+        with self.conn:
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO answers(request_id, task, score, parse, raw, replica, seconds, "
+                "answered_at) VALUES (?,?,?,?,?,?,?,?)",
+                [(rid, a.task, a.score, a.parse, a.raw, replica, seconds, now) for a in answers],
+            )
+            self.conn.execute(f"UPDATE items SET {cols} WHERE request_id=?", (*fields.values(), rid))
+
+    def answered(self, request_ids: Iterable[str]) -> dict[str, frozenset[str]]:
+        """The tasks each item already has an answer for (a parser error counts: it has a status)."""
+        return {rid: frozenset(a) for rid, a in read_answers(self.conn, request_ids).items()}
+
     def reset_to_pending(self, rid: str, reason: str) -> None:
-        """Forget the artifact and scores (they must be made again) and record why."""
+        """Forget the artifact and answers (they must be made again) and record why."""
         self.add_error(rid, "resume", reason, state="pending")
-        self.update(rid, **dict.fromkeys((*ARTIFACT_COLUMNS, *SCORE_COLUMNS)))
+        with self.conn:
+            self.conn.execute("DELETE FROM answers WHERE request_id=?", (rid,))
+        self.update(rid, **dict.fromkeys((*ARTIFACT_COLUMNS, *JUDGE_COLUMNS)))
 
     def counts(self) -> dict[str, int]:
         return state_counts(self.conn)

@@ -24,24 +24,30 @@ import sqlite3
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from services.common.judge_tasks import applies, default_tasks
 from services.common.storage import sha256_file
 from services.orchestrator import export, manifest
 from services.orchestrator.items import BASE_ARM, config_hash, request_id
 from services.orchestrator.ledger import (
     ARTIFACT_COLUMNS,
+    JUDGE_COLUMNS,
     LEDGER_NAME,
-    SCORE_COLUMNS,
     Ledger,
     LedgerCorrupt,
     RunLock,
     RunLocked,
+    StoredAnswer,
+    answer_fields,
     connect,
+    stored_answers,
 )
 from services.orchestrator.prompts import Prompt, PromptSetError, load_csv
+from services.orchestrator.status import names_a_judge
 
 # Refinement rounds tried when matching a sidecar's request id (PhyT2V runs use a handful).
 MAX_ROUNDS = 64
@@ -89,9 +95,27 @@ def _consistent(row: dict[str, Any]) -> bool:
         return False
 
 
+def _readable_rows(conn: sqlite3.Connection, table: str) -> Iterator[sqlite3.Row]:
+    """The rows of `table` sqlite can read: a scan in rowid order up to the first damaged page, then one
+    seek per rowid past it (which routes around a damaged leaf)."""
+    last = 0
+    with contextlib.suppress(sqlite3.Error):
+        for row in conn.execute(f"SELECT rowid AS _rowid, * FROM {table} ORDER BY rowid"):
+            yield row
+            last = row["_rowid"]
+    top = last
+    with contextlib.suppress(sqlite3.Error, TypeError):
+        top = int(conn.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0])
+    for rowid in range(last + 1, top + 1):
+        with contextlib.suppress(sqlite3.Error):
+            row = conn.execute(f"SELECT rowid AS _rowid, * FROM {table} WHERE rowid=?", (rowid,)).fetchone()
+            if row is not None:
+                yield row
+
+
 def salvage(path: Path, request_ids: set[str]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """(meta, rows by request id) that sqlite can still read from the damaged ledger at `path`.
-    Read-only: the file is never changed."""
+    """(meta, rows by request id, each with its answers as per-task fields) that sqlite can still read
+    from the damaged ledger at `path`. Read-only: the file is never changed."""
     meta: dict[str, Any] = {}
     rows: dict[str, dict[str, Any]] = {}
     if not path.is_file():
@@ -106,24 +130,29 @@ def salvage(path: Path, request_ids: set[str]) -> tuple[dict[str, Any], dict[str
             if _consistent(item):
                 rows[item["request_id"]] = item
 
+    answers: dict[str, dict[str, StoredAnswer]] = {}  # a version-2 ledger's `answers` rows
     with contextlib.closing(conn):
         with contextlib.suppress(sqlite3.Error, ValueError):
             for key, value in conn.execute("SELECT key, value FROM meta"):
                 meta[key] = json.loads(value)
-        last = 0
-        with contextlib.suppress(sqlite3.Error):  # up to the first damaged page
-            for row in conn.execute("SELECT rowid AS _rowid, * FROM items ORDER BY rowid"):
-                keep(row)
-                last = row["_rowid"]
-        top = last
-        with contextlib.suppress(sqlite3.Error, TypeError):
-            top = int(conn.execute("SELECT max(rowid) FROM items").fetchone()[0])
-        for rowid in range(last + 1, top + 1):  # past the damage, one seek per row
-            with contextlib.suppress(sqlite3.Error):
-                keep(conn.execute("SELECT * FROM items WHERE rowid=?", (rowid,)).fetchone())
+        for row in _readable_rows(conn, "items"):
+            keep(row)
         for rid in request_ids - set(rows):  # through the primary-key index
             with contextlib.suppress(sqlite3.Error):
                 keep(conn.execute("SELECT * FROM items WHERE request_id=?", (rid,)).fetchone())
+        def keep_answer(a: sqlite3.Row) -> None:
+            answers.setdefault(a["request_id"], {})[a["task"]] = StoredAnswer(
+                a["task"], a["score"], a["parse"], a["raw"])
+
+        with contextlib.suppress(sqlite3.Error):  # up to the first damaged page
+            for a in conn.execute("SELECT * FROM answers ORDER BY rowid"):
+                keep_answer(a)
+        for rid in set(rows) - set(answers):  # through the primary-key index (request_id, task)
+            with contextlib.suppress(sqlite3.Error):
+                for a in conn.execute("SELECT * FROM answers WHERE request_id=?", (rid,)).fetchall():
+                    keep_answer(a)
+    for rid, row in rows.items():  # a version-1 row has them in its own columns: one shape for both
+        rows[rid] = {**row, **answer_fields({**stored_answers(row), **answers.get(rid, {})})}
     return meta, rows
 
 
@@ -206,11 +235,19 @@ def _reset(row: dict[str, Any], reason: str) -> dict[str, Any]:
     errors.append({"t": round(time.time(), 3), "stage": "recover", "error": reason})
     return {
         **row,
-        **dict.fromkeys((*ARTIFACT_COLUMNS, *SCORE_COLUMNS)),
+        **dict.fromkeys((*ARTIFACT_COLUMNS, *JUDGE_COLUMNS)),
+        **answer_fields({}),
         "state": "pending",
         "error": f"recover: {reason}",
         "errors": json.dumps(errors),
     }
+
+
+def _fully_answered(row: dict[str, Any], config: dict[str, Any] | None) -> bool:
+    """Whether a salvaged row has an answer for every task its run judges it on."""
+    asked = (config or {}).get("judge_tasks") or default_tasks(has_rules=True)
+    found = stored_answers(row)
+    return all(t in found for t in asked if applies(t, row.get("rule_text") or ""))
 
 
 def recover(run_dir: Path) -> Recovery:
@@ -250,7 +287,8 @@ def recover(run_dir: Path) -> Recovery:
             continue
         if rid in new_rows:  # a salvaged row whose recorded video was replaced: keep its history
             old = new_rows[rid]
-            made = {**old, **made, "errors": old["errors"], "gen_attempts": old["gen_attempts"] or 1}
+            made = {**old, **answer_fields({}), **made, "errors": old["errors"],
+                    "gen_attempts": old["gen_attempts"] or 1}  # the old video's answers are not its
         new_rows[rid] = made
 
     ledger = Ledger(run_dir)
@@ -262,17 +300,24 @@ def recover(run_dir: Path) -> Recovery:
             ledger.set_meta("prompt_set", prompt_set)
         with ledger.conn:
             for row in new_rows.values():
+                if row["state"] == "judged" and not _fully_answered(row, config):
+                    row["state"] = "generated"  # some answers were on a damaged page: judged again
                 cols = [c for c in columns if c in row]
                 ledger.conn.execute(
                     f"INSERT INTO items({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
                     [row[c] for c in cols],
                 )
         for row in new_rows.values():
+            found = stored_answers(row)
+            if found:
+                replica = row.get("judge_replica") or ""
+                ledger.record_answers(row["request_id"], found.values(), replica=replica, seconds=None)
+        for row in new_rows.values():
             if row["video_uri"]:
                 out.recovered_videos += 1
                 if row["state"] == "judged":
                     out.judged += 1
-                elif config and (config.get("judge_model") or config.get("videocon_model")):
+                elif config and names_a_judge(config):
                     out.to_judge += 1
             elif row["state"] == "pending" and str(row.get("error") or "").startswith("recover:"):
                 out.reset += 1

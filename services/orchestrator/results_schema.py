@@ -1,9 +1,14 @@
 """The `results.csv` columns: the contract between the orchestrator's export and the analysis.
 
-Documented in docs/results-schema.md; both sides import this one tuple.
+Documented in docs/results-schema.md. The per-task columns (scores; parse status and raw answer of
+generative tasks) come from the judge-task registry (services/common/judge_tasks.py), in the place
+they have always had: before `joint`. `results_columns()` reads the registry as it is now (a task
+registered at run time is exported too); `RESULTS_COLUMNS` is that list at import, for the analysis.
 """
 
-RESULTS_COLUMNS = (
+from services.common.judge_tasks import result_columns
+
+ITEM_COLUMNS = (
     "prompt_id",
     "seed",
     "seed_index",
@@ -20,18 +25,12 @@ RESULTS_COLUMNS = (
     "error",
     "video_path",
     "sha256",
-    "sa",
-    "pc",
-    "rule",
-    "sa_parse",
-    "pc_parse",
-    "rule_parse",
-    "sa_raw",
-    "pc_raw",
-    "rule_raw",
-    "videocon_sa",
-    "videocon_pc",
-    "joint",
-    "gen_seconds",
-    "judge_seconds",
 )
+TAIL_COLUMNS = ("joint", "gen_seconds", "judge_seconds")
+
+
+def results_columns() -> tuple[str, ...]:
+    return (*ITEM_COLUMNS, *result_columns(), *TAIL_COLUMNS)
+
+
+RESULTS_COLUMNS = results_columns()

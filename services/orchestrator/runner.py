@@ -17,6 +17,7 @@ from typing import Any
 
 from services.common.channel import ClientConfig
 from services.common.errors import InvalidRequest
+from services.common.judge_tasks import applies, default_tasks, families, task_names, tasks_of
 from services.common.limits import MAX_PROMPT_CHARS, check_text
 from services.common.storage import Storage
 from services.evaluator.catalog import TINY as TINY_JUDGE
@@ -25,13 +26,10 @@ from services.generator.presets import PRESETS, get_preset, resolve
 from services.orchestrator import artifacts, export, manifest
 from services.orchestrator.discovery import Target, parse_targets
 from services.orchestrator.dispatch import (
-    AUTOEVAL_TASKS,
-    VIDEOCON_TASKS,
     Dispatcher,
     DispatchOptions,
     ReplicaInfo,
     TasksUnserved,
-    answered_tasks,
     evaluator_infos,
     first_info,
 )
@@ -108,7 +106,7 @@ def _output_prefix(run_dir: Path, storage_root: Path) -> str:
 
 
 def default_judge_tasks(ps: PromptSet) -> tuple[str, ...]:
-    return ("sa", "pc", "rule") if any(p.rule for p in ps.prompts) else ("sa", "pc")
+    return default_tasks(has_rules=any(p.rule for p in ps.prompts))
 
 
 def _judge_tasks(opts: RunOptions, ps: PromptSet) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
@@ -174,6 +172,7 @@ async def _plan(
     items get fresh attempts.
     """
     rows = {r["request_id"]: r for r in ledger.rows([it.request_id for it in items])}
+    answered = ledger.answered(rows)
     to_gen, to_judge, done = [], [], 0
     for item in items:
         row = rows[item.request_id]
@@ -188,7 +187,7 @@ async def _plan(
                 to_gen.append(item)
                 continue
             item.video_uri, item.sha256 = row["video_uri"], row["sha256"]
-            item.answered = answered_tasks(row)  # a partly judged video keeps its answers
+            item.answered = answered.get(item.request_id, frozenset())  # a partly judged video keeps them
             if row["state"] == "judged" or (row["state"] == "generated" and not judging):
                 done += 1
             elif judging:
@@ -209,7 +208,7 @@ def _role_model(
 ) -> ReplicaInfo | None:
     """The replica whose model answers `role`'s tasks in this run: one serving the first of them,
     preferring a replica dedicated to the role (so a VideoCon pool answers videocon tasks)."""
-    wanted = [t for t in ("sa", "pc", "rule", "videocon_sa", "videocon_pc") if t in tasks and t in role]
+    wanted = [t for t in task_names() if t in tasks and t in role]
     if not wanted:
         return None
     serving = [i for i in infos.values() if wanted[0] in i.tasks]
@@ -221,7 +220,7 @@ def _role_model(
 def _expected_tasks(tasks: tuple[str, ...], infos: dict[str, ReplicaInfo]) -> dict[str, ReplicaInfo]:
     """Which replica's model answers each task (the run's configuration records those models)."""
     out: dict[str, ReplicaInfo] = {}
-    for role in (AUTOEVAL_TASKS, VIDEOCON_TASKS):
+    for role in (frozenset(tasks_of(f.name)) for f in families()):
         chosen = _role_model(frozenset(tasks), role, infos)
         for task in tasks:
             if task in role and chosen is not None and task in chosen.tasks:
@@ -256,14 +255,13 @@ def is_tiny_preset(name: str) -> bool:
     return name in PRESETS and not PRESETS[name].model_id
 
 
-def local_judges(opts: RunOptions, judge_tasks: tuple[str, ...]) -> tuple[str | None, str | None]:
+def local_judges(opts: RunOptions, tasks: tuple[str, ...]) -> tuple[str | None, str | None]:
     """(judge model, VideoCon model) that --local starts for these tasks; None: not started."""
-    if not judge_tasks:
+    if not tasks:
         return None, None
-    want_videocon = bool(opts.videocon_model) and bool(set(judge_tasks) & VIDEOCON_TASKS)
-    want_judge = bool(set(judge_tasks) & AUTOEVAL_TASKS) or (
-        bool(set(judge_tasks) & VIDEOCON_TASKS) and not want_videocon
-    )
+    videocon = set(tasks_of("videocon"))
+    want_videocon = bool(opts.videocon_model) and bool(set(tasks) & videocon)
+    want_judge = bool(set(tasks) - videocon) or (bool(set(tasks) & videocon) and not want_videocon)
     return (
         (opts.judge_model or DEFAULT_JUDGE) if want_judge else None,
         opts.videocon_model if want_videocon else None,
@@ -304,7 +302,7 @@ def preflight(opts: RunOptions) -> None:
     if not opts.local:
         return  # judge names and devices belong to the remote services
     # The prompt set may add "rule" to the default tasks; that starts no other model.
-    tasks = () if opts.no_judge else tuple(opts.judge_tasks or ("sa", "pc"))
+    tasks = () if opts.no_judge else tuple(opts.judge_tasks or default_tasks(has_rules=False))
     judge, videocon = local_judges(opts, tasks)
     model = opts.model or DEFAULT_LOCAL_MODEL
     started = [("--model", model, is_tiny_preset(model))]
@@ -382,7 +380,7 @@ async def run(opts: RunOptions, stop: SignalStop | None = None) -> int:
         judge_tasks, judge_tasks_cfg = _judge_tasks(opts, ps)
         judging = bool(judge_tasks) and (opts.local or bool(opts.evaluators))
         # Tasks some selected item needs (rule only where a prompt has one): checked before the run.
-        needed = frozenset(t for t in judge_tasks if t != "rule" or any(p.rule for p in ps.prompts))
+        needed = frozenset(t for t in judge_tasks if any(applies(t, p.rule) for p in ps.prompts))
         if opts.metrics_port is not None:
             planned = _planned_pending(ledger, opts, ps, judging)
 
@@ -435,10 +433,11 @@ async def run(opts: RunOptions, stop: SignalStop | None = None) -> int:
             except TasksUnserved as exc:
                 raise UsageError(str(exc)) from None
         expected = _expected_tasks(judge_tasks, judge_infos)
-        judge_info = next((expected[t] for t in judge_tasks if t in AUTOEVAL_TASKS and t in expected), None)
-        videocon_info = next(
-            (expected[t] for t in judge_tasks if t in VIDEOCON_TASKS and t in expected), None
-        )
+        judge_models: dict[str, Any] = {}  # each judge family's model, under its RunConfig keys
+        for fam in families():
+            info = next((expected[t] for t in judge_tasks if t in tasks_of(fam.name) and t in expected), None)
+            judge_models[fam.model_key] = info.model_id if info else None
+            judge_models[fam.revision_key] = info.revision if info else ""
         if opts.model and gen_info.preset != opts.model:
             raise UsageError(
                 f"--model {opts.model}: the generators serve {gen_info.preset!r} ({gen_info.model_id})"
@@ -451,13 +450,10 @@ async def run(opts: RunOptions, stop: SignalStop | None = None) -> int:
             overrides=dict(opts.overrides),
             negative_prompt=opts.negative_prompt,
             upsampled=opts.upsampled,
-            judge_model=judge_info.model_id if judge_info else None,
-            judge_revision=judge_info.revision if judge_info else "",
             run_seed=opts.run_seed,
             prompt_set_sha256=ps.sha256,
             judge_tasks=judge_tasks_cfg if judge_targets else None,
-            videocon_model=videocon_info.model_id if videocon_info else None,
-            videocon_revision=videocon_info.revision if videocon_info else "",
+            **judge_models,
         )
         ledger.check_config(config.as_dict())
         ledger.set_meta("prompt_set", ps.describe())

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from services.common.judge_tasks import families
 from services.orchestrator.items import MAX_SEEDS, STATES, seed_indices
 from services.orchestrator.ledger import LedgerCorrupt, connect, state_counts
 
@@ -69,13 +70,18 @@ def format_duration(seconds: float | None) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
+def names_a_judge(config: dict[str, Any]) -> bool:
+    """Whether a run configuration records a judge model (of any judge family)."""
+    return any(config.get(f.model_key) for f in families())
+
+
 def judging_of(conn: sqlite3.Connection) -> bool:
     """Whether the run judges its videos: its recorded configuration names a judge model (an older
     ledger without one: whether anything was judged)."""
     row = conn.execute("SELECT value FROM meta WHERE key='config'").fetchone()
     if row is not None:
         config = json.loads(row[0])
-        return bool(config.get("judge_model") or config.get("videocon_model"))
+        return names_a_judge(config)
     return bool(conn.execute("SELECT 1 FROM items WHERE judged_at IS NOT NULL LIMIT 1").fetchone())
 
 

@@ -21,7 +21,7 @@ from services.orchestrator.analysis.export import write_table_csv
 from services.orchestrator.analysis.loading import load_results
 from services.orchestrator.export import export_run
 from services.orchestrator.items import WorkItem
-from services.orchestrator.ledger import Ledger
+from services.orchestrator.ledger import Ledger, StoredAnswer, rows_with_answers
 from services.orchestrator.prompts import Prompt, PromptSet
 
 
@@ -85,19 +85,18 @@ def _nasty_ledger(run_dir: Path, texts: list[str]) -> Ledger:
         item = WorkItem(f"p{k:04d}", k, text, texts[-1 - k], "cfg", rule=text[:50])
         led.add_items([item])
         judged = k % 3 != 0
-        led.update(
+        led.record_answers(
             item.request_id,
+            [
+                StoredAnswer("sa", float(k % 6) if judged else None,  # 0.0 is a score, None is missing
+                             "parsed" if judged else None, text if judged else None),
+                StoredAnswer("pc", 4.0 if judged else None, "parsed" if judged else None, texts[k // 2]),
+                StoredAnswer("rule", 1.0 if judged else None, "parsed" if judged else None, ""),
+            ],
+            replica="r",
+            seconds=1.0,
             state="judged" if judged else "failed",
             video_uri=f"videos/p{k:04d}.mp4",
-            sa=float(k % 6) if judged else None,  # 0.0 is a score, None is missing
-            pc=4.0 if judged else None,
-            rule=1.0 if judged else None,
-            sa_parse="parsed" if judged else None,
-            pc_parse="parsed" if judged else None,
-            rule_parse="parsed" if judged else None,
-            sa_raw=text if judged else None,
-            pc_raw=texts[k // 2],
-            rule_raw="",
             error=None if judged else text,
         )
     return led
@@ -107,7 +106,7 @@ def test_results_and_official_exports_round_trip_raw_answers(tmp_path: Path) -> 
     # The ledger (SQLite) stores UTF-8 only, so undecodable bytes cannot reach it.
     texts = nasty_strings(60, seed=1, undecodable=False)
     led = _nasty_ledger(tmp_path, texts)
-    rows = led.rows()
+    rows = rows_with_answers(led.conn, led.rows())
     export_run(tmp_path, led.conn)
     header, written = csvio.read_rows(tmp_path / "results.csv")
     assert len(written) == len(texts)

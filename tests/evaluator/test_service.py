@@ -26,18 +26,19 @@ from grpc import aio
 from service_harness import NOT_SERVING, SERVING, Running, health_status, wait_for_health
 from videophy.v1 import common_pb2, evaluator_pb2, evaluator_pb2_grpc
 
+from services.common import judge_tasks
 from services.common.channel import ClientConfig
 from services.common.limits import MAX_ID_CHARS, MAX_JUDGE_QUERIES, MAX_JUDGE_TEXT_CHARS
 from services.common.server import ServiceHost
 from services.common.storage import sha256_file
-from services.evaluator import prefetch
+from services.evaluator import catalog, prefetch
 from services.evaluator.cli import SERVICE_NAME, build_parser, serve
 from services.evaluator.errors import EmptyVideoError, UnsupportedPromptError, VideoDecodeError
 from services.evaluator.judge import JudgeOutcome, JudgeQuery, MplugOwlJudge, load_judge
 from services.evaluator.model.frames import frame_indices
-from services.evaluator.model.templates import GENERATIVE_TASKS, build_prompt
+from services.evaluator.model.templates import build_prompt
 from services.evaluator.model.tokenization import VIDEOCON_MAX_LENGTH
-from services.evaluator.service import TASK_ENUMS, to_service_error
+from services.evaluator.service import to_service_error
 
 VIDEOS = {
     "jetski.mp4": "A_jetski_moves_quickly_through_a_narrow_channel_between_two_rocky_outcrops_0.mp4",
@@ -189,14 +190,14 @@ async def evaluate_code(channel: aio.Channel, req: evaluator_pb2.EvaluateRequest
 
 def direct(judge: MplugOwlJudge, storage: Path, req: evaluator_pb2.EvaluateRequest) -> JudgeOutcome:
     """The same request as a direct batch-of-one judge call."""
-    names = {v: k for k, v in TASK_ENUMS.items()}
+    names = {t.wire: t.name for t in judge_tasks.tasks()}
     queries = [JudgeQuery(names[q.task], q.text) for q in req.queries]
     return judge.judge(str(storage / req.video_uri), queries)
 
 
 def assert_same(result: evaluator_pb2.EvaluateResult, expected: JudgeOutcome) -> None:
     """The service adds nothing: task, score, raw text, parse status and frames equal the direct call."""
-    names = {v: k for k, v in TASK_ENUMS.items()}
+    names = {t.wire: t.name for t in judge_tasks.tasks()}
     parse = {v: k for k, v in evaluator_pb2.ParseStatus.items()}
     assert list(result.frame_indices) == expected.frame_indices
     assert len(result.answers) == len(expected.answers)
@@ -206,7 +207,7 @@ def assert_same(result: evaluator_pb2.EvaluateResult, expected: JudgeOutcome) ->
         assert parse[got.parse_status] == f"PARSE_STATUS_{want.parse_status.upper()}"
         if want.score is None:
             assert not got.HasField("score")
-        elif want.task in GENERATIVE_TASKS:
+        elif judge_tasks.task(want.task).generative:
             assert got.HasField("score") and got.score == want.score
         else:  # a probability: batch padding may move the last float bits
             assert got.HasField("score") and got.score == pytest.approx(want.score, abs=1e-6)
@@ -512,7 +513,7 @@ def test_long_videocon_caption_is_truncated_as_the_official_dataset_does(tiny_ju
 
 
 def test_task_the_model_does_not_serve_is_invalid(tiny_judge: MplugOwlJudge, storage: Path) -> None:
-    autoeval_only = RecordingJudge(tiny_judge, tasks=GENERATIVE_TASKS)  # as videophy_2_auto
+    autoeval_only = RecordingJudge(tiny_judge, tasks=catalog.judge_spec("videophy_2_auto").tasks)
 
     async def main() -> None:
         async with running_evaluator(lambda: autoeval_only, storage) as run, run.channel() as ch:

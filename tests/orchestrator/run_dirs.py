@@ -9,13 +9,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from services.common import csvio
+from services.orchestrator.ledger import rows_with_answers
 
 
 def rows(run_dir: Path) -> list[dict]:
+    """The ledger's items, each with its judge answers as per-task fields (sa, sa_parse, sa_raw, ...)."""
     conn = sqlite3.connect(run_dir / "ledger.sqlite")
     conn.row_factory = sqlite3.Row
     try:
-        return [dict(r) for r in conn.execute("SELECT * FROM items ORDER BY prompt_id, seed")]
+        return rows_with_answers(conn, conn.execute("SELECT * FROM items ORDER BY prompt_id, seed"))
     finally:
         conn.close()
 

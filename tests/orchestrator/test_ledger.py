@@ -15,6 +15,7 @@ from services.orchestrator.ledger import (
     LedgerCorrupt,
     RunLock,
     RunLocked,
+    StoredAnswer,
     connect,
     lock_holder,
 )
@@ -91,7 +92,8 @@ def _damaged_ledger(run_dir, n: int) -> list[WorkItem]:
     items = [WorkItem(f"p{k:04d}", k, "caption " * 30, "prompt " * 30, "h") for k in range(n)]
     led.add_items(items)
     for it in items:
-        led.update(it.request_id, state="judged", sa=4.0, sa_raw="answer " * 60)
+        led.record_answers(it.request_id, [StoredAnswer("sa", 4.0, "parsed", "answer " * 60)], replica="r",
+                           seconds=1.0, state="judged")
     led.close()
     path = run_dir / LEDGER_NAME
     data = bytearray(path.read_bytes())

@@ -8,6 +8,8 @@ Captions and rules are inserted raw with ``str.format``, exactly as the official
 
 from __future__ import annotations
 
+from services.common import judge_tasks
+
 _SYSTEM_AUTOEVAL = (
     "The following is a conversation between a curious human and an AI assistant. "
     "The assistant gives helpful, detailed, and polite answers to the user's questions.\n"
@@ -44,26 +46,21 @@ PROMPT_VIDEOCON_PC = (
     _SYSTEM_VIDEOCON + "Human: <|video|>\nHuman: Does this video follow the physical laws?\nAI: "
 )
 
-GENERATIVE_TASKS = ("sa", "pc", "rule")
-VIDEOCON_TASKS = ("videocon_sa", "videocon_pc")
-ALL_TASKS = GENERATIVE_TASKS + VIDEOCON_TASKS
+# The official prompt of each task the mPLUG-Owl judges answer; a query's text fills the task's
+# `text_field` (services.common.judge_tasks).
+PROMPTS = {
+    "sa": PROMPT_SA,
+    "pc": PROMPT_PHYSICS,
+    "rule": PROMPT_RULE,
+    "videocon_sa": PROMPT_VIDEOCON_SA,
+    "videocon_pc": PROMPT_VIDEOCON_PC,
+}
 
 
 def build_prompt(task: str, text: str = "") -> str:
-    """The official prompt for ``task``; ``text`` is the caption (sa, videocon_sa) or rule (rule), else
+    """The official prompt for ``task``; ``text`` is the caption or rule its ``text_field`` names, else
     unused."""
-    if task == "sa":
-        return PROMPT_SA.format(caption=text)
-    if task == "pc":
-        return PROMPT_PHYSICS
-    if task == "rule":
-        return PROMPT_RULE.format(rule=text)
-    if task == "videocon_sa":
-        return PROMPT_VIDEOCON_SA.format(caption=text)
-    if task == "videocon_pc":
-        return PROMPT_VIDEOCON_PC
-    raise ValueError(f"unknown task {task!r}")
-
-
-def task_needs_text(task: str) -> bool:
-    return task in ("sa", "rule", "videocon_sa")
+    if task not in PROMPTS:
+        raise ValueError(f"unknown task {task!r}")
+    field = judge_tasks.task(task).text_field
+    return PROMPTS[task].format(**{field: text}) if field else PROMPTS[task]

@@ -30,28 +30,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from services.common import csvio
+from services.common import csvio, judge_tasks
 from services.orchestrator.results_schema import RESULTS_COLUMNS
 
-#: Threshold of the VideoPhy-2 joint metric: an item passes when SA >= 4 and PC >= 4.
-PASS_THRESHOLD = 4.0
+#: Threshold of the VideoPhy-2 joint metric: an item passes when SA >= 4 and PC >= 4 (the registry
+#: gives SA and PC the same one).
+PASS_THRESHOLD = judge_tasks.task("sa").pass_threshold
 
 INT_COLUMNS = ("seed", "seed_index", "round", "prompt_tokens")
 BOOL_COLUMNS = ("is_hard", "prompt_truncated")
-FLOAT_COLUMNS = (
-    "sa",
-    "pc",
-    "rule",
-    "videocon_sa",
-    "videocon_pc",
-    "joint",
-    "gen_seconds",
-    "judge_seconds",
-)
+FLOAT_COLUMNS = (*judge_tasks.task_names(), "joint", "gen_seconds", "judge_seconds")
 #: Every other schema column is text.
 TEXT_COLUMNS = tuple(c for c in RESULTS_COLUMNS if c not in {*INT_COLUMNS, *BOOL_COLUMNS, *FLOAT_COLUMNS})
 # Free text (captions, raw judge answers, errors): only an empty cell is missing.
-VERBATIM_COLUMNS = ("caption", "gen_prompt", "error", "sa_raw", "pc_raw", "rule_raw")
+VERBATIM_COLUMNS = ("caption", "gen_prompt", "error", *(f"{t}_raw" for t in judge_tasks.generative_tasks()))
 STATUSES = ("scored", "unparseable", "failed", "not_judged")
 UNPARSEABLE = "unparseable"
 

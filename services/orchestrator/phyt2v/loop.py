@@ -14,7 +14,6 @@ import argparse
 import json
 import logging
 import os
-import sqlite3
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +25,7 @@ from services.common.arguments import Parser
 from services.common.storage import Storage
 from services.generator import prompt_tokens
 from services.orchestrator.items import BASE_ARM, WorkItem, config_hash
-from services.orchestrator.ledger import LEDGER_NAME, RunLock, connect
+from services.orchestrator.ledger import LEDGER_NAME, RunLock, connect, rows_with_answers
 from services.orchestrator.phyt2v import templates as T
 from services.orchestrator.phyt2v.answers import MAX_REFINED_WORDS, AnswerRefused, check_answer, check_refined
 from services.orchestrator.phyt2v.client import ChatClient, EndpointError
@@ -91,7 +90,7 @@ class Refiner:
         return self._ask(f"law|{prompt_id}", "law", self.llm, self.templates.law_messages(caption),
                          T.parse_law, prompt_id, None, None)
 
-    def refine_one(self, prev: sqlite3.Row, round_: int) -> str:
+    def refine_one(self, prev: dict[str, Any], round_: int) -> str:
         """The refined prompt of round `round_` for the (prompt, seed) of round r-1's row `prev`."""
         t = self.templates
         pid, seed, caption = prev["prompt_id"], prev["seed"], prev["caption"]
@@ -116,7 +115,7 @@ class Refiner:
                         lambda text: {"prompt": T.parse_refined(text)}, pid, seed, round_)
         return out["prompt"]
 
-    def refine_round(self, prev_rows: list[sqlite3.Row], round_: int
+    def refine_round(self, prev_rows: list[dict[str, Any]], round_: int
                      ) -> tuple[dict[tuple[str, int], str], dict[tuple[str, int], str]]:
         """(refined prompts, failure reasons), by (prompt, seed). One item's failure (a refused answer,
         an endpoint that keeps failing, an unreadable video) is that item's; a 4xx stops everything."""
@@ -140,14 +139,15 @@ class Refiner:
 
 def previous_rows(
     run_dir: Path, cfg_hash: str, round_: int, keys: set[tuple[str, int]] | None
-) -> tuple[list[sqlite3.Row], int]:
-    """Rows of round `round_` (base arm for 0, phyt2v after) with a video; and how many lack one."""
+) -> tuple[list[dict[str, Any]], int]:
+    """Rows (with their answers) of round `round_` (base arm for 0, phyt2v after) with a video; and how
+    many lack one."""
     conn = connect(run_dir, readonly=True)
     try:
-        rows = conn.execute(
+        rows = rows_with_answers(conn, conn.execute(  # with the judges' answers, for the refine prompt
             "SELECT * FROM items WHERE round=? AND arm=? AND config_hash=? ORDER BY prompt_id, seed",
             (round_, BASE_ARM if round_ == 0 else ARM, cfg_hash),
-        ).fetchall()
+        ))
     finally:
         conn.close()
     if keys is not None:

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from services.common import judge_tasks
+
 Messages = list[dict[str, Any]]
 
 
@@ -62,9 +64,15 @@ class TemplateSet:
         return [{"role": "system", "content": self.refine_system}, {"role": "user", "content": user}]
 
 
+def _scored_tasks(family: str) -> tuple[str, ...]:
+    """A judge family's SA/PC-like tasks (rule answers are not scores of the video as a whole)."""
+    return tuple(t for t in judge_tasks.tasks_of(family) if judge_tasks.task(t).text_field != "rule")
+
+
 def format_scores(row: Any) -> str:
     """The judges' raw scores of the last video (strict set): `sa=4, pc=3 (sa/pc: 1-5, ...)`."""
-    keys = [k for k in ("sa", "pc", "videocon_sa", "videocon_pc") if k in row.keys()]  # noqa: SIM118 (sqlite3.Row)
+    names = [k for f in judge_tasks.families() for k in _scored_tasks(f.name)]
+    keys = [k for k in names if k in row.keys()]  # noqa: SIM118 (a sqlite3.Row has no __contains__)
     parts = [f"{k}={row[k]:g}" for k in keys if row[k] is not None]
     return ", ".join(parts) + " (sa/pc: 1-5, higher is better)" if parts else "not judged"
 
@@ -73,11 +81,11 @@ def official_score(row: Any) -> str:
     """One 0-1 score as the official code passes it (0.5 SA + 0.5 PC): VideoCon P(yes) when the run has
     it (the official judge), else AutoEval's 1-5 scores mapped to 0-1 by (s - 1) / 4."""
     keys = row.keys()
-    for sa_key, pc_key, scale in (("videocon_sa", "videocon_pc", None), ("sa", "pc", 4.0)):
+    for family in ("videocon", "autoeval"):
+        sa_key, pc_key = _scored_tasks(family)
         if sa_key in keys and pc_key in keys and row[sa_key] is not None and row[pc_key] is not None:
-            sa, pc = float(row[sa_key]), float(row[pc_key])
-            if scale:
-                sa, pc = (sa - 1) / scale, (pc - 1) / scale
+            lo, hi = judge_tasks.task(sa_key).scale
+            sa, pc = ((float(row[k]) - lo) / (hi - lo) for k in (sa_key, pc_key))
             return f"{0.5 * sa + 0.5 * pc:.3f}"
     return "not judged"
 
