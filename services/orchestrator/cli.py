@@ -96,7 +96,7 @@ def _delegate(module: str, func: str, extra: str, argv: list[str]) -> int:
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
-    from services.evaluator.catalog import NAMES as JUDGE_NAMES  # torch-free name lists
+    from services.evaluator.catalog import judge_names  # torch-free name lists
     from services.generator.presets import PRESETS
 
     p = sub.add_parser(
@@ -148,14 +148,14 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         "--judge-model",
         default=None,
         help="evaluator --local starts (default: tiny with a tiny --model, else videophy_2_auto); "
-        f"known judges: {', '.join(JUDGE_NAMES)}, or a local directory or Hub repo id",
+        f"known judges: {', '.join(judge_names())}, or a local directory or Hub repo id",
     )
     gen.add_argument(
         "--videocon-model",
         default=None,
         help="--local: also start evaluators of this model for the videocon tasks (e.g. videocon_physics; "
         "default: none, the --judge-model evaluators must serve them, as tiny does); "
-        f"known judges: {', '.join(JUDGE_NAMES)}",
+        f"known judges: {', '.join(judge_names())}",
     )
     env_flag(
         gen,

@@ -18,7 +18,7 @@ from run_dirs import wait_for
 
 from services.orchestrator.cli import main
 from services.orchestrator.items import WorkItem, derive_seed
-from services.orchestrator.ledger import Ledger, RunLock
+from services.orchestrator.ledger import Ledger, RunLock, StoredAnswer
 from services.orchestrator.progress import line, progress_info, render, run_progress, watch
 from services.orchestrator.status import eta_seconds
 
@@ -43,8 +43,9 @@ def _run(run_dir: Path, started: float) -> tuple[Ledger, list[WorkItem]]:
     led.add_items(items)
     now = time.time()
     rid = [i.request_id for i in items]
-    led.update(rid[0], state="judged", gen_replica=GEN, gen_seconds=2.0, generated_at=now - 20,
-               judge_replica=EVAL, judge_seconds=1.0, judged_at=now - 10, sa=4.0, pc=4.0)
+    led.record_answers(rid[0], [StoredAnswer("sa", 4.0), StoredAnswer("pc", 4.0)], replica=EVAL, seconds=1.0,
+                       state="judged", gen_replica=GEN, gen_seconds=2.0, generated_at=now - 20,
+                       judge_replica=EVAL, judge_seconds=1.0, judged_at=now - 10)
     led.update(rid[1], state="generated", gen_replica=GEN, gen_seconds=4.0, generated_at=now - 5)
     led.begin_attempt(rid[2], "gen_attempts", state="generating", gen_replica=GEN)
     led.begin_attempt(rid[3], "gen_attempts", state="generating", gen_replica=GEN_B)
@@ -122,7 +123,8 @@ def test_status_watch_follows_a_run_in_another_process(tmp_path):
     wait_for(lambda: "1/4 done" in buf.getvalue() and GEN_B in buf.getvalue(), 60, "first frame")
     writer = Ledger(tmp_path)
     for item in items[1:]:
-        writer.update(item.request_id, state="judged", sa=5.0, pc=5.0, judged_at=time.time())
+        writer.record_answers(item.request_id, [StoredAnswer("sa", 5.0), StoredAnswer("pc", 5.0)],
+                              replica="test", seconds=None, state="judged", judged_at=time.time())
     writer.close()
     wait_for(lambda: "4/4 done" in buf.getvalue(), 60, "the watch sees the ledger change")
     lock.release()  # the run ends

@@ -17,7 +17,7 @@ from services.orchestrator.analysis.loading import load_results
 from services.orchestrator.cli import build_parser, main
 from services.orchestrator.export import export_run, refresh
 from services.orchestrator.items import WorkItem, derive_seed, seed_indices
-from services.orchestrator.ledger import Ledger, RunLock
+from services.orchestrator.ledger import Ledger, RunLock, StoredAnswer
 
 RUN_SEED = 7
 
@@ -44,8 +44,9 @@ def _ledger(run_dir: Path, n_prompts: int = 3, n_seeds: int = 2) -> tuple[Ledger
     led.add_items(items)
     for j, item in enumerate(items):
         sa = 0.0 if j == 0 else float(3 + j % 3)
-        led.update(item.request_id, state="judged", sa=sa, pc=4.0,
-                   sa_parse="unparseable" if j == 0 else "parsed", pc_parse="parsed")
+        answers = [StoredAnswer("sa", sa, "unparseable" if j == 0 else "parsed", ""),
+                   StoredAnswer("pc", 4.0, "parsed", "")]
+        led.record_answers(item.request_id, answers, replica="test", seconds=None, state="judged")
     return led, items
 
 
@@ -150,7 +151,7 @@ def _parsers(parser: argparse.ArgumentParser):
 
 
 def test_help_shows_every_default_and_lists_the_presets(capsys):
-    from services.evaluator.catalog import NAMES
+    from services.evaluator.catalog import judge_names
     from services.generator.presets import PRESETS
 
     for parser in _parsers(build_parser()):
@@ -164,4 +165,4 @@ def test_help_shows_every_default_and_lists_the_presets(capsys):
         main(["run", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "(default: 1)" in out and "(default: 3600.0)" in out  # --seeds, --item-deadline-s
-    assert all(name in out for name in PRESETS) and all(name in out for name in NAMES)
+    assert all(name in out for name in PRESETS) and all(name in out for name in judge_names())
