@@ -24,6 +24,7 @@ from deploy_support import (
     require_tool,
 )
 
+from services.orchestrator import exit_codes
 from services.orchestrator.discovery import parse_targets
 
 IDS = [str(p.relative_to(p.parents[1])) if p.parent.name == "overlays" else "base" for p in KUSTOMIZATIONS]
@@ -253,6 +254,15 @@ def test_orchestrator_job_resumes_safely(rendered: tuple[Path, list[dict[str, An
     disruption = {"type": "DisruptionTarget", "status": "True"}
     assert any(r["action"] == "Ignore" and disruption in r.get("onPodConditions", []) for r in rules)
     assert spec.get("parallelism", 1) == 1 and spec.get("completions", 1) == 1, "one writer per ledger"
+    # Applying the manifests starts no run: the template waits suspended; `cluster run` makes copies.
+    assert spec.get("suspend") is True
+    # Exactly the final exit codes fail the Job at once; the rest (1, 75 locked, 130/143 signals) retry.
+    final = [r for r in rules if r["action"] == "FailJob"]
+    assert [(r["onExitCodes"]["operator"], sorted(r["onExitCodes"]["values"])) for r in final] == [
+        ("In", sorted(exit_codes.FINAL))]
+    assert final[0]["onExitCodes"]["containerName"] == "orchestrator"
+    assert {exit_codes.LOCKED, exit_codes.SIGTERM, exit_codes.SIGINT, exit_codes.FAILED}.isdisjoint(
+        exit_codes.FINAL)
     (c,) = pod["containers"]
     args = c["args"]
     assert args[0] == "run"
@@ -264,6 +274,8 @@ def test_orchestrator_job_resumes_safely(rendered: tuple[Path, list[dict[str, An
     gen = _deployment_parts(docs, "generator")[1]["startupProbe"]
     load_s = gen.get("periodSeconds", 10) * gen.get("failureThreshold", 3)
     assert float(args[args.index("--startup-timeout-s") + 1]) >= load_s
+    # A retried pod outwaits its predecessor's drain (SIGTERM .. SIGKILL) before exiting 75.
+    assert float(args[args.index("--lock-wait-s") + 1]) >= 2 * pod["terminationGracePeriodSeconds"]
     # Everyone mounts the same claim at the storage root.
     claims = set()
     for kind_name, pspec in pod_specs(docs):
