@@ -4,6 +4,8 @@ own invariants (GPU limits, health probes, grace periods, security context, disc
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -287,6 +289,45 @@ def test_orchestrator_job_resumes_safely(rendered: tuple[Path, list[dict[str, An
             assert data, f"{kind_name}: storage root is not a mounted volume"
             claims.add(vols[data[0]["name"]]["persistentVolumeClaim"]["claimName"])
     assert claims == {"videos"}
+
+
+def test_service_configs_are_content_addressed(rendered: tuple[Path, list[dict[str, Any]]]) -> None:
+    """Every ConfigMap a Deployment reads through envFrom carries kustomize's content hash in its name,
+    so changing a value changes the pod template and rolls the pods (envFrom is read only at start)."""
+    _, docs = rendered
+    for dep in find(docs, "Deployment"):
+        for c in dep["spec"]["template"]["spec"]["containers"]:
+            for src in c.get("envFrom", []):
+                name = src["configMapRef"]["name"]
+                one(docs, "ConfigMap", name)
+                assert re.fullmatch(r".+-config-[a-z0-9]{10}", name), f"{dep['metadata']['name']}: {name}"
+    # The orchestrator's run-config keeps its name: the Job's configMapKeyRefs and `cluster run` use it.
+    one(docs, "ConfigMap", "run-config")
+
+
+def test_a_service_config_change_rolls_only_that_service(tmp_path: Path) -> None:
+    """An overlay of the gpu overlay that changes one generator setting: the generator pod template
+    changes (a rollout), the evaluator's does not."""
+    kubectl = require_tool("kubectl")
+    gpu = next(p for p in OVERLAYS if p.name == "gpu")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "kustomization.yaml").write_text(yaml.safe_dump({
+        "resources": [os.path.relpath(gpu, mine)],
+        "configMapGenerator": [{"name": "generator-config", "behavior": "merge",
+                                "literals": ["VIDEOPHY_LOG_LEVEL=DEBUG"]}],
+    }))
+    proc = subprocess.run([kubectl, "kustomize", str(mine)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    after = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    before = render_docs(gpu)
+
+    def template(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
+        return one(docs, "Deployment", name)["spec"]["template"]
+
+    assert template(after, "generator") != template(before, "generator")
+    assert _deployment_parts(after, "generator")[2]["VIDEOPHY_LOG_LEVEL"] == "DEBUG"
+    assert template(after, "evaluator") == template(before, "evaluator")
 
 
 def test_volumes_are_shared(rendered: tuple[Path, list[dict[str, Any]]]) -> None:
