@@ -403,6 +403,13 @@ def test_autoscaler_owns_generator_replicas() -> None:
     assert so["spec"]["scaleTargetRef"]["name"] == "generator"
     assert "replicas" not in one(docs, "Deployment", "generator")["spec"], "KEDA owns spec.replicas"
     assert "evaluator" not in {s["spec"]["scaleTargetRef"]["name"] for s in find(docs, "ScaledObject")}
+    # A failing Prometheus holds some generators instead of dropping the metric (and the run) to zero.
+    fallback = so["spec"]["fallback"]
+    assert fallback["failureThreshold"] >= 1
+    assert so["spec"].get("minReplicaCount", 0) < fallback["replicas"] <= so["spec"]["maxReplicaCount"]
+    for trig in so["spec"]["triggers"]:
+        assert trig.get("metricType", "AverageValue") == "AverageValue", "KEDA's fallback needs AverageValue"
+        assert "last_over_time(" in trig["metadata"]["query"], "a missed scrape must not read as no work"
 
 
 def test_judge_tasks_are_served_by_the_listed_evaluators(rendered: tuple[Path, list[dict[str, Any]]]) -> None:
