@@ -9,7 +9,8 @@
     videophy-bench refine --run RUN_DIR --rounds 2 --llm-endpoint URL --llm-model NAME [run's flags]
 
 Subcommands that belong to other packages are imported only when used, so each works with only its
-own extra installed. Exit codes: 0 done, 1 runtime failure, 2 usage or configuration error,
+own extra installed. Exit codes (services/orchestrator/exit_codes.py): 0 done, 1 runtime failure,
+2 usage or configuration error, 75 run directory still locked after --lock-wait-s (retryable),
 130 SIGINT (Ctrl-C), 143 SIGTERM (both drain first: docs/orchestrator.md).
 """
 
@@ -184,6 +185,13 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     )
     ep.add_argument("--startup-timeout-s", type=float, default=1800.0, help="wait this long for replicas")
     ep.add_argument(
+        "--lock-wait-s",
+        type=float,
+        default=0.0,
+        help="wait this long for another orchestrator to release the run directory, then exit 75 "
+        "(retryable; the Kubernetes Job waits 300 s for a rescheduled pod's predecessor)",
+    )
+    ep.add_argument(
         "--local-restarts",
         type=int,
         default=3,
@@ -317,6 +325,7 @@ def _run_options(args: argparse.Namespace, argv: list[str]):
         local_evaluators=args.local_evaluators,
         local_restarts=args.local_restarts,
         startup_timeout_s=args.startup_timeout_s,
+        lock_wait_s=args.lock_wait_s,
         prompt_revision=args.prompts_revision,
         progress=False if args.no_progress else None,
         client=ClientConfig(
@@ -338,6 +347,7 @@ def _run_options(args: argparse.Namespace, argv: list[str]):
 
 
 def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
+    from services.orchestrator import exit_codes
     from services.orchestrator.dispatch import NoReplicas
     from services.orchestrator.interrupt import Interrupted
     from services.orchestrator.items import MAX_SEEDS
@@ -349,8 +359,9 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     if not 1 <= args.seeds <= MAX_SEEDS or (args.limit is not None and args.limit < 0):
         print(f"videophy-bench run: --seeds must be in 1..{MAX_SEEDS} and --limit >= 0", file=sys.stderr)
         return USAGE_ERROR
-    if args.local_restarts < 0 or args.drain_grace_s < 0:
-        print("videophy-bench run: --local-restarts and --drain-grace-s must be >= 0", file=sys.stderr)
+    if args.local_restarts < 0 or args.drain_grace_s < 0 or args.lock_wait_s < 0:
+        print("videophy-bench run: --local-restarts, --drain-grace-s and --lock-wait-s must be >= 0",
+              file=sys.stderr)
         return USAGE_ERROR
     try:
         opts = _run_options(args, argv)
@@ -359,9 +370,12 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         return USAGE_ERROR
     try:
         return run_sync(opts)
-    except (UsageError, ConfigMismatch, PromptSetError, RunLocked, LedgerCorrupt) as exc:
+    except (UsageError, ConfigMismatch, PromptSetError, LedgerCorrupt) as exc:
         print(f"videophy-bench run: {exc}", file=sys.stderr)
         return USAGE_ERROR
+    except RunLocked as exc:
+        print(f"videophy-bench run: {exc}", file=sys.stderr)
+        return exit_codes.LOCKED
     except (NoReplicas, LocalServiceError) as exc:
         print(f"videophy-bench run: {exc}", file=sys.stderr)
         return 1

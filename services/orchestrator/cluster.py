@@ -48,6 +48,9 @@ MAX_RUN_NAME = 63 - max(len(JOB_PREFIX), len(FETCH_PREFIX))
 # A ConfigMap holds at most 1 MiB; bigger prompt files belong on the videos volume.
 MAX_PROMPTS_BYTES = 1000 * 1024
 USAGE_ERROR = 2
+# `run --replace`: the old pod drains within its terminationGracePeriodSeconds (60 s in the base).
+REPLACE_TIMEOUT_S = 600
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"  # set by the Job controller on its pods
 
 
 class ClusterError(RuntimeError):
@@ -238,6 +241,7 @@ def make_run_job(docs: Sequence[dict[str, Any]], spec: RunSpec) -> dict[str, Any
     for key in ("resourceVersion", "uid", "creationTimestamp", "generation"):
         meta.pop(key, None)
     job.pop("status", None)
+    job["spec"]["suspend"] = False  # the overlay's template is suspended: applying it starts nothing
     pod = job["spec"]["template"]
     pod.setdefault("metadata", {}).setdefault("labels", {})[RUN_LABEL] = spec.name
     pod_spec = pod["spec"]
@@ -357,7 +361,7 @@ def cmd_run(args: argparse.Namespace, kubectl: Kubectl) -> int:
     if args.deploy:
         kubectl.run("apply", "-f", "-", stdin=dump_documents(service_documents(docs)), namespaced=False)
     if args.replace:
-        kubectl.run("delete", "job", job_name(spec.name), "--ignore-not-found", "--wait=true")
+        replace_job(kubectl, spec.name)
     if cm is not None:
         kubectl.run("apply", "-f", "-", stdin=dump_documents([cm]))
     # `create`, not `apply`: reusing a live run's name is an error, not a silent no-op.
@@ -368,6 +372,22 @@ def cmd_run(args: argparse.Namespace, kubectl: Kubectl) -> int:
     if args.follow:
         return follow_logs(kubectl, spec.name)
     return 0
+
+
+def replace_job(kubectl: Kubectl, run: str) -> None:
+    """Delete the run's Job and wait until its pods are gone, so the new Job's first pod does not meet
+    the old one still holding the run directory (a held lock only delays it: --lock-wait-s, exit 75).
+
+    Foreground cascading keeps the Job until every pod it owns is deleted (after its grace period),
+    and `--wait` waits for the Job itself."""
+    name = job_name(run)
+    try:
+        kubectl.run("delete", "job", name, "--ignore-not-found", "--cascade=foreground", "--wait=true",
+                    f"--timeout={REPLACE_TIMEOUT_S}s")
+    except ClusterError as e:
+        raise ClusterError(
+            f"job/{name} still had pods after {REPLACE_TIMEOUT_S} s (a lost node?): {e}. Check `kubectl -n "
+            f"{kubectl.namespace} get pods -l {JOB_NAME_LABEL}={name}`, then run --replace again") from None
 
 
 def follow_logs(kubectl: Kubectl, run: str) -> int:
@@ -469,7 +489,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-deploy", dest="deploy", action="store_false",
                    help="only create the Job; the services are already applied")
     r.add_argument("--replace", action="store_true",
-                   help="delete an existing Job of that name first (its run resumes from the ledger)")
+                   help="delete an existing Job of that name and wait until its pods are gone, then start "
+                   "the new one (its run resumes from the ledger)")
     r.add_argument("--follow", action="store_true", help="stream the orchestrator's log until it ends")
 
     s = sub.add_parser("status", help="the Job's state and the run's progress", allow_abbrev=False)

@@ -3,7 +3,8 @@ the run directory lock.
 
 Contract:
 - `RunLock` holds an exclusive `fcntl.flock` on RUN_DIR/.lock for the whole run; a second
-  orchestrator on the same directory gets `RunLocked` at once. The kernel drops the lock when the
+  orchestrator on the same directory gets `RunLocked`, at once or after waiting up to `wait_s` (a
+  rescheduled pod whose predecessor is still draining). The kernel drops the lock when the
   process dies, so a killed run never leaves a stale lock behind.
 - `meta` holds the run configuration; `check_config` refuses a different one (`ConfigMismatch`).
 - `items` is keyed by request_id = hash(prompt_id, seed, round, arm, config hash) and is UNIQUE on
@@ -19,13 +20,15 @@ Contract:
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import json
+import logging
 import os
 import shlex
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,8 +36,11 @@ from typing import Any
 from services.common import judge_tasks
 from services.orchestrator.items import STATES, WorkItem, config_diff
 
+log = logging.getLogger(__name__)
+
 LEDGER_NAME = "ledger.sqlite"
 LOCK_NAME = ".lock"
+LOCK_POLL_S = 1.0  # how often a waiting orchestrator tries the lock again
 
 # Version 1 (releases up to issue 13) kept one column per judge task on `items` (sa, sa_parse, sa_raw,
 # ..., videocon_pc); version 2 keeps one `answers` row per (item, task). `connect` moves a version-1
@@ -111,16 +117,50 @@ def _holder(fd: int) -> str:
 
 
 class RunLock:
-    """Exclusive, non-blocking lock on RUN_DIR/.lock (released on close or process death).
+    """Exclusive lock on RUN_DIR/.lock (released on close or process death).
 
-    `purpose` goes into the lock file beside the pid, so whoever is refused knows what holds it."""
+    `purpose` goes into the lock file beside the pid, so whoever is refused knows what holds it.
+    `acquire(wait_s)` (or `acquire_async` inside a running event loop, which stays responsive to
+    signals) retries every LOCK_POLL_S until `wait_s` has passed, then raises `RunLocked`."""
 
     def __init__(self, run_dir: Path, purpose: str = "") -> None:
         self.path = Path(run_dir) / LOCK_NAME
         self.purpose = purpose
         self._fd: int | None = None
 
-    def acquire(self) -> RunLock:
+    def acquire(self, wait_s: float = 0.0) -> RunLock:
+        for delay in self._attempts(wait_s):
+            time.sleep(delay)
+        return self
+
+    async def acquire_async(self, wait_s: float = 0.0) -> RunLock:
+        for delay in self._attempts(wait_s):
+            await asyncio.sleep(delay)
+        return self
+
+    def _attempts(self, wait_s: float) -> Iterator[float]:
+        """Tries the lock until it is held; yields how long to sleep before the next try."""
+        deadline = time.monotonic() + max(0.0, wait_s)
+        logged = False
+        while (holder := self._try()) is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                waited = f"; still held after {wait_s:g} s" if wait_s > 0 else ""
+                raise RunLocked(
+                    f"run directory {self.path.parent} is in use by another orchestrator ({holder})"
+                    f"{waited}; wait for it to finish (--lock-wait-s), or use another --out",
+                    holder,
+                )
+            if not logged:
+                log.warning("run directory %s is in use by another orchestrator (%s); waiting up to "
+                            "%g s for it", self.path.parent, holder, wait_s)
+                logged = True
+            yield min(LOCK_POLL_S, left)
+        if logged:
+            log.info("run directory %s is free: taking it over", self.path.parent)
+
+    def _try(self) -> str | None:
+        """Takes the lock (None) or names its holder."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -128,17 +168,13 @@ class RunLock:
         except BlockingIOError:
             holder = _holder(fd)
             os.close(fd)
-            raise RunLocked(
-                f"run directory {self.path.parent} is in use by another orchestrator ({holder}); "
-                "wait for it to finish, or use another --out",
-                holder,
-            ) from None
+            return holder
         os.ftruncate(fd, 0)
         what = f" ({self.purpose})" if self.purpose else ""
         since = time.strftime("%F %T")
         os.write(fd, f"pid {os.getpid()}{what} on {os.uname().nodename} since {since}".encode())
         self._fd = fd
-        return self
+        return None
 
     def release(self) -> None:
         if self._fd is not None:

@@ -84,6 +84,7 @@ class RunOptions:
     local_evaluator_args: list[str] = field(default_factory=list)
     local_restarts: int = 3  # --local: restarts per child that exits during the run
     startup_timeout_s: float = 1800.0
+    lock_wait_s: float = 0.0  # wait this long for another orchestrator to release the run directory
     prompt_revision: str | None = None
     cache_dir: str | None = None
     progress: bool | None = None  # None: rich on a TTY, log lines otherwise
@@ -343,7 +344,8 @@ async def run(opts: RunOptions, stop: SignalStop | None = None) -> int:
     if opts.items_fn is None:
         selected_keys(opts, ps)  # unknown --ids: refused before anything starts
     run_dir.mkdir(parents=True, exist_ok=True)  # only now: every check above creates nothing
-    lock = RunLock(run_dir).acquire()
+    # Awaited, so a signal during the wait still stops the run (exit 130/143, nothing started).
+    lock = await RunLock(run_dir).acquire_async(opts.lock_wait_s)
     try:
         ledger = Ledger(run_dir)  # LedgerCorrupt: one line naming `videophy-bench recover`
         # Exports match the ledger before any replica is contacted (a crashed session left them stale).

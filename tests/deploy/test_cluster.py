@@ -44,6 +44,8 @@ elif verb == "exec":
     print("prompts 600, generated 120, evaluated 100")
 elif verb == "cp":
     sys.exit(int(os.environ.get("FAKE_KUBECTL_CP_RC", "0")))
+elif verb == "delete":
+    sys.exit(int(os.environ.get("FAKE_KUBECTL_DELETE_RC", "0")))
 '''
 
 
@@ -134,12 +136,15 @@ def test_run_applies_services_then_creates_the_job(fake: FakeKubectl) -> None:
         "run", "--prompts", "videophy2", "--out", "/data/runs/wan5b-a",
         "--generators", "dns:///generator.videophy.svc.cluster.local:50051",
         "--evaluators", "dns:///evaluator.videophy.svc.cluster.local:50052",
-        "--startup-timeout-s", "3600",
+        "--startup-timeout-s", "3600", "--lock-wait-s", "300",
     ]
     env = {e["name"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert not env & {"RUN_NAME", "PROMPTS", "GENERATORS", "EVALUATORS"}, "parameters are baked in"
     # The failure policy and the resume-on-retry behaviour come along from the template.
-    assert job["spec"]["podFailurePolicy"] == yaml.safe_load(base_render_job())["spec"]["podFailurePolicy"]
+    template = yaml.safe_load(base_render_job())
+    assert job["spec"]["podFailurePolicy"] == template["spec"]["podFailurePolicy"]
+    # The template is suspended (applying the overlay starts no run); the run's copy is not.
+    assert template["spec"]["suspend"] is True and job["spec"]["suspend"] is False
 
 
 def base_render_job() -> str:
@@ -191,15 +196,28 @@ def test_prompts_file_too_big(fake: FakeKubectl, tmp_path: Path) -> None:
     assert not [a for a in fake.argvs() if "create" in a]
 
 
-def test_replace_deletes_the_old_job_first(fake: FakeKubectl) -> None:
+def test_replace_waits_for_the_old_pods_before_creating_the_new_job(fake: FakeKubectl) -> None:
     assert cluster.cluster_main(["--context", "lab", "run", "r1", "--prompts", "p", "--overlay", OVERLAY,
                                  "--no-deploy", "--replace"]) == 0
     k = fake.kubectl
+    # Foreground cascading: the Job (which `--wait` waits for) goes only after every pod it owns.
     assert fake.argvs()[1:] == [
         [k, "--context", "lab", "--namespace", "videophy", "delete", "job", "videophy-run-r1",
-         "--ignore-not-found", "--wait=true"],
+         "--ignore-not-found", "--cascade=foreground", "--wait=true", "--timeout=600s"],
         [k, "--context", "lab", "--namespace", "videophy", "create", "-f", "-"],
     ]
+
+
+def test_replace_whose_old_pods_do_not_go_creates_nothing(fake: FakeKubectl, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("FAKE_KUBECTL_DELETE_RC", "1")
+    assert cluster.cluster_main(["run", "r1", "--prompts", "p", "--overlay", OVERLAY, "--no-deploy",
+                                 "--replace"]) == 1
+    assert [a[3] for a in fake.argvs()[1:]] == ["delete"], "no new Job while the old pod may hold the lock"
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "job/videophy-run-r1 still had pods after 600 s" in err
+    assert "get pods -l batch.kubernetes.io/job-name=videophy-run-r1" in err
 
 
 def test_run_refuses_a_namespace_other_than_the_overlays(fake: FakeKubectl) -> None:

@@ -4,6 +4,8 @@ own invariants (GPU limits, health probes, grace periods, security context, disc
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from deploy_support import (
+    K8S,
     K8S_VERSION,
     KUSTOMIZATIONS,
     OVERLAYS,
@@ -24,6 +27,7 @@ from deploy_support import (
     require_tool,
 )
 
+from services.orchestrator import exit_codes
 from services.orchestrator.discovery import parse_targets
 
 IDS = [str(p.relative_to(p.parents[1])) if p.parent.name == "overlays" else "base" for p in KUSTOMIZATIONS]
@@ -167,8 +171,11 @@ def test_gpu_containers_have_gpu_limits(rendered: tuple[Path, list[dict[str, Any
     for kind_name, spec in pod_specs(docs):
         for c in spec["containers"]:
             res = c.get("resources", {})
-            for key in ("cpu", "memory"):
-                assert key in res.get("requests", {}) and key in res.get("limits", {}), f"{kind_name}: {key}"
+            assert {"cpu", "memory"} <= res.get("requests", {}).keys(), kind_name
+            assert "memory" in res.get("limits", {}), kind_name
+            # The generator encodes MP4s on the CPU: a CFS quota would throttle it, so it has none.
+            throttled = "cpu" in res.get("limits", {})
+            assert throttled == (kind_name != "Deployment/generator"), f"{kind_name}: CPU limit {throttled}"
 
 
 def test_probes_use_the_grpc_health_service(rendered: tuple[Path, list[dict[str, Any]]]) -> None:
@@ -253,6 +260,15 @@ def test_orchestrator_job_resumes_safely(rendered: tuple[Path, list[dict[str, An
     disruption = {"type": "DisruptionTarget", "status": "True"}
     assert any(r["action"] == "Ignore" and disruption in r.get("onPodConditions", []) for r in rules)
     assert spec.get("parallelism", 1) == 1 and spec.get("completions", 1) == 1, "one writer per ledger"
+    # Applying the manifests starts no run: the template waits suspended; `cluster run` makes copies.
+    assert spec.get("suspend") is True
+    # Exactly the final exit codes fail the Job at once; the rest (1, 75 locked, 130/143 signals) retry.
+    final = [r for r in rules if r["action"] == "FailJob"]
+    assert [(r["onExitCodes"]["operator"], sorted(r["onExitCodes"]["values"])) for r in final] == [
+        ("In", sorted(exit_codes.FINAL))]
+    assert final[0]["onExitCodes"]["containerName"] == "orchestrator"
+    assert {exit_codes.LOCKED, exit_codes.SIGTERM, exit_codes.SIGINT, exit_codes.FAILED}.isdisjoint(
+        exit_codes.FINAL)
     (c,) = pod["containers"]
     args = c["args"]
     assert args[0] == "run"
@@ -264,6 +280,8 @@ def test_orchestrator_job_resumes_safely(rendered: tuple[Path, list[dict[str, An
     gen = _deployment_parts(docs, "generator")[1]["startupProbe"]
     load_s = gen.get("periodSeconds", 10) * gen.get("failureThreshold", 3)
     assert float(args[args.index("--startup-timeout-s") + 1]) >= load_s
+    # A retried pod outwaits its predecessor's drain (SIGTERM .. SIGKILL) before exiting 75.
+    assert float(args[args.index("--lock-wait-s") + 1]) >= 2 * pod["terminationGracePeriodSeconds"]
     # Everyone mounts the same claim at the storage root.
     claims = set()
     for kind_name, pspec in pod_specs(docs):
@@ -275,6 +293,45 @@ def test_orchestrator_job_resumes_safely(rendered: tuple[Path, list[dict[str, An
             assert data, f"{kind_name}: storage root is not a mounted volume"
             claims.add(vols[data[0]["name"]]["persistentVolumeClaim"]["claimName"])
     assert claims == {"videos"}
+
+
+def test_service_configs_are_content_addressed(rendered: tuple[Path, list[dict[str, Any]]]) -> None:
+    """Every ConfigMap a Deployment reads through envFrom carries kustomize's content hash in its name,
+    so changing a value changes the pod template and rolls the pods (envFrom is read only at start)."""
+    _, docs = rendered
+    for dep in find(docs, "Deployment"):
+        for c in dep["spec"]["template"]["spec"]["containers"]:
+            for src in c.get("envFrom", []):
+                name = src["configMapRef"]["name"]
+                one(docs, "ConfigMap", name)
+                assert re.fullmatch(r".+-config-[a-z0-9]{10}", name), f"{dep['metadata']['name']}: {name}"
+    # The orchestrator's run-config keeps its name: the Job's configMapKeyRefs and `cluster run` use it.
+    one(docs, "ConfigMap", "run-config")
+
+
+def test_a_service_config_change_rolls_only_that_service(tmp_path: Path) -> None:
+    """An overlay of the gpu overlay that changes one generator setting: the generator pod template
+    changes (a rollout), the evaluator's does not."""
+    kubectl = require_tool("kubectl")
+    gpu = next(p for p in OVERLAYS if p.name == "gpu")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "kustomization.yaml").write_text(yaml.safe_dump({
+        "resources": [os.path.relpath(gpu, mine)],
+        "configMapGenerator": [{"name": "generator-config", "behavior": "merge",
+                                "literals": ["VIDEOPHY_LOG_LEVEL=DEBUG"]}],
+    }))
+    proc = subprocess.run([kubectl, "kustomize", str(mine)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    after = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    before = render_docs(gpu)
+
+    def template(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
+        return one(docs, "Deployment", name)["spec"]["template"]
+
+    assert template(after, "generator") != template(before, "generator")
+    assert _deployment_parts(after, "generator")[2]["VIDEOPHY_LOG_LEVEL"] == "DEBUG"
+    assert template(after, "evaluator") == template(before, "evaluator")
 
 
 def test_volumes_are_shared(rendered: tuple[Path, list[dict[str, Any]]]) -> None:
@@ -321,14 +378,74 @@ def test_only_the_orchestrator_reaches_the_services(rendered: tuple[Path, list[d
                     assert peer["podSelector"]["matchLabels"].items() <= orch.items()
 
 
-def test_gpu_overlay_selects_gpu_products() -> None:
+# GPU Feature Discovery labels of real nodes (nvidia.com/gpu.product, .memory in MiB, .family).
+GPU_NODES = {
+    "H100 SXM": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "nvidia.com/gpu.memory": "81559",
+                 "nvidia.com/gpu.family": "hopper"},
+    "H100 PCIe": {"nvidia.com/gpu.product": "NVIDIA-H100-PCIe", "nvidia.com/gpu.memory": "81559",
+                  "nvidia.com/gpu.family": "hopper"},
+    "H100 NVL": {"nvidia.com/gpu.product": "NVIDIA-H100-NVL", "nvidia.com/gpu.memory": "95830",
+                 "nvidia.com/gpu.family": "hopper"},
+    "H200": {"nvidia.com/gpu.product": "NVIDIA-H200", "nvidia.com/gpu.memory": "143771",
+             "nvidia.com/gpu.family": "hopper"},
+    "L40S": {"nvidia.com/gpu.product": "NVIDIA-L40S", "nvidia.com/gpu.memory": "46068",
+             "nvidia.com/gpu.family": "ada-lovelace"},
+    "T4": {"nvidia.com/gpu.product": "Tesla-T4", "nvidia.com/gpu.memory": "15360",
+           "nvidia.com/gpu.family": "turing"},
+}
+
+
+def _matches(expr: dict[str, Any], labels: dict[str, str]) -> bool:
+    value = labels.get(expr["key"])
+    op = expr["operator"]
+    if op == "In":
+        return value in expr["values"]
+    if op == "Gt":
+        return value is not None and int(value) > int(expr["values"][0])
+    if op == "Exists":
+        return value is not None
+    raise AssertionError(f"add operator {op} to _matches")
+
+
+def _schedulable(spec: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Required node affinity: any term whose expressions all match (Kubernetes' semantics)."""
+    node = spec.get("affinity", {}).get("nodeAffinity", {})
+    required = node.get("requiredDuringSchedulingIgnoredDuringExecution")
+    if not required:
+        return True
+    return any(all(_matches(e, labels) for e in t["matchExpressions"]) for t in required["nodeSelectorTerms"])
+
+
+def test_gpu_overlay_selects_80gb_gpus_of_every_form_factor() -> None:
     docs = render_docs(next(p for p in OVERLAYS if p.name == "gpu"))
     gen = one(docs, "Deployment", "generator")
     assert gen["spec"]["replicas"] > 1
-    terms = gen["spec"]["template"]["spec"]["affinity"]["nodeAffinity"][
-        "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
-    keys = {e["key"] for t in terms for e in t["matchExpressions"]}
-    assert "nvidia.com/gpu.product" in keys
+    spec = gen["spec"]["template"]["spec"]
+    fits = {name for name, labels in GPU_NODES.items() if _schedulable(spec, labels)}
+    assert fits == {"H100 SXM", "H100 PCIe", "H100 NVL", "H200"}
+    evaluator = one(docs, "Deployment", "evaluator")["spec"]["template"]["spec"]
+    judges = {n for n, labels in GPU_NODES.items() if _schedulable(evaluator, labels)}
+    assert judges == GPU_NODES.keys() - {"T4"}
+    preferred = spec["affinity"]["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    exprs = [e for p in preferred for e in p["preference"]["matchExpressions"]]
+    assert any(_matches(e, GPU_NODES["H100 NVL"]) for e in exprs), "Hopper (FlashAttention-3) is preferred"
+
+
+def test_clusters_without_gpu_labels_select_by_gpu_requests_alone(tmp_path: Path) -> None:
+    kubectl = require_tool("kubectl")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "kustomization.yaml").write_text(yaml.safe_dump({
+        "resources": [os.path.relpath(K8S / "overlays" / "gpu-two-judges", mine)],
+        "components": [os.path.relpath(K8S / "components" / "without-gpu-labels", mine)],
+    }))
+    proc = subprocess.run([kubectl, "kustomize", str(mine)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    for name in ("generator", "evaluator", "evaluator-videocon"):
+        spec, c, _ = _deployment_parts(docs, name)
+        assert _schedulable(spec, {}), f"{name} needs node labels"
+        assert c["resources"]["limits"]["nvidia.com/gpu"] == 1, f"{name} must still ask for a GPU"
 
 
 def test_dev_overlay_is_cpu_only() -> None:
@@ -350,6 +467,13 @@ def test_autoscaler_owns_generator_replicas() -> None:
     assert so["spec"]["scaleTargetRef"]["name"] == "generator"
     assert "replicas" not in one(docs, "Deployment", "generator")["spec"], "KEDA owns spec.replicas"
     assert "evaluator" not in {s["spec"]["scaleTargetRef"]["name"] for s in find(docs, "ScaledObject")}
+    # A failing Prometheus holds some generators instead of dropping the metric (and the run) to zero.
+    fallback = so["spec"]["fallback"]
+    assert fallback["failureThreshold"] >= 1
+    assert so["spec"].get("minReplicaCount", 0) < fallback["replicas"] <= so["spec"]["maxReplicaCount"]
+    for trig in so["spec"]["triggers"]:
+        assert trig.get("metricType", "AverageValue") == "AverageValue", "KEDA's fallback needs AverageValue"
+        assert "last_over_time(" in trig["metadata"]["query"], "a missed scrape must not read as no work"
 
 
 def test_judge_tasks_are_served_by_the_listed_evaluators(rendered: tuple[Path, list[dict[str, Any]]]) -> None:

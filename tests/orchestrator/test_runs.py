@@ -113,7 +113,7 @@ def test_changed_configuration_and_locked_directory_are_refused(shared_services,
     assert main([*args, "--limit", "2"]) == 0  # selection is not configuration: the run is extended
     assert len(rows(svc.root / "runs" / "cfg")) == 2
     with RunLock(svc.root / "runs" / "cfg"):
-        assert main(args) == 2
+        assert main(args) == 75  # retryable: the holder may be a predecessor still draining
     assert "in use by another orchestrator" in capsys.readouterr().err
 
 
