@@ -114,6 +114,18 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         "(default: %(default)s)",
     )
     p.add_argument("--prompts-revision", default=None, help="Hub dataset revision to pin")
+    vid = p.add_argument_group("existing videos (judge only: no generator is started)")
+    vid.add_argument(
+        "--videos",
+        default=None,
+        metavar="SOURCE",
+        help="judge these videos instead of generating: a CSV in the official inference.py format "
+        "(videopath, caption[, rule]; paths relative to the CSV or absolute) or a directory with its "
+        "videos.csv (or only CSV); captions map onto --prompts (docs/orchestrator.md)",
+    )
+    vid.add_argument(
+        "--arm", default=None, help="--videos: the model's name in results.csv (default: the source's name)"
+    )
     p.add_argument("--out", required=True, help="run directory")
     env_flag(
         p,
@@ -343,6 +355,8 @@ def _run_options(args: argparse.Namespace, argv: list[str]):
             drain_grace_s=args.drain_grace_s,
         ),
         argv=["videophy-bench", *argv],
+        videos=args.videos,
+        arm=args.arm,
     )
 
 

@@ -839,7 +839,8 @@ class Dispatcher:
                 self.ledger.reset_to_pending(item.request_id, f"judge: {reason}")
                 item.video_uri = item.sha256 = ""
                 item.answered = frozenset()
-                if item.gen_attempts >= self.opts.max_attempts:
+                if item.gen_attempts >= self.opts.max_attempts or not self.targets["generator"]:
+                    # (without generators, existing videos: rerunning takes the video in again)
                     self._fail("generate", item, f"video unusable by the judge: {reason}")
                 else:
                     self.queues["generator"].put_nowait(item)

@@ -41,12 +41,13 @@ class RunConfig:
     judge_tasks: tuple[str, ...] | None = None
     videocon_model: str | None = None  # model id answering videocon_sa/videocon_pc, when requested
     videocon_revision: str = ""
+    judge_only: bool = False  # `--videos`: existing videos judged, no generator (generator_* empty)
 
     def as_dict(self) -> dict[str, Any]:
         """The hashed configuration. Keys added later are left out while unset, so runs made before
         them keep their hash (and can be resumed)."""
         out = asdict(self)
-        for key in ("judge_tasks", "videocon_model", "videocon_revision"):
+        for key in ("judge_tasks", "videocon_model", "videocon_revision", "judge_only"):
             if not out[key]:
                 del out[key]
         if out.get("judge_tasks"):

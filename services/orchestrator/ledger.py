@@ -496,12 +496,16 @@ class Ledger:
         """The tasks each item already has an answer for (a parser error counts: it has a status)."""
         return {rid: frozenset(a) for rid, a in read_answers(self.conn, request_ids).items()}
 
+    def forget_answers(self, rid: str, **fields: Any) -> None:
+        """Drop the item's answers (its video changed: they no longer describe it) and set `fields`."""
+        with self.conn:
+            self.conn.execute("DELETE FROM answers WHERE request_id=?", (rid,))
+        self.update(rid, **dict.fromkeys(JUDGE_COLUMNS), **fields)
+
     def reset_to_pending(self, rid: str, reason: str) -> None:
         """Forget the artifact and answers (they must be made again) and record why."""
         self.add_error(rid, "resume", reason, state="pending")
-        with self.conn:
-            self.conn.execute("DELETE FROM answers WHERE request_id=?", (rid,))
-        self.update(rid, **dict.fromkeys((*ARTIFACT_COLUMNS, *JUDGE_COLUMNS)))
+        self.forget_answers(rid, **dict.fromkeys(ARTIFACT_COLUMNS))
 
     def counts(self) -> dict[str, int]:
         return state_counts(self.conn)

@@ -104,7 +104,7 @@ class LocalServices:
 
     run_dir: Path
     storage_root: Path
-    generator_model: str
+    generator_model: str | None  # None: no generator (judging existing videos)
     judge_model: str | None
     generators: int | None = None  # default: one per GPU, or 1
     evaluators: int | None = None
@@ -167,11 +167,11 @@ class LocalServices:
         """Spawn and wait until every child is ready; returns (generator, evaluator) addresses."""
         gpus = visible_gpus()
         slots: list[str | None] = list(gpus) if gpus else [None]
-        n_gen = self.generators or len(slots)
+        n_gen = (self.generators or len(slots)) if self.generator_model else 0
         n_eval = self.evaluators or len(slots)
         for k in range(n_gen):
             self._spawn(
-                "generator", k, self.generator_model, slots[k % len(slots)], self.extra_generator_args
+                "generator", k, str(self.generator_model), slots[k % len(slots)], self.extra_generator_args
             )
         for role, model in (("", self.judge_model), ("videocon", self.videocon_model)):
             if not model:

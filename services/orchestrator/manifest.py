@@ -46,6 +46,7 @@ def write(
     counts: dict[str, int] | None = None,
     session_start: float,
     finished: bool = False,
+    video_sources: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     run_dir = Path(run_dir)
     old = read(run_dir)
@@ -92,5 +93,7 @@ def write(
         },
         "sessions": sessions,
     }
+    if video_sources:  # `run --videos`: where the judged videos came from, per arm
+        manifest["video_sources"] = video_sources
     write_atomic(run_dir / MANIFEST_NAME, json.dumps(manifest, indent=1, default=str) + "\n")
     return manifest

@@ -23,7 +23,7 @@ from services.common.storage import Storage
 from services.evaluator.catalog import TINY as TINY_JUDGE
 from services.evaluator.catalog import unknown_judge
 from services.generator.presets import PRESETS, get_preset, resolve
-from services.orchestrator import artifacts, export, manifest
+from services.orchestrator import artifacts, export, manifest, video_source
 from services.orchestrator.discovery import Target, parse_targets
 from services.orchestrator.dispatch import (
     Dispatcher,
@@ -93,6 +93,8 @@ class RunOptions:
     argv: list[str] = field(default_factory=list)
     # Builds the work items from (prompt set, config hash) instead of the selection (e.g. `refine`).
     items_fn: Callable[[PromptSet, str], list[WorkItem]] | None = None
+    videos: str | None = None  # judge these existing videos (video_source.py); no generator
+    arm: str | None = None  # --videos: the arm (the model); default the source's name
 
 
 def _output_prefix(run_dir: Path, storage_root: Path) -> str:
@@ -132,6 +134,8 @@ def _requested_config(opts: RunOptions, ps: PromptSet) -> dict[str, Any]:
     }
     if opts.model:
         cfg["generator_model"] = opts.model
+    if opts.videos:
+        cfg["judge_only"] = True
     return cfg
 
 
@@ -287,11 +291,15 @@ def check_generation(opts: RunOptions, preset: str | None) -> None:
 def preflight(opts: RunOptions) -> None:
     """Refuse, before anything is created or started, what would fail later: unknown models, real
     models without a GPU, no services, a run directory outside the storage root."""
+    if opts.videos is not None:
+        problem = video_source.conflicting_options(opts)
+        if problem:
+            raise UsageError(problem)
     if opts.model is not None and opts.model not in PRESETS:
         raise UsageError(
             f"--model {opts.model}: unknown generator preset; choose one of {', '.join(PRESETS)}"
         )
-    if not opts.local and not opts.generators:
+    if not opts.local and not opts.generators and opts.videos is None:
         raise UsageError(
             "give --generators ADDRESSES (or dns:///name:port), or --local to start services here"
         )
@@ -306,7 +314,7 @@ def preflight(opts: RunOptions) -> None:
     tasks = () if opts.no_judge else tuple(opts.judge_tasks or default_tasks(has_rules=False))
     judge, videocon = local_judges(opts, tasks)
     model = opts.model or DEFAULT_LOCAL_MODEL
-    started = [("--model", model, is_tiny_preset(model))]
+    started = [] if opts.videos is not None else [("--model", model, is_tiny_preset(model))]
     for flag, name in (("--judge-model", judge), ("--videocon-model", videocon)):
         if name is not None:
             problem = unknown_judge(name)
@@ -322,6 +330,20 @@ def preflight(opts: RunOptions) -> None:
         )
 
 
+def _video_source(opts: RunOptions) -> video_source.VideoSource | None:
+    """`--videos SOURCE` read (its CSV only) before anything is created; judge tasks default to
+    sa,pc plus rule when its CSV has a rule column with text."""
+    if opts.videos is None:
+        return None
+    try:
+        source = video_source.open_source(opts.videos, opts.arm)
+    except video_source.VideoSourceError as exc:
+        raise UsageError(str(exc)) from None
+    if source.has_rules and not opts.judge_tasks and not opts.no_judge:
+        opts.judge_tasks = ("sa", "pc", "rule")
+    return source
+
+
 def _tally(ledger: Ledger, items: list[WorkItem], judged: bool) -> tuple[int, int]:
     """(finished, selected) items: judged, or generated when there is no judge."""
     final = {"judged"} if judged else {"judged", "generated"}
@@ -335,13 +357,14 @@ async def run(opts: RunOptions, stop: SignalStop | None = None) -> int:
     stop = stop or SignalStop()
     session_start = time.time()
     preflight(opts)
+    source = _video_source(opts)
     ps = await asyncio.to_thread(
         load_prompt_set, opts.prompts, revision=opts.prompt_revision, cache_dir=opts.cache_dir
     )
     run_dir = Path(opts.out)
     storage_root = Path(opts.storage_root) if opts.storage_root else run_dir
     prefix = _output_prefix(run_dir, storage_root)
-    if opts.items_fn is None:
+    if opts.items_fn is None and source is None:
         selected_keys(opts, ps)  # unknown --ids: refused before anything starts
     run_dir.mkdir(parents=True, exist_ok=True)  # only now: every check above creates nothing
     # Awaited, so a signal during the wait still stops the run (exit 130/143, nothing started).
@@ -373,6 +396,7 @@ async def run(opts: RunOptions, stop: SignalStop | None = None) -> int:
             counts=ledger.counts(),
             session_start=session_start,
             finished=finished,
+            video_sources=ledger.get_meta(video_source.META_KEY),
         )
 
     try:
@@ -384,7 +408,8 @@ async def run(opts: RunOptions, stop: SignalStop | None = None) -> int:
         # Tasks some selected item needs (rule only where a prompt has one): checked before the run.
         needed = frozenset(t for t in judge_tasks if any(applies(t, p.rule) for p in ps.prompts))
         if opts.metrics_port is not None:
-            planned = _planned_pending(ledger, opts, ps, judging)
+            planned = (_planned_pending(ledger, opts, ps, judging) if source is None
+                       else {"generate": 0, "evaluate": len(source.rows) if judging else 0})
 
             def snapshot() -> dict[str, Any]:
                 started = dispatcher is not None and dispatcher._started
@@ -404,7 +429,7 @@ async def run(opts: RunOptions, stop: SignalStop | None = None) -> int:
             local = LocalServices(
                 run_dir,
                 storage_root,
-                opts.model or DEFAULT_LOCAL_MODEL,
+                None if source else opts.model or DEFAULT_LOCAL_MODEL,
                 judge_model,
                 opts.local_generators,
                 opts.local_evaluators,
@@ -416,7 +441,8 @@ async def run(opts: RunOptions, stop: SignalStop | None = None) -> int:
             )
             _, eval_addrs = await local.start(opts.client)
             # Supervised children may come back on new ports: the dispatcher asks for the live ones.
-            gen_targets = [Target.pool("local generators", functools.partial(local.addresses, "generator"))]
+            gen_targets = [] if source else [
+                Target.pool("local generators", functools.partial(local.addresses, "generator"))]
             judge_targets = (
                 [Target.pool("local evaluators", functools.partial(local.addresses, "evaluator"))]
                 if eval_addrs
@@ -425,7 +451,10 @@ async def run(opts: RunOptions, stop: SignalStop | None = None) -> int:
         else:
             gen_targets = _targets(opts.generators, "--generators")
             judge_targets = _targets(opts.evaluators, "--evaluators") if judging else []
-        gen_info = await first_info("generator", gen_targets, opts.client, opts.startup_timeout_s)
+        gen_info = (  # no generator when judging existing videos
+            await first_info("generator", gen_targets, opts.client, opts.startup_timeout_s)
+            if gen_targets else None
+        )
         judge_infos: dict[str, ReplicaInfo] = {}
         if judge_targets:
             try:
@@ -440,15 +469,15 @@ async def run(opts: RunOptions, stop: SignalStop | None = None) -> int:
             info = next((expected[t] for t in judge_tasks if t in tasks_of(fam.name) and t in expected), None)
             judge_models[fam.model_key] = info.model_id if info else None
             judge_models[fam.revision_key] = info.revision if info else ""
-        if opts.model and gen_info.preset != opts.model:
+        if opts.model and gen_info and gen_info.preset != opts.model:
             raise UsageError(
                 f"--model {opts.model}: the generators serve {gen_info.preset!r} ({gen_info.model_id})"
             )
-        check_generation(opts, gen_info.preset)  # remote generators: their preset's rules
+        check_generation(opts, gen_info.preset if gen_info else None)  # remote generators: their rules
         config = RunConfig(
-            generator_model=gen_info.preset,
-            generator_model_id=gen_info.model_id,
-            generator_revision=gen_info.revision,
+            generator_model=gen_info.preset if gen_info else "",
+            generator_model_id=gen_info.model_id if gen_info else "",
+            generator_revision=gen_info.revision if gen_info else "",
             overrides=dict(opts.overrides),
             negative_prompt=opts.negative_prompt,
             upsampled=opts.upsampled,
@@ -456,12 +485,18 @@ async def run(opts: RunOptions, stop: SignalStop | None = None) -> int:
             prompt_set_sha256=ps.sha256,
             judge_tasks=judge_tasks_cfg if judge_targets else None,
             **judge_models,
+            judge_only=source is not None,
         )
         ledger.check_config(config.as_dict())
         ledger.set_meta("prompt_set", ps.describe())
-        items = opts.items_fn(ps, config.hash) if opts.items_fn else _make_items(opts, ps, config.hash)
-        added = ledger.add_items(items)
-        to_gen, to_judge, done = await _plan(ledger, storage, items, bool(judge_targets))
+        if source is not None:
+            planned = await source.plan(ledger, storage, ps, config.hash, prefix,
+                                        opts.dispatch.verify_threads)
+            items, added, to_gen, to_judge, done = planned.as_run_plan()
+        else:
+            items = opts.items_fn(ps, config.hash) if opts.items_fn else _make_items(opts, ps, config.hash)
+            added = ledger.add_items(items)
+            to_gen, to_judge, done = await _plan(ledger, storage, items, bool(judge_targets))
         log.info(
             "run %s: %d items selected (%d new), %d done, %d to generate, %d to judge; config %s",
             run_dir,
@@ -484,10 +519,11 @@ async def run(opts: RunOptions, stop: SignalStop | None = None) -> int:
             gen_targets,
             judge_targets,
             dispatch_opts,
-            expected_generator=gen_info.model_key(),
+            expected_generator=gen_info.model_key() if gen_info else None,
             expected_tasks={t: info.model_key() for t, info in expected.items()},
         )
-        dispatcher.seen[gen_info.address] = gen_info
+        if gen_info is not None:
+            dispatcher.seen[gen_info.address] = gen_info
         for info in expected.values():
             dispatcher.seen[info.address] = info
         _write_manifest(finished=False)
