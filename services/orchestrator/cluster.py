@@ -31,6 +31,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from services.common.arguments import Parser
+from services.orchestrator import pinning
 
 JOB_PREFIX = "videophy-run-"
 FETCH_PREFIX = "videophy-fetch-"
@@ -351,15 +352,30 @@ def cmd_run(args: argparse.Namespace, kubectl: Kubectl) -> int:
         extra_args=tuple(args.orchestrator_args),
     )
     docs = render_overlay(kubectl, Path(args.overlay))
-    job = make_run_job(docs, spec)
-    namespace = job["metadata"].get("namespace") or DEFAULT_NAMESPACE
+    namespace = template_job(docs)["metadata"].get("namespace") or DEFAULT_NAMESPACE
     if args.namespace and args.namespace != namespace:
         # The services, the volumes and the DNS addresses all live in the overlay's namespace.
         raise UsageError(f"the overlay deploys to namespace {namespace!r}; change it in the overlay")
-    kubectl.namespace = job["metadata"]["namespace"] = namespace
+    kubectl.namespace = namespace
+    existing = find_job(kubectl, spec.name)
+    if existing is not None and not args.replace:
+        # Checked before anything is applied: the services (and their pins) stay as the live run has them.
+        raise UsageError(f"job/{job_name(spec.name)} already exists; --replace resumes that run in a new Job")
+    pins: list[pinning.ModelPin] = []
+    if args.deploy and args.pin:
+        # A resumed run keeps the revisions it started with, whatever the Hub's main says now.
+        before = pinning.recorded(existing)
+        try:
+            pins = pinning.resolve_pins(docs, before)
+        except pinning.PinError as e:
+            raise ClusterError(str(e)) from None
+        docs = pinning.pin_deployments(docs, pins)
+    job = make_run_job(docs, spec)
+    job["metadata"]["namespace"] = namespace
+    pinning.record(job, pins)
     cm = prompts_configmap(spec, kubectl.namespace)
     if args.deploy:
-        kubectl.run("apply", "-f", "-", stdin=dump_documents(service_documents(docs)), namespaced=False)
+        deploy_services(kubectl, service_documents(docs), pins, args.prefetch_timeout_s)
     if args.replace:
         replace_job(kubectl, spec.name)
     if cm is not None:
@@ -372,6 +388,38 @@ def cmd_run(args: argparse.Namespace, kubectl: Kubectl) -> int:
     if args.follow:
         return follow_logs(kubectl, spec.name)
     return 0
+
+
+def deploy_services(kubectl: Kubectl, docs: Sequence[dict[str, Any]], pins: Sequence[pinning.ModelPin],
+                    timeout_s: int) -> None:
+    """Apply the services; pinned Deployments only after their prefetch Jobs filled the weights cache
+    (their replicas run with the Hub offline and would crash-loop on an empty cache)."""
+    pinned = {p.deployment for p in pins}
+    held = [d for d in docs if d.get("kind") == "Deployment" and d["metadata"]["name"] in pinned]
+    first = [d for d in docs if d not in held]
+    kubectl.run("apply", "-f", "-", stdin=dump_documents(first), namespaced=False)
+    if not pins:
+        return
+    deployments = {d["metadata"]["name"]: d for d in held}
+    jobs = [pinning.prefetch_job(deployments[p.deployment], p) for p in pins]
+    kubectl.run("apply", "-f", "-", stdin=dump_documents(jobs))
+    for pin, pj in zip(pins, jobs, strict=True):
+        name = pj["metadata"]["name"]
+        print(f"prefetching {pin.repo}@{pin.revision} for deployment/{pin.deployment} (job/{name})",
+              file=kubectl.out)
+        try:
+            kubectl.run("wait", "--for=condition=complete", f"job/{name}", f"--timeout={timeout_s}s")
+        except ClusterError:
+            raise ClusterError(f"job/{name} did not fill the weights cache within {timeout_s} s; see "
+                               f"`kubectl -n {kubectl.namespace} logs job/{name}` (deployment/"
+                               f"{pin.deployment} was not changed)") from None
+    kubectl.run("apply", "-f", "-", stdin=dump_documents(held), namespaced=False)
+
+
+def find_job(kubectl: Kubectl, run: str) -> dict[str, Any] | None:
+    proc = kubectl.run("get", "job", job_name(run), "-o", "json", "--ignore-not-found", capture=True,
+                       mutates=False)
+    return json.loads(proc.stdout) if proc.stdout.strip() else None
 
 
 def replace_job(kubectl: Kubectl, run: str) -> None:
@@ -491,6 +539,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--replace", action="store_true",
                    help="delete an existing Job of that name and wait until its pods are gone, then start "
                    "the new one (its run resumes from the ledger)")
+    r.add_argument("--no-pin", dest="pin", action="store_false",
+                   help="do not pin the services' Hub models to one commit (each pod resolves its revision)")
+    r.add_argument("--prefetch-timeout-s", type=int, default=4 * 3600,
+                   help="how long the weights prefetch of a pinned model may take (default: %(default)s)")
     r.add_argument("--follow", action="store_true", help="stream the orchestrator's log until it ends")
 
     s = sub.add_parser("status", help="the Job's state and the run's progress", allow_abbrev=False)
