@@ -25,6 +25,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -507,6 +508,63 @@ def cmd_fetch(args: argparse.Namespace, kubectl: Kubectl) -> int:
     return 0
 
 
+PREFLIGHT_JOB = "videophy-preflight"
+
+
+def preflight_job(template: dict[str, Any], size_mib: int) -> dict[str, Any]:
+    """A Job that runs services.orchestrator.volume_check on every PVC the orchestrator mounts (the videos
+    volume and the model cache), with the run's image, UID/GID and security context."""
+    pod_spec = copy.deepcopy(template["spec"]["template"]["spec"])
+    container = _container(pod_spec, CONTAINER)
+    claims = {v["name"] for v in pod_spec.get("volumes", []) if "persistentVolumeClaim" in v}
+    paths = [m["mountPath"] for m in container.get("volumeMounts", []) if m["name"] in claims]
+    if not paths:
+        raise ClusterError("the orchestrator Job mounts no PersistentVolumeClaim to check")
+    container.pop("args", None)
+    container.pop("ports", None)
+    container["command"] = ["python", "-m", "services.orchestrator.volume_check", "--size-mib", str(size_mib),
+                            *paths]
+    pod_spec["containers"] = [container]
+    pod_spec["restartPolicy"] = "Never"
+    labels = {"app.kubernetes.io/name": "videophy-bench", COMPONENT_LABEL: "preflight"}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": PREFLIGHT_JOB, "labels": labels,
+                     "namespace": template["metadata"].get("namespace", DEFAULT_NAMESPACE),
+                     "annotations": {k: v for k, v in template["metadata"].get("annotations", {}).items()
+                                     if k.startswith("checkov.io/")}},
+        "spec": {"backoffLimit": 0, "activeDeadlineSeconds": 1800, "ttlSecondsAfterFinished": 3600,
+                 "template": {"metadata": {"labels": labels}, "spec": pod_spec}},
+    }
+
+
+def cmd_check(args: argparse.Namespace, kubectl: Kubectl) -> int:
+    """Run the volume preflight as the pods run, print its report; exit 1 when a volume fails."""
+    docs = render_overlay(kubectl, Path(args.overlay))
+    job = preflight_job(template_job(docs), args.size_mib)
+    kubectl.namespace = job["metadata"]["namespace"]
+    if args.deploy:
+        kubectl.run("apply", "-f", "-", stdin=dump_documents(service_documents(docs)), namespaced=False)
+    kubectl.run("delete", "job", PREFLIGHT_JOB, "--ignore-not-found", "--wait=true")
+    kubectl.run("create", "-f", "-", stdin=dump_documents([job]))
+    if kubectl.dry_run:
+        return 0
+    deadline = time.monotonic() + args.timeout_s
+    state = "pending"
+    while state not in ("succeeded", "failed"):
+        if time.monotonic() > deadline:
+            raise ClusterError(f"job/{PREFLIGHT_JOB} did not finish within {args.timeout_s} s (pending "
+                               f"volumes or a full quota?); see `kubectl -n {kubectl.namespace} describe "
+                               f"job/{PREFLIGHT_JOB}`")
+        proc = kubectl.run("get", "job", PREFLIGHT_JOB, "-o", "json", capture=True, mutates=False)
+        state = job_state(json.loads(proc.stdout))
+        if state not in ("succeeded", "failed"):
+            time.sleep(2)  # polling the API server, not waiting for an effect
+    kubectl.run("logs", f"job/{PREFLIGHT_JOB}", check=False, mutates=False)
+    return 0 if state == "succeeded" else 1
+
+
 # --- entry point -------------------------------------------------------------------------------------
 
 
@@ -551,6 +609,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--logs", type=int, default=20, metavar="N",
                    help="log lines shown for a finished run (0: none)")
 
+    c = sub.add_parser("check", help="preflight the shared volumes as the pods' UID (write, flock, "
+                       "throughput)", allow_abbrev=False)
+    c.add_argument("--overlay", default=str(_default_overlay()),
+                   help="kustomize directory (default: %(default)s)")
+    c.add_argument("--no-deploy", dest="deploy", action="store_false",
+                   help="the volumes are already applied")
+    c.add_argument("--size-mib", type=int, default=256, help="MiB written and read back per volume")
+    c.add_argument("--timeout-s", type=int, default=900, help="how long to wait for the preflight Job")
+
     f = sub.add_parser(
         "fetch", help="copy the run directory (and more) from the videos volume", allow_abbrev=False)
     f.add_argument("name")
@@ -579,10 +646,11 @@ def cluster_main(argv: Sequence[str] | None = None) -> int:
         return USAGE_ERROR
     args.orchestrator_args = passthrough
     try:
+        overlay_namespace = args.command in ("run", "check")  # the overlay's, once rendered
         kubectl = Kubectl(binary=find_kubectl(args.kubectl), context=args.context,
-                          namespace=args.namespace or (None if args.command == "run" else DEFAULT_NAMESPACE),
+                          namespace=args.namespace or (None if overlay_namespace else DEFAULT_NAMESPACE),
                           dry_run=args.dry_run)
-        handler = {"run": cmd_run, "status": cmd_status, "fetch": cmd_fetch}[args.command]
+        handler = {"run": cmd_run, "status": cmd_status, "fetch": cmd_fetch, "check": cmd_check}[args.command]
         return handler(args, kubectl)
     except ClusterError as e:
         print(f"videophy-bench cluster: error: {e}", file=sys.stderr)
