@@ -25,12 +25,14 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from services.common.arguments import Parser
+from services.orchestrator import pinning
 
 JOB_PREFIX = "videophy-run-"
 FETCH_PREFIX = "videophy-fetch-"
@@ -351,15 +353,30 @@ def cmd_run(args: argparse.Namespace, kubectl: Kubectl) -> int:
         extra_args=tuple(args.orchestrator_args),
     )
     docs = render_overlay(kubectl, Path(args.overlay))
-    job = make_run_job(docs, spec)
-    namespace = job["metadata"].get("namespace") or DEFAULT_NAMESPACE
+    namespace = template_job(docs)["metadata"].get("namespace") or DEFAULT_NAMESPACE
     if args.namespace and args.namespace != namespace:
         # The services, the volumes and the DNS addresses all live in the overlay's namespace.
         raise UsageError(f"the overlay deploys to namespace {namespace!r}; change it in the overlay")
-    kubectl.namespace = job["metadata"]["namespace"] = namespace
+    kubectl.namespace = namespace
+    existing = find_job(kubectl, spec.name)
+    if existing is not None and not args.replace:
+        # Checked before anything is applied: the services (and their pins) stay as the live run has them.
+        raise UsageError(f"job/{job_name(spec.name)} already exists; --replace resumes that run in a new Job")
+    pins: list[pinning.ModelPin] = []
+    if args.deploy and args.pin:
+        # A resumed run keeps the revisions it started with, whatever the Hub's main says now.
+        before = pinning.recorded(existing)
+        try:
+            pins = pinning.resolve_pins(docs, before)
+        except pinning.PinError as e:
+            raise ClusterError(str(e)) from None
+        docs = pinning.pin_deployments(docs, pins)
+    job = make_run_job(docs, spec)
+    job["metadata"]["namespace"] = namespace
+    pinning.record(job, pins)
     cm = prompts_configmap(spec, kubectl.namespace)
     if args.deploy:
-        kubectl.run("apply", "-f", "-", stdin=dump_documents(service_documents(docs)), namespaced=False)
+        deploy_services(kubectl, service_documents(docs), pins, args.prefetch_timeout_s)
     if args.replace:
         replace_job(kubectl, spec.name)
     if cm is not None:
@@ -372,6 +389,38 @@ def cmd_run(args: argparse.Namespace, kubectl: Kubectl) -> int:
     if args.follow:
         return follow_logs(kubectl, spec.name)
     return 0
+
+
+def deploy_services(kubectl: Kubectl, docs: Sequence[dict[str, Any]], pins: Sequence[pinning.ModelPin],
+                    timeout_s: int) -> None:
+    """Apply the services; pinned Deployments only after their prefetch Jobs filled the weights cache
+    (their replicas run with the Hub offline and would crash-loop on an empty cache)."""
+    pinned = {p.deployment for p in pins}
+    held = [d for d in docs if d.get("kind") == "Deployment" and d["metadata"]["name"] in pinned]
+    first = [d for d in docs if d not in held]
+    kubectl.run("apply", "-f", "-", stdin=dump_documents(first), namespaced=False)
+    if not pins:
+        return
+    deployments = {d["metadata"]["name"]: d for d in held}
+    jobs = [pinning.prefetch_job(deployments[p.deployment], p) for p in pins]
+    kubectl.run("apply", "-f", "-", stdin=dump_documents(jobs))
+    for pin, pj in zip(pins, jobs, strict=True):
+        name = pj["metadata"]["name"]
+        print(f"prefetching {pin.repo}@{pin.revision} for deployment/{pin.deployment} (job/{name})",
+              file=kubectl.out)
+        try:
+            kubectl.run("wait", "--for=condition=complete", f"job/{name}", f"--timeout={timeout_s}s")
+        except ClusterError:
+            raise ClusterError(f"job/{name} did not fill the weights cache within {timeout_s} s; see "
+                               f"`kubectl -n {kubectl.namespace} logs job/{name}` (deployment/"
+                               f"{pin.deployment} was not changed)") from None
+    kubectl.run("apply", "-f", "-", stdin=dump_documents(held), namespaced=False)
+
+
+def find_job(kubectl: Kubectl, run: str) -> dict[str, Any] | None:
+    proc = kubectl.run("get", "job", job_name(run), "-o", "json", "--ignore-not-found", capture=True,
+                       mutates=False)
+    return json.loads(proc.stdout) if proc.stdout.strip() else None
 
 
 def replace_job(kubectl: Kubectl, run: str) -> None:
@@ -459,6 +508,63 @@ def cmd_fetch(args: argparse.Namespace, kubectl: Kubectl) -> int:
     return 0
 
 
+PREFLIGHT_JOB = "videophy-preflight"
+
+
+def preflight_job(template: dict[str, Any], size_mib: int) -> dict[str, Any]:
+    """A Job that runs services.orchestrator.volume_check on every PVC the orchestrator mounts (the videos
+    volume and the model cache), with the run's image, UID/GID and security context."""
+    pod_spec = copy.deepcopy(template["spec"]["template"]["spec"])
+    container = _container(pod_spec, CONTAINER)
+    claims = {v["name"] for v in pod_spec.get("volumes", []) if "persistentVolumeClaim" in v}
+    paths = [m["mountPath"] for m in container.get("volumeMounts", []) if m["name"] in claims]
+    if not paths:
+        raise ClusterError("the orchestrator Job mounts no PersistentVolumeClaim to check")
+    container.pop("args", None)
+    container.pop("ports", None)
+    container["command"] = ["python", "-m", "services.orchestrator.volume_check", "--size-mib", str(size_mib),
+                            *paths]
+    pod_spec["containers"] = [container]
+    pod_spec["restartPolicy"] = "Never"
+    labels = {"app.kubernetes.io/name": "videophy-bench", COMPONENT_LABEL: "preflight"}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": PREFLIGHT_JOB, "labels": labels,
+                     "namespace": template["metadata"].get("namespace", DEFAULT_NAMESPACE),
+                     "annotations": {k: v for k, v in template["metadata"].get("annotations", {}).items()
+                                     if k.startswith("checkov.io/")}},
+        "spec": {"backoffLimit": 0, "activeDeadlineSeconds": 1800, "ttlSecondsAfterFinished": 3600,
+                 "template": {"metadata": {"labels": labels}, "spec": pod_spec}},
+    }
+
+
+def cmd_check(args: argparse.Namespace, kubectl: Kubectl) -> int:
+    """Run the volume preflight as the pods run, print its report; exit 1 when a volume fails."""
+    docs = render_overlay(kubectl, Path(args.overlay))
+    job = preflight_job(template_job(docs), args.size_mib)
+    kubectl.namespace = job["metadata"]["namespace"]
+    if args.deploy:
+        kubectl.run("apply", "-f", "-", stdin=dump_documents(service_documents(docs)), namespaced=False)
+    kubectl.run("delete", "job", PREFLIGHT_JOB, "--ignore-not-found", "--wait=true")
+    kubectl.run("create", "-f", "-", stdin=dump_documents([job]))
+    if kubectl.dry_run:
+        return 0
+    deadline = time.monotonic() + args.timeout_s
+    state = "pending"
+    while state not in ("succeeded", "failed"):
+        if time.monotonic() > deadline:
+            raise ClusterError(f"job/{PREFLIGHT_JOB} did not finish within {args.timeout_s} s (pending "
+                               f"volumes or a full quota?); see `kubectl -n {kubectl.namespace} describe "
+                               f"job/{PREFLIGHT_JOB}`")
+        proc = kubectl.run("get", "job", PREFLIGHT_JOB, "-o", "json", capture=True, mutates=False)
+        state = job_state(json.loads(proc.stdout))
+        if state not in ("succeeded", "failed"):
+            time.sleep(2)  # polling the API server, not waiting for an effect
+    kubectl.run("logs", f"job/{PREFLIGHT_JOB}", check=False, mutates=False)
+    return 0 if state == "succeeded" else 1
+
+
 # --- entry point -------------------------------------------------------------------------------------
 
 
@@ -491,6 +597,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--replace", action="store_true",
                    help="delete an existing Job of that name and wait until its pods are gone, then start "
                    "the new one (its run resumes from the ledger)")
+    r.add_argument("--no-pin", dest="pin", action="store_false",
+                   help="do not pin the services' Hub models to one commit (each pod resolves its revision)")
+    r.add_argument("--prefetch-timeout-s", type=int, default=4 * 3600,
+                   help="how long the weights prefetch of a pinned model may take (default: %(default)s)")
     r.add_argument("--follow", action="store_true", help="stream the orchestrator's log until it ends")
 
     s = sub.add_parser("status", help="the Job's state and the run's progress", allow_abbrev=False)
@@ -498,6 +608,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--follow", action="store_true", help="then stream the log until the run ends")
     s.add_argument("--logs", type=int, default=20, metavar="N",
                    help="log lines shown for a finished run (0: none)")
+
+    c = sub.add_parser("check", help="preflight the shared volumes as the pods' UID (write, flock, "
+                       "throughput)", allow_abbrev=False)
+    c.add_argument("--overlay", default=str(_default_overlay()),
+                   help="kustomize directory (default: %(default)s)")
+    c.add_argument("--no-deploy", dest="deploy", action="store_false",
+                   help="the volumes are already applied")
+    c.add_argument("--size-mib", type=int, default=256, help="MiB written and read back per volume")
+    c.add_argument("--timeout-s", type=int, default=900, help="how long to wait for the preflight Job")
 
     f = sub.add_parser(
         "fetch", help="copy the run directory (and more) from the videos volume", allow_abbrev=False)
@@ -527,10 +646,11 @@ def cluster_main(argv: Sequence[str] | None = None) -> int:
         return USAGE_ERROR
     args.orchestrator_args = passthrough
     try:
+        overlay_namespace = args.command in ("run", "check")  # the overlay's, once rendered
         kubectl = Kubectl(binary=find_kubectl(args.kubectl), context=args.context,
-                          namespace=args.namespace or (None if args.command == "run" else DEFAULT_NAMESPACE),
+                          namespace=args.namespace or (None if overlay_namespace else DEFAULT_NAMESPACE),
                           dry_run=args.dry_run)
-        handler = {"run": cmd_run, "status": cmd_status, "fetch": cmd_fetch}[args.command]
+        handler = {"run": cmd_run, "status": cmd_status, "fetch": cmd_fetch, "check": cmd_check}[args.command]
         return handler(args, kubectl)
     except ClusterError as e:
         print(f"videophy-bench cluster: error: {e}", file=sys.stderr)

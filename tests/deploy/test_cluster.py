@@ -37,6 +37,8 @@ if verb == "kustomize":
 elif verb == "get":
     path = os.environ.get("FAKE_KUBECTL_JOB", "")
     if not path or not os.path.exists(path):
+        if "--ignore-not-found" in rest:
+            sys.exit(0)
         sys.stderr.write('Error from server (NotFound): jobs.batch "x" not found\n')
         sys.exit(1)
     sys.stdout.write(open(path).read())
@@ -122,10 +124,13 @@ def test_run_applies_services_then_creates_the_job(fake: FakeKubectl) -> None:
     k = fake.kubectl
     assert fake.argvs() == [
         [k, "kustomize", OVERLAY],
+        # A live run of that name is refused before anything is applied.
+        [k, "--namespace", "videophy", "get", "job", "videophy-run-wan5b-a", "-o", "json",
+         "--ignore-not-found"],
         [k, "apply", "-f", "-"],
         [k, "--namespace", "videophy", "create", "-f", "-"],
     ]
-    applied = [d for d in yaml.safe_load_all(fake.calls()[1]["stdin"]) if d]
+    applied = [d for d in yaml.safe_load_all(fake.calls()[2]["stdin"]) if d]
     assert {d["kind"] for d in applied} >= {"Deployment", "Service", "PersistentVolumeClaim", "NetworkPolicy"}
     assert not [d for d in applied if d["kind"] == "Job"], "applying the services must not start a run"
     job = created(fake, "Job")
@@ -160,7 +165,8 @@ def test_user_values_stay_single_literal_arguments(fake: FakeKubectl) -> None:
     # One list element each; `$(` escaped so the kubelet does not expand it.
     assert args[args.index("--prompts") + 1] == "videophy2; rm -rf / `id` $$(HOME) 'q'"
     assert args[-4:] == ["--seed", "$$(SEED)", "--note", "a b"]
-    assert [a[1] for a in fake.argvs()] == ["kustomize", "--namespace"]  # --no-deploy: no apply
+    # get, create: --no-deploy applies nothing
+    assert [a[1] for a in fake.argvs()] == ["kustomize", "--namespace", "--namespace"]
 
 
 def test_no_shell_anywhere() -> None:
@@ -201,7 +207,7 @@ def test_replace_waits_for_the_old_pods_before_creating_the_new_job(fake: FakeKu
                                  "--no-deploy", "--replace"]) == 0
     k = fake.kubectl
     # Foreground cascading: the Job (which `--wait` waits for) goes only after every pod it owns.
-    assert fake.argvs()[1:] == [
+    assert fake.argvs()[2:] == [
         [k, "--context", "lab", "--namespace", "videophy", "delete", "job", "videophy-run-r1",
          "--ignore-not-found", "--cascade=foreground", "--wait=true", "--timeout=600s"],
         [k, "--context", "lab", "--namespace", "videophy", "create", "-f", "-"],
@@ -213,11 +219,20 @@ def test_replace_whose_old_pods_do_not_go_creates_nothing(fake: FakeKubectl, mon
     monkeypatch.setenv("FAKE_KUBECTL_DELETE_RC", "1")
     assert cluster.cluster_main(["run", "r1", "--prompts", "p", "--overlay", OVERLAY, "--no-deploy",
                                  "--replace"]) == 1
-    assert [a[3] for a in fake.argvs()[1:]] == ["delete"], "no new Job while the old pod may hold the lock"
+    assert [a[3] for a in fake.argvs()[1:]] == ["get", "delete"], "no new Job while the old pod has the lock"
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "job/videophy-run-r1 still had pods after 600 s" in err
     assert "get pods -l batch.kubernetes.io/job-name=videophy-run-r1" in err
+
+
+def test_run_refuses_a_live_run_name_before_applying_anything(fake: FakeKubectl,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    fake.set_job(_job("r1"), {"active": 1})
+    assert cluster.cluster_main(["run", "r1", "--prompts", "p", "--overlay", OVERLAY]) == 2
+    assert not [a for a in fake.argvs() if {"apply", "create"} & set(a)]
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--replace" in err
 
 
 def test_run_refuses_a_namespace_other_than_the_overlays(fake: FakeKubectl) -> None:
@@ -227,7 +242,8 @@ def test_run_refuses_a_namespace_other_than_the_overlays(fake: FakeKubectl) -> N
 
 def test_dry_run_changes_nothing(fake: FakeKubectl, capsys: pytest.CaptureFixture[str]) -> None:
     assert cluster.cluster_main(["--dry-run", "run", "r1", "--prompts", "p", "--overlay", OVERLAY]) == 0
-    assert [a[1] for a in fake.argvs()] == ["kustomize"]
+    assert [a[1] for a in fake.argvs()] == ["kustomize", "--namespace"]  # and a read-only `get job`
+    assert fake.argvs()[1][3] == "get"
     out = capsys.readouterr().out
     assert "create -f -" in out and "name: videophy-run-r1" in out and "would create" in out
 
