@@ -79,7 +79,10 @@ def remote_args(storage: Path, gen: str, ev: str, *extra: str) -> list[str]:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_drains_the_run_and_a_rerun_completes_it(services, cli, sig):
-    gen, ev = services.generator(delay=1.0), services.evaluator()
+    # The generator makes one video, then holds the next ones at a gate: when the signal comes, one
+    # item is judged, the replica's two slots hold one each, and the rest were never taken.
+    gate = services.root / "gate"
+    gen, ev = services.generator(gate=gate), services.evaluator()
     for s in (gen, ev):
         s.wait_ready()
     args = remote_args(services.root, gen.address, ev.address, "--limit", "6")
@@ -92,6 +95,8 @@ def test_signal_drains_the_run_and_a_rerun_completes_it(services, cli, sig):
         "no judged item with another one generating",
     )
     run.proc.send_signal(sig)
+    wait_for(lambda: "draining: no new items" in run.stderr(), LONG_S, "no drain began")
+    gate.touch()  # the calls in flight may finish now, within the drain's grace
     assert run.wait() == 128 + sig
 
     err = run.stderr()
@@ -104,8 +109,8 @@ def test_signal_drains_the_run_and_a_rerun_completes_it(services, cli, sig):
     led = rows(run_dir)
     judged = [r for r in led if r["state"] == "judged"]
     assert int(line.group(1)) == len(judged) < 6
-    # The drain let the call in flight finish (default grace 30 s, a video takes ~1 s): nothing is
-    # left half-made, and nothing was taken after the signal.
+    # The drain let the calls in flight finish (default grace 30 s): nothing is left half-made, and
+    # nothing was taken after the signal.
     assert not any(r["state"] == "generating" for r in led)
     assert any(r["state"] == "pending" and r["gen_attempts"] == 0 for r in led)
     assert_exports_match_ledger(run_dir)
