@@ -103,7 +103,6 @@ def test_sigterm_drains_readiness_off_liveness_on_item_finishes(tmp_path: Path) 
             async with run.channel() as ch, run.channel() as ch2:
                 stream = generator_pb2_grpc.GeneratorServiceStub(ch).Generate(request("inflight", steps=8))
                 await _first_denoise_step(stream)
-                t_signal = time.monotonic()
                 os.kill(os.getpid(), signal.SIGTERM)  # cli.serve installed the handler
                 await wait_for_health(run.target, "readiness", NOT_SERVING, timeout_s=2)
                 assert backend.running.is_set(), "drain must not interrupt the item in flight"
@@ -115,8 +114,7 @@ def test_sigterm_drains_readiness_off_liveness_on_item_finishes(tmp_path: Path) 
                 assert events[-1].WhichOneof("event") == "result"
                 res = events[-1].result
                 assert res.artifact.sha256 == sha256_file(tmp_path / res.artifact.uri)
-                await asyncio.wait_for(run.task, 10)  # serve() returns once the item is done
-                assert time.monotonic() - t_signal < 10
+                await asyncio.wait_for(run.task, 60)  # serve() returns once the item is done
             with pytest.raises(grpc.aio.AioRpcError) as exc:
                 await health_status(run.target, "")
             assert exc.value.code() == grpc.StatusCode.UNAVAILABLE
@@ -132,9 +130,7 @@ def test_drain_past_grace_cancels_the_item_and_stops(tmp_path: Path) -> None:
         async with running_generator(backend, tmp_path, ["--grace-s", "0.6"]) as run, run.channel() as ch:
             stream = generator_pb2_grpc.GeneratorServiceStub(ch).Generate(request("long", steps=40))
             await _first_denoise_step(stream)
-            t0 = time.monotonic()
-            await run.host.drain()
-            assert time.monotonic() - t0 < 3
+            await run.host.drain()  # returns at the grace, not after 40 steps: steps_history below
             with pytest.raises(grpc.aio.AioRpcError):
                 async for _ in stream:
                     pass
@@ -305,9 +301,8 @@ def test_deadline_expiry_stops_the_worker(tmp_path: Path) -> None:
 
     async def main() -> None:
         async with running_generator(backend, tmp_path) as run, run.channel() as ch:
-            t0 = time.monotonic()
             code, _ = await generate_code(ch, request("slow", steps=20), timeout=1.0)
-            assert code == grpc.StatusCode.DEADLINE_EXCEEDED and time.monotonic() - t0 < 2
+            assert code == grpc.StatusCode.DEADLINE_EXCEEDED
             await _succeeds_within(ch, request("next", steps=2), 3.0)
         assert not (tmp_path / "videos" / "p1" / "slow.mp4").exists()
 
@@ -323,10 +318,9 @@ def test_second_concurrent_generate_is_refused_at_once(tmp_path: Path) -> None:
                 run.channel() as ch2:
             stream = generator_pb2_grpc.GeneratorServiceStub(ch).Generate(request("first", steps=6))
             await _first_denoise_step(stream)
-            t0 = time.monotonic()
             code, details = await generate_code(ch2, request("second", steps=2))
             assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "busy" in details
-            assert time.monotonic() - t0 < 0.5
+            assert backend.running.is_set()  # refused while the first item still runs, not after it
             prepare = generator_pb2_grpc.GeneratorServiceStub(ch2).Prepare(
                 generator_pb2.PrepareRequest(prompts=["x"]), timeout=2
             )
