@@ -64,9 +64,9 @@ CONVENTIONS = (
     "script, which scores unparseable answers as 0 and keeps them in the denominator. Wilson CIs treat "
     "items as independent; bootstrap CIs resample whole actions (seeded), which accounts for prompts of "
     "one action (and seeds of one prompt) being correlated. Numbers: shares of items are percentages, "
-    "differences of shares percentage points (pp); SA and PC keep their 1-5 scale and VideoCon-Physics "
-    "its P(yes) 0-1 scale."
+    "differences of shares percentage points (pp); SA and PC keep their 1-5 scale."
 )
+VIDEOCON_CONVENTION = " VideoCon-Physics means keep their P(yes) 0-1 scale, as published."
 #: Per-action plot: only actions with at least this many scored items (fewer give 95% CIs spanning
 #: most of 0-100%: 3 items with 2 passes give 21-94%); every action stays in the 'All actions' table.
 ACTION_PLOT_MIN_N = 10
@@ -811,7 +811,9 @@ def build_report(
     for cond, rows in zip(conditions, subset_rows, strict=True):
         by_name = {r["subset"]: r for r in rows}
         series[cond.label] = [by_name.get(name, {}) for name in subset_names]
-    blocks: list[Any] = [Text(CONVENTIONS), overview]
+    videocon_rows = [videocon_subset_table(c.df, n_boot=n_boot, seed=seed) for c in conditions]
+    conventions = CONVENTIONS + (VIDEOCON_CONVENTION if any(videocon_rows) else "")
+    blocks: list[Any] = [Text(conventions), overview]
     with_scores = {c.label: scored(c.df) for c in conditions if len(scored(c.df))}
     if with_scores:
         blocks.append(
@@ -866,7 +868,6 @@ def build_report(
                 "warning",
             ),
         )
-    videocon_rows = [videocon_subset_table(c.df, n_boot=n_boot, seed=seed) for c in conditions]
     if any(videocon_rows):
         blocks.append(videocon_reference_table(conditions, videocon_rows))
     sections = [Section("overview", "Overview", blocks)]
