@@ -105,7 +105,7 @@ def report_main(argv: Sequence[str] | None = None) -> int:
         print(f"videophy-bench report: {exc}", file=sys.stderr)
         return 2
     paths = write_report(report, args.out, embed_videos=args.embed_videos)
-    print(f"report written: {paths['html']} (+ report.md, report.json, tables/*.csv)")
+    print(f"report written: {paths['html']} (+ report.md, report.json, tables/, figures/, latex/, videos/)")
     return 0
 
 

@@ -290,9 +290,7 @@ def build_leaderboard_report(
     figure = Figure(
         "leaderboard_plot",
         "Joint (all) with 95% Wilson CI; blue = human judge, orange = runs",
-        plots.horizontal_bars_svg(
-            "leaderboard_plot", rows, "model", "joint", "joint_lo", "joint_hi", "joint (%)", colors=colors
-        ),
+        plots.horizontal_bars(rows, "model", "joint", "joint_lo", "joint_hi", "joint (%)", colors=colors),
         data_table="leaderboard",
     )
     sections = [Section("leaderboard", "Leaderboard", [Text(GAP_STATEMENT, "warning"), table, figure])]

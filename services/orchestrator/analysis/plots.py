@@ -1,6 +1,7 @@
-"""Plots as inline SVG strings (matplotlib, object API, no global pyplot state).
+"""Plots as matplotlib figures (object API, no global pyplot state), rendered by :func:`to_svg` for the
+page and :func:`save` for the PNG and PDF files, so all three show the same figure.
 
-SVGs are deterministic (fixed hash salt per figure, no date metadata) and keep text as text, so the
+Outputs are deterministic (fixed hash salt per figure, no date metadata); SVG keeps text as text, so the
 report page needs no external resource. Every plot takes the same rows the report tables hold.
 """
 
@@ -9,26 +10,36 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import matplotlib as mpl
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 
 PALETTE = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c")
 _RC = {"svg.fonttype": "none", "font.size": 9, "axes.spines.top": False, "axes.spines.right": False}
+#: the file formats every figure is also written in (figures/<id>.<format>)
+FILE_FORMATS = ("png", "pdf")
+_METADATA = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": None}, "png": {"Software": None}}
+PNG_DPI = 200
 
 
-def _to_svg(fig: Figure, figure_id: str) -> str:
+def to_svg(fig: Figure, figure_id: str) -> str:
+    """The figure as an inline ``<svg>`` element (text kept as text)."""
     buf = io.StringIO()
     with mpl.rc_context({**_RC, "svg.hashsalt": figure_id}):
-        FigureCanvasSVG(fig)
-        fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
+        fig.savefig(buf, format="svg", metadata=_METADATA["svg"], bbox_inches="tight")
     text = buf.getvalue()
     start = text.find("<svg")
     return text[start:] if start >= 0 else text
+
+
+def save(fig: Figure, path: Path, fmt: str) -> None:
+    """Write the figure as ``fmt`` (one of :data:`FILE_FORMATS`), cropped as on the page."""
+    with mpl.rc_context(_RC):
+        fig.savefig(path, format=fmt, metadata=_METADATA[fmt], bbox_inches="tight", dpi=PNG_DPI)
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -46,15 +57,14 @@ def _pct(value: Any) -> float:
     return float("nan") if value is None else 100 * float(value)
 
 
-def grouped_bars_svg(
-    figure_id: str,
+def grouped_bars(
     groups: Sequence[str],
     series: Mapping[str, Sequence[dict[str, Any]]],
     value: str,
     low: str,
     high: str,
     ylabel: str,
-) -> str:
+) -> Figure:
     """Vertical grouped bars (one group per label in ``groups``, one bar per series) with CI error bars.
 
     ``series`` maps a series name to rows aligned with ``groups``; values are fractions shown as %.
@@ -81,11 +91,10 @@ def grouped_bars_svg(
         ax.set_ylim(0, 100)
         if len(series) > 1:
             ax.legend(fontsize=8, frameon=False)
-    return _to_svg(fig, figure_id)
+    return fig
 
 
-def horizontal_bars_svg(
-    figure_id: str,
+def horizontal_bars(
     rows: Sequence[dict[str, Any]],
     label: str,
     value: str,
@@ -93,7 +102,7 @@ def horizontal_bars_svg(
     high: str,
     xlabel: str,
     colors: Sequence[str] | None = None,
-) -> str:
+) -> Figure:
     """Horizontal bars (fractions shown as %), one per row, top to bottom in the given order."""
     with mpl.rc_context(_RC):
         fig = _new_figure(6.5, max(1.6, 0.22 * len(rows) + 0.9))
@@ -105,10 +114,10 @@ def horizontal_bars_svg(
         ax.set_yticks(y, [str(r.get(label)) for r in rows], fontsize=7)
         ax.set_xlabel(xlabel)
         ax.set_xlim(0, 100)
-    return _to_svg(fig, figure_id)
+    return fig
 
 
-def score_histograms_svg(figure_id: str, frames: Mapping[str, pd.DataFrame]) -> str:
+def score_histograms(frames: Mapping[str, pd.DataFrame]) -> Figure:
     """Side-by-side SA and PC histograms (share of scored items per score 0..5), one bar per condition."""
     scores = np.arange(0, 6)
     with mpl.rc_context(_RC):
@@ -133,10 +142,10 @@ def score_histograms_svg(figure_id: str, frames: Mapping[str, pd.DataFrame]) -> 
         axes[0].set_ylabel("% of scored items")
         if len(frames) > 1:
             axes[1].legend(fontsize=8, frameon=False)
-    return _to_svg(fig, figure_id)
+    return fig
 
 
-def paired_deltas_svg(figure_id: str, metric_rows: Sequence[dict[str, Any]], prompts: pd.DataFrame) -> str:
+def paired_deltas(metric_rows: Sequence[dict[str, Any]], prompts: pd.DataFrame) -> Figure:
     """Left: improved / unchanged / degraded prompts per metric. Right: per-prompt SA and PC differences."""
     with mpl.rc_context(_RC):
         fig = _new_figure(9.0, 3.2)
@@ -159,4 +168,27 @@ def paired_deltas_svg(figure_id: str, metric_rows: Sequence[dict[str, Any]], pro
         right.set_xlabel("per-prompt difference B - A")
         right.set_ylabel("prompts")
         right.legend(fontsize=8, frameon=False)
-    return _to_svg(fig, figure_id)
+    return fig
+
+
+def dot_plot(
+    rows: Sequence[dict[str, Any]], label: str, value: str, low: str, high: str, xlabel: str
+) -> Figure:
+    """One dot per row with its CI as a line, top to bottom in the given order (fractions shown as %).
+
+    Readable where bars are not: many rows with wide intervals stay legible as points on lines.
+    """
+    with mpl.rc_context(_RC):
+        fig = _new_figure(6.5, max(1.6, 0.2 * len(rows) + 0.9))
+        ax = fig.add_subplot()
+        y = np.arange(len(rows))[::-1]
+        values = np.array([_pct(r.get(value)) for r in rows])
+        lows = np.array([_pct(r.get(low)) for r in rows])
+        highs = np.array([_pct(r.get(high)) for r in rows])
+        ax.hlines(y, lows, highs, color="#9db4d6", linewidth=2.5)
+        ax.plot(values, y, "o", color=PALETTE[0], markersize=4)
+        ax.set_yticks(y, [str(r.get(label)) for r in rows], fontsize=7)
+        ax.set_xlabel(xlabel)
+        ax.set_xlim(-2, 102)
+        ax.grid(axis="x", color="#eeeeee", linewidth=0.6)
+    return fig

@@ -1,8 +1,9 @@
-"""Render a :class:`document.Report` as Markdown (GitHub pipe tables; plots are referenced, not drawn)."""
+"""Render a :class:`document.Report` as Markdown (GitHub pipe tables; plots as the PNG files written
+beside it, ``figures/<id>.png``)."""
 
 from __future__ import annotations
 
-from .document import Figure, Report, Table, Text, VideoGallery, format_cell, format_value
+from .document import Figure, Report, Table, Text, Video, VideoGallery, VideoPairs, format_cell, format_value
 from .render_html import VideoSrc
 
 
@@ -24,6 +25,15 @@ def table_md(table: Table) -> str:
     return "\n".join(lines)
 
 
+def _link(video: Video, video_src: VideoSrc) -> str:
+    src = video_src(video.path)
+    return f"[video]({src})" if src and not src.startswith("data:") else "video in report.html"
+
+
+def _details(video: Video) -> str:
+    return ", ".join(f"{k} {format_value(v, 'text')}" for k, v in video.details.items())
+
+
 def render_md(report: Report, video_src: VideoSrc) -> str:
     """The whole report as Markdown text."""
     out = [f"# {report.title}", ""]
@@ -40,16 +50,27 @@ def render_md(report: Report, video_src: VideoSrc) -> str:
             elif isinstance(block, Table):
                 out += [table_md(block), ""]
             elif isinstance(block, Figure):
-                source = f" (data: `{block.data_table}.csv`)" if block.data_table else ""
-                out += [f"_Figure: {block.title} — see report.html{source}._", ""]
+                source = f" (data: `tables/{block.data_table}.csv`)" if block.data_table else ""
+                out += [
+                    f"![{_escape(block.title)}](figures/{block.id}.png)",
+                    "",
+                    f"_{block.title}{source}._",
+                    "",
+                ]
             elif isinstance(block, VideoGallery):
                 out += [f"**{block.title}**", ""]
                 for video in block.videos:
-                    src = video_src(video.path)
-                    link = (
-                        f"[video]({src})" if src and not src.startswith("data:") else "video in report.html"
+                    out.append(
+                        f"- {_escape(video.title)}: {_escape(video.caption)} ({_details(video)}) — "
+                        f"{_link(video, video_src)}"
                     )
-                    details = ", ".join(f"{k} {format_value(v, 'text')}" for k, v in video.details.items())
-                    out.append(f"- {_escape(video.title)}: {_escape(video.caption)} ({details}) — {link}")
+                out.append("")
+            elif isinstance(block, VideoPairs):
+                out += [f"**{block.title}**", ""]
+                for pair in block.pairs:
+                    out.append(
+                        f"- {_escape(pair.title)}: {_escape(pair.caption)} — A ({_details(pair.a)}) "
+                        f"{_link(pair.a, video_src)}; B ({_details(pair.b)}) {_link(pair.b, video_src)}"
+                    )
                 out.append("")
     return "\n".join(out).rstrip() + "\n"

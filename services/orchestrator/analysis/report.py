@@ -11,7 +11,19 @@ from pathlib import Path
 from typing import Any
 
 from . import plots
-from .document import Column, Figure, Report, Section, Table, Text, Video, VideoGallery, format_value
+from .document import (
+    Column,
+    Figure,
+    Report,
+    Section,
+    Table,
+    Text,
+    Video,
+    VideoGallery,
+    VideoPair,
+    VideoPairs,
+    format_value,
+)
 from .intervals import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from .loading import Condition
 from .metrics import (
@@ -32,7 +44,7 @@ from .metrics import (
     subset_table,
     videocon_subset_table,
 )
-from .paired import compare
+from .paired import BINARY_METRICS, compare
 from .rounds import is_rounds_report, rounds_section
 
 JOINT_BOOT = Column("joint", "joint [95% bootstrap CI]", "pct", ("joint_boot_lo", "joint_boot_hi"))
@@ -51,8 +63,50 @@ CONVENTIONS = (
     "and listed under 'Problems'; 'coverage' = scored / all items. 'official joint' follows the official "
     "script, which scores unparseable answers as 0 and keeps them in the denominator. Wilson CIs treat "
     "items as independent; bootstrap CIs resample whole actions (seeded), which accounts for prompts of "
-    "one action (and seeds of one prompt) being correlated."
+    "one action (and seeds of one prompt) being correlated. Numbers: shares of items are percentages, "
+    "differences of shares percentage points (pp); SA and PC keep their 1-5 scale."
 )
+VIDEOCON_CONVENTION = " VideoCon-Physics means keep their P(yes) 0-1 scale, as published."
+#: Per-action plot: only actions with at least this many scored items (fewer give 95% CIs spanning
+#: most of 0-100%: 3 items with 2 passes give 21-94%); every action stays in the 'All actions' table.
+ACTION_PLOT_MIN_N = 10
+ACTION_PLOT_MAX_ROWS = 40
+#: A/B video pairs per direction (most improved, most degraded prompts) in a comparison section.
+PAIRS_PER_DIRECTION = 4
+
+
+def prompt_scope(cond: Condition) -> tuple[int, int | None]:
+    """(prompts in the condition, prompts in its run's prompt set or None when unknown)."""
+    n = int(cond.df["prompt_id"].nunique())
+    manifest = cond.run.manifest if cond.run is not None else {}
+    total = (manifest.get("prompt_set") or {}).get("n")
+    return n, (int(total) if isinstance(total, int | float) and total else None)
+
+
+def scope_text(cond: Condition) -> str:
+    """``4 of 590 prompts`` for a subset of the prompt set (``--limit``/``--ids``/``--hard-only``),
+    else ""."""
+    n, total = prompt_scope(cond)
+    return f"{n} of {total} prompts" if total is not None and n < total else ""
+
+
+def _scope_suffix(conds: list[Condition]) -> str:
+    """A caption suffix naming the subset the numbers cover, "" when every condition has its full set."""
+    texts = {c.label: scope_text(c) for c in conds}
+    if not any(texts.values()):
+        return ""
+    if len(set(texts.values())) == 1:
+        return f" ({next(iter(texts.values()))})"
+    return " (" + "; ".join(f"{label}: {t or 'all prompts'}" for label, t in texts.items()) + ")"
+
+
+def _with_scope(blocks: list[Any], suffix: str) -> list[Any]:
+    """Append ``suffix`` to the title of every table among ``blocks``."""
+    if suffix:
+        for block in blocks:
+            if isinstance(block, Table):
+                block.title += suffix
+    return blocks
 
 
 def _video(row: dict[str, Any], run_dir: Path | None, reason: str) -> Video:
@@ -92,9 +146,14 @@ def _overview_row(cond: Condition, rows: list[dict[str, Any]]) -> dict[str, Any]
 
 def overview_table(conds: list[Condition], subset_rows: list[list[dict[str, Any]]]) -> Table:
     rows = [_overview_row(c, r) for c, r in zip(conds, subset_rows, strict=True)]
+    for cond, row in zip(conds, rows, strict=True):
+        n, total = prompt_scope(cond)
+        row["n_prompts"], row["n_prompts_set"] = n, total
+        row["prompts"] = f"{n} of {total}" if total is not None else str(n)
     columns = [
         Column("condition", "condition"),
         Column("judge", "judge"),
+        Column("prompts", "prompts (of the set)"),
         *COVERAGE,
         Column("n_failed", "failed", "int"),
         Column("n_unparseable", "unparseable", "int"),
@@ -109,7 +168,17 @@ def overview_table(conds: list[Condition], subset_rows: list[list[dict[str, Any]
         Column("joint_easy", "joint easy [Wilson]", "pct", ("joint_easy_lo", "joint_easy_hi")),
         Column("n_easy", "n easy", "int"),
     ]
-    return Table("overview", "Headline numbers", columns, rows)
+    return Table(
+        "overview",
+        "Headline numbers" + _scope_suffix(conds),
+        columns,
+        rows,
+        hidden=("n_prompts", "n_prompts_set"),
+        note="Wilson CIs treat items as independent; bootstrap CIs resample whole actions, so they are "
+        "wider when prompts of one action agree. 'prompts (of the set)': prompts in the condition, of "
+        "the prompt set's total (manifest.json).",
+        latex=True,
+    )
 
 
 SUBSET_COLUMNS = [
@@ -254,13 +323,51 @@ RANKINGS = {
 }
 
 
-def _action_plot_rows(rows: list[dict[str, Any]], limit: int = 50) -> list[dict[str, Any]]:
-    usable = sorted((r for r in rows if r["n"] > 0), key=lambda r: (-r["joint"], -r["n"], r["action"]))
+def _action_plot_rows(
+    rows: list[dict[str, Any]], min_n: int = ACTION_PLOT_MIN_N, limit: int = ACTION_PLOT_MAX_ROWS
+) -> list[dict[str, Any]]:
+    """Actions with at least ``min_n`` scored items, best joint first, labelled with their n; with more
+    than ``limit``, the best and the worst halves around a gap row."""
+    usable = sorted((r for r in rows if r["n"] >= min_n), key=lambda r: (-r["joint"], -r["n"], r["action"]))
+    usable = [{**r, "label": f"{r['action']} (n={r['n']})"} for r in usable]
     if len(usable) <= limit:
         return usable
     half = limit // 2
-    gap = {"action": "…", "joint": float("nan"), "joint_lo": float("nan"), "joint_hi": float("nan")}
+    gap = {"label": "…", "joint": float("nan"), "joint_lo": float("nan"), "joint_hi": float("nan")}
     return [*usable[:half], gap, *usable[-half:]]
+
+
+def action_plot_blocks(prefix: str, cond: Condition, actions: list[dict[str, Any]]) -> list[Any]:
+    """The per-action dot plot, or the sentence saying why there is none."""
+    with_items = [r for r in actions if r["n"] > 0]
+    if not with_items:
+        return []
+    plotted = _action_plot_rows(actions)
+    n_plotted = sum(1 for r in plotted if r["label"] != "…")
+    widths = sorted(r["joint_hi"] - r["joint_lo"] for r in with_items)
+    median_n = sorted(r["n"] for r in with_items)[len(with_items) // 2]
+    spread = (
+        f"{len(with_items)} actions have a median of {median_n} scored items; their 95% Wilson CIs "
+        f"have a median width of {format_value(widths[len(widths) // 2], 'ppabs')}"
+    )
+    if n_plotted < 2:
+        return [
+            Text(
+                f"No per-action plot: {n_plotted} of {len(with_items)} actions have at least "
+                f"{ACTION_PLOT_MIN_N} scored items ({spread}), too few to tell actions apart; every action "
+                "is in the 'All actions' table and the rankings above."
+            )
+        ]
+    shown = "" if n_plotted <= ACTION_PLOT_MAX_ROWS else f", the best and worst {ACTION_PLOT_MAX_ROWS // 2}"
+    return [
+        Figure(
+            f"{prefix}_actions_plot",
+            f"Joint by action with 95% Wilson CI ({cond.label}): the {n_plotted} actions with at least "
+            f"{ACTION_PLOT_MIN_N} scored items{shown}, sorted; {spread}.",
+            plots.dot_plot(plotted, "label", "joint", "joint_lo", "joint_hi", "joint (%)"),
+            data_table=f"{prefix}_actions",
+        )
+    ]
 
 
 def videocon_blocks(prefix: str, rows: list[dict[str, Any]]) -> list[Any]:
@@ -373,22 +480,7 @@ def condition_section(
     )
     for key, ranked in best_worst_actions(actions, top_k).items():
         blocks.append(Table(f"{prefix}_actions_{key}", RANKINGS[key], ACTION_COLUMNS, ranked))
-    blocks.append(
-        Figure(
-            f"{prefix}_actions_plot",
-            f"Joint by action with 95% Wilson CI ({cond.label})",
-            plots.horizontal_bars_svg(
-                f"{prefix}_actions_plot",
-                _action_plot_rows(actions),
-                "action",
-                "joint",
-                "joint_lo",
-                "joint_hi",
-                "joint (%)",
-            ),
-            data_table=f"{prefix}_actions",
-        )
-    )
+    blocks += action_plot_blocks(prefix, cond, actions)
     blocks.append(Table(f"{prefix}_actions", "All actions", ACTION_COLUMNS, actions, collapsed=True))
 
     low_sa, low_pc = lowest_videos(df, "sa", top_k), lowest_videos(df, "pc", top_k)
@@ -435,24 +527,96 @@ def condition_section(
             collapsed=True,
         )
     )
-    return Section(prefix, f"Condition: {cond.label}", blocks)
+    scope = scope_text(cond)
+    if scope:
+        blocks.insert(
+            0,
+            Text(
+                f"Subset: {cond.label} holds {scope} of its prompt set; the numbers below describe these "
+                "prompts only.",
+                "warning",
+            ),
+        )
+    return Section(prefix, f"Condition: {cond.label}", _with_scope(blocks, f" ({scope})" if scope else ""))
 
 
 METRIC_COLUMNS = [
     Column("label", "metric"),
     Column("n", "paired prompts", "int"),
-    Column("mean_a", "A", "num3"),
-    Column("mean_b", "B", "num3"),
-    Column("diff", "B - A [95% bootstrap CI]", "signed3", ("diff_lo", "diff_hi")),
-    Column("normal_lo", "normal CI low", "signed3"),
-    Column("normal_hi", "normal CI high", "signed3"),
+    Column("mean_a", "A", "num2", row_fmt="fmt"),
+    Column("mean_b", "B", "num2", row_fmt="fmt"),
+    Column("diff", "B - A [95% bootstrap CI]", "signed2", ("diff_lo", "diff_hi"), row_fmt="fmt_diff"),
+    Column("normal_lo", "normal CI low", "signed2", row_fmt="fmt_diff"),
+    Column("normal_hi", "normal CI high", "signed2", row_fmt="fmt_diff"),
     Column("improved", "improved", "int"),
     Column("unchanged", "unchanged", "int"),
     Column("degraded", "degraded", "int"),
     Column("test", "test"),
     Column("p", "p", "pvalue"),
-    Column("mde", "MDE (80% power)", "num3"),
+    Column("mde", "MDE (80% power)", "num2", row_fmt="fmt_mde"),
 ]
+#: (value, difference, MDE) formats by kind of metric: shares, 1-5 means, VideoCon 0-1 means
+_METRIC_FORMATS = {
+    "share": ("pct", "pp", "ppabs"),
+    "score": ("num2", "signed2", "num2"),
+    "videocon": ("num3", "signed3", "num3"),
+}
+METHODS_NOTE = (
+    "The CI and the p-value come from different methods and can disagree near alpha = 0.05: the CI is a "
+    "paired bootstrap that resamples whole actions (prompts of one action are correlated), the p-value "
+    "a test that treats prompts as independent ({tests}). So a CI crossing zero can sit beside p < 0.05; "
+    "the sentence above the table says when they disagree."
+)
+
+
+def _formatted_metrics(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Metric rows with their display formats (``fmt``, ``fmt_diff``, ``fmt_mde``) by kind of metric."""
+    out = []
+    for row in rows:
+        metric = row["metric"]
+        kind = (
+            "share" if metric in BINARY_METRICS else "videocon" if metric.startswith("videocon") else "score"
+        )
+        out.append({**row, **dict(zip(("fmt", "fmt_diff", "fmt_mde"), _METRIC_FORMATS[kind], strict=True))})
+    return out
+
+
+def _first_video(cond: Condition, prompt_id: str, reason: str) -> Video:
+    """The video of ``prompt_id``'s first seed in ``cond`` (pairs show one video per side)."""
+    rows = cond.df[cond.df["prompt_id"] == prompt_id]
+    order = rows.sort_values(["seed_index", "seed"], na_position="last")
+    return _video(order.iloc[0].to_dict(), cond.run_dir, reason)
+
+
+def video_pairs(
+    prefix: str, base: Condition, other: Condition, prompts: Any, k: int = PAIRS_PER_DIRECTION
+) -> VideoPairs:
+    """The ``k`` most improved and ``k`` most degraded prompts (by joint, then SA + PC), A beside B."""
+    frame = prompts.assign(score_diff=prompts["sa_diff"] + prompts["pc_diff"]).reset_index()
+    frame = frame.rename(columns={"index": "prompt_id"})
+    pairs = []
+    for direction, sign in (("improved", 1), ("degraded", -1)):
+        moved = frame[
+            (sign * frame["joint_diff"] > 0) | ((frame["joint_diff"] == 0) & (sign * frame["score_diff"] > 0))
+        ]
+        moved = moved.assign(j=-sign * moved["joint_diff"], s=-sign * moved["score_diff"])
+        for row in moved.sort_values(["j", "s", "prompt_id"]).head(k).itertuples():
+            pairs.append(
+                VideoPair(
+                    title=f"{row.prompt_id} ({direction}: joint {format_value(row.joint_diff, 'pp')}, "
+                    f"SA {format_value(row.sa_diff, 'signed2')}, PC {format_value(row.pc_diff, 'signed2')})",
+                    caption=str(row.caption if isinstance(row.caption, str) else ""),
+                    a=_first_video(base, row.prompt_id, "A"),
+                    b=_first_video(other, row.prompt_id, "B"),
+                )
+            )
+    return VideoPairs(
+        f"{prefix}_pairs",
+        f"A/B videos of the {k} most improved and {k} most degraded prompts (first seed each)",
+        base.label,
+        other.label,
+        pairs,
+    )
 
 
 def verdict(label_a: str, label_b: str, joint: dict[str, Any]) -> str:
@@ -494,10 +658,12 @@ def _videocon_comparison_blocks(
                 f"{prefix}_videocon",
                 "VideoCon-Physics (second judge): paired differences",
                 [*METRIC_COLUMNS[:5], *METRIC_COLUMNS[7:]],
-                rows,
+                _formatted_metrics(rows),
                 hidden=("metric", "n_only_a", "n_only_b"),
                 note="Mean P(yes) (0..1), paired over the prompts where both conditions have that VideoCon "
-                "score (per-prompt means over seeds); B - A with the action-cluster paired bootstrap CI.",
+                "score (per-prompt means over seeds); B - A with the action-cluster paired bootstrap CI, "
+                "p from the Wilcoxon signed-rank test (prompts independent): the two can disagree.",
+                latex=True,
             )
         ]
     with_videocon = [c.label for c in (base, other) if has_videocon(c.df)]
@@ -539,16 +705,20 @@ def comparison_section(
             )
         )
     blocks.append(Text(verdict(base.label, other.label, joint)))
+    tests = ", ".join(sorted({r["test"] for r in result["metrics"]}))
     blocks.append(
         Table(
             f"{prefix}_metrics",
             "Paired differences",
             METRIC_COLUMNS,
-            result["metrics"],
+            _formatted_metrics(result["metrics"]),
             hidden=("metric",),
-            note="Binary metrics are shares (0-1), SA and PC on the 1-5 scale. MDE for binary "
-            "metrics uses McNemar's normal approximation at the observed discordance; for means, "
-            "the observed sd of the per-prompt differences.",
+            note="Shares (joint, SA>=4, PC>=4) in %, their differences and MDE in percentage points; mean SA "
+            "and PC on the 1-5 scale. " + METHODS_NOTE.format(tests=tests) + " The normal CI is the "
+            "textbook interval of the mean difference (prompts independent). MDE for shares uses "
+            "McNemar's normal approximation at the observed discordance; for means, the observed sd of "
+            "the per-prompt differences.",
+            latex=True,
         )
     )
     blocks.append(
@@ -567,6 +737,10 @@ def comparison_section(
                 Column("p_holm", "p (Holm)", "pvalue"),
             ],
             result["subsets"],
+            note="B - A with the action-cluster paired bootstrap CI; p: "
+            f"{joint['test']} (prompts independent), so a CI crossing zero can sit beside p < 0.05. "
+            "p (Holm): adjusted over the hard/easy/category subsets ('all' is not adjusted).",
+            latex=True,
         )
     )
     blocks += _videocon_comparison_blocks(prefix, base, other, result["videocon"])
@@ -588,10 +762,11 @@ def comparison_section(
         Figure(
             f"{prefix}_deltas",
             "Paired changes per prompt",
-            plots.paired_deltas_svg(f"{prefix}_deltas", result["metrics"], result["prompts"]),
+            plots.paired_deltas(result["metrics"], result["prompts"]),
             data_table=f"{prefix}_prompts",
         )
     )
+    blocks.append(video_pairs(prefix, base, other, result["prompts"]))
     prompt_rows = result["prompts"].reset_index().rename(columns={"index": "prompt_id"})
     blocks.append(
         Table(
@@ -601,8 +776,8 @@ def comparison_section(
                 Column("prompt_id", "prompt"),
                 Column("action", "action"),
                 Column("is_hard", "hard"),
-                Column("joint_a", "joint A", "num2"),
-                Column("joint_b", "joint B", "num2"),
+                Column("joint_a", "joint A", "pct"),
+                Column("joint_b", "joint B", "pct"),
                 Column("sa_a", "SA A", "num2"),
                 Column("sa_b", "SA B", "num2"),
                 Column("pc_a", "PC A", "num2"),
@@ -610,9 +785,11 @@ def comparison_section(
             ],
             prompt_rows.to_dict("records"),
             collapsed=True,
+            note="joint A/B: share of a prompt's seeds that pass (0% or 100% with one seed).",
         )
     )
-    return Section(prefix, f"Comparison: {other.label} vs {base.label}", blocks)
+    suffix = _scope_suffix([base, other])
+    return Section(prefix, f"Comparison: {other.label} vs {base.label}", _with_scope(blocks, suffix))
 
 
 def build_report(
@@ -634,29 +811,52 @@ def build_report(
     for cond, rows in zip(conditions, subset_rows, strict=True):
         by_name = {r["subset"]: r for r in rows}
         series[cond.label] = [by_name.get(name, {}) for name in subset_names]
-    blocks: list[Any] = [
-        Text(CONVENTIONS),
-        overview,
-        Figure(
-            "joint_by_subset",
-            "Joint score by subset with 95% cluster-bootstrap CI",
-            plots.grouped_bars_svg(
+    videocon_rows = [videocon_subset_table(c.df, n_boot=n_boot, seed=seed) for c in conditions]
+    conventions = CONVENTIONS + (VIDEOCON_CONVENTION if any(videocon_rows) else "")
+    blocks: list[Any] = [Text(conventions), overview]
+    with_scores = {c.label: scored(c.df) for c in conditions if len(scored(c.df))}
+    if with_scores:
+        blocks.append(
+            Figure(
                 "joint_by_subset",
-                subset_names,
-                series,
-                "joint",
-                "joint_boot_lo",
-                "joint_boot_hi",
-                "joint (%)",
+                "Joint score by subset with 95% cluster-bootstrap CI",
+                plots.grouped_bars(
+                    subset_names,
+                    {label: rows for label, rows in series.items() if label in with_scores},
+                    "joint",
+                    "joint_boot_lo",
+                    "joint_boot_hi",
+                    "joint (%)",
+                ),
+                data_table="c0_subsets",
+            )
+        )
+        blocks.append(
+            Figure(
+                "score_histograms",
+                "SA and PC score distributions (scored items)",
+                plots.score_histograms(with_scores),
+            )
+        )
+    if len(with_scores) < len(conditions):
+        unscored = [c.label for c in conditions if c.label not in with_scores]
+        blocks.append(
+            Text(
+                f"Nothing scored in {', '.join(unscored)}: "
+                + ("no plots." if not with_scores else "left out of the plots.")
+            )
+        )
+    scopes = [f"{c.label} holds {scope_text(c)}" for c in conditions if scope_text(c)]
+    if scopes:
+        blocks.insert(
+            1,
+            Text(
+                "Subset of the prompt set (--limit, --ids or --hard-only): "
+                + "; ".join(scopes)
+                + ". The numbers describe these prompts only, not the whole benchmark.",
+                "warning",
             ),
-            data_table="c0_subsets",
-        ),
-        Figure(
-            "score_histograms",
-            "SA and PC score distributions (scored items)",
-            plots.score_histograms_svg("score_histograms", {c.label: scored(c.df) for c in conditions}),
-        ),
-    ]
+        )
     low_coverage = [r for r in overview.rows if r["coverage"] < 1]
     if low_coverage:
         blocks.insert(
@@ -668,7 +868,6 @@ def build_report(
                 "warning",
             ),
         )
-    videocon_rows = [videocon_subset_table(c.df, n_boot=n_boot, seed=seed) for c in conditions]
     if any(videocon_rows):
         blocks.append(videocon_reference_table(conditions, videocon_rows))
     sections = [Section("overview", "Overview", blocks)]

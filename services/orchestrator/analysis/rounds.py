@@ -81,8 +81,10 @@ def rounds_section(
             Column("primary", "result"),
         ],
         rows,
-        note="p: the joint score's test of each comparison section (exact McNemar, or the sign test with "
-        "several seeds); p (Holm): adjusted over the rounds compared with round 0. The per-comparison "
-        "sections below report unadjusted p-values.",
+        note="r - 0: the action-cluster paired bootstrap CI; p: the joint score's test of each comparison "
+        "section (exact McNemar, or the sign test with several seeds; prompts independent), so a CI "
+        "crossing zero can sit beside p < 0.05; p (Holm): adjusted over the rounds compared with round 0. "
+        "The per-comparison sections below report unadjusted p-values.",
+        latex=True,
     )
     return Section("rounds", "Refinement rounds", [Text(text), table])
