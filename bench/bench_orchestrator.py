@@ -293,20 +293,26 @@ class Generators:
 
 
 # -- orchestrator side -------------------------------------------------------------------------------
-def timed_dispatcher(record: dict[str, float], gens: Generators):
+def timed_dispatcher(record: dict[str, float], gens: Generators, profiler: Any = None):
+    """The real Dispatcher, timed; with `profiler` (a cProfile.Profile) profiled over `run` alone."""
     from services.orchestrator.dispatch import Dispatcher
 
     class TimedDispatcher(Dispatcher):
         async def run(self, to_generate, to_judge):
             record["items"] = len(to_generate) + len(to_judge)
             record.update(t0=time.monotonic(), cpu0=time.process_time(), gcpu0=gens.cpu_s())
+            if profiler is not None:
+                profiler.enable()
             try:
                 await super().run(to_generate, to_judge)
             finally:
+                if profiler is not None:
+                    profiler.disable()
                 record.update(t1=time.monotonic(), cpu1=time.process_time(), gcpu1=gens.cpu_s())
 
         def _settle(self, item):
             super()._settle(item)
+            record.setdefault("t_first", time.monotonic())
             record["t_last"] = time.monotonic()
 
     return TimedDispatcher
@@ -338,7 +344,10 @@ def _gaps(intervals_per_replica: list[list[list[float]]]) -> list[float]:
     return out
 
 
-def run_once(root: Path, name: str, gens: Generators, n_items: int, profile: Path | None) -> dict[str, Any]:
+def run_once(root: Path, name: str, gens: Generators, n_items: int, profile: Path | None,
+             profile_dispatch_only: bool = False, dispatch: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One `runner.run`; `profile`: cProfile of the whole run (or of `Dispatcher.run` alone) to that file;
+    `dispatch`: DispatchOptions fields to set."""
     from services.orchestrator import runner
     from services.orchestrator.dispatch import DispatchOptions
     from services.orchestrator.ledger import connect
@@ -350,19 +359,23 @@ def run_once(root: Path, name: str, gens: Generators, n_items: int, profile: Pat
     prompts = root / f"{name}.csv"
     write_prompts(prompts, n_items, name)
     record: dict[str, float] = {}
-    runner.Dispatcher = timed_dispatcher(record, gens)  # type: ignore[misc]
+    import cProfile
+
+    dispatch_prof = cProfile.Profile() if profile is not None and profile_dispatch_only else None
+    runner.Dispatcher = timed_dispatcher(record, gens, dispatch_prof)  # type: ignore[misc]
     opts = RunOptions(prompts=str(prompts), out=run_dir, storage_root=storage,
                       generators=",".join(gens.addresses), no_judge=True, progress=False,
-                      dispatch=DispatchOptions(stall_timeout_s=60.0), argv=["bench_orchestrator", name])
+                      dispatch=DispatchOptions(**{"stall_timeout_s": 60.0, **(dispatch or {})}),
+                      argv=["bench_orchestrator", name])
     t0 = time.monotonic()
-    if profile is not None:
-        import cProfile
-
+    if profile is not None and dispatch_prof is None:
         prof = cProfile.Profile()
         rc = prof.runcall(runner.run_sync, opts)
         prof.dump_stats(profile)
     else:
         rc = runner.run_sync(opts)
+        if dispatch_prof is not None:
+            dispatch_prof.dump_stats(profile)
     total_s = time.monotonic() - t0
     conn = connect(run_dir, readonly=True)
     states = dict(conn.execute("SELECT state, COUNT(*) FROM items GROUP BY state").fetchall())
@@ -377,6 +390,9 @@ def run_once(root: Path, name: str, gens: Generators, n_items: int, profile: Pat
         "run_total_s": round(total_s, 3),
         "dispatch_s": round(window, 3),
         "makespan_s": round(makespan, 3),
+        # first video verified and recorded: from the dispatcher's start and from the run's start
+        "first_video_s": round(record["t_first"] - record["t0"], 3),
+        "first_video_from_run_start_s": round(record["t_first"] - t0, 3),
         "items_per_s": round(n / window, 1),
         "orchestrator_cpu_ms_per_item": round(cpu / n * 1e3, 3),
         "servers_cpu_ms_per_item": round(gcpu / n * 1e3, 3),
