@@ -20,6 +20,21 @@ from typing import Any
 CHROMIUM = Path("/usr/bin/chromium")
 
 
+def headless_command(profile: Path) -> list[str]:
+    """Chromium headless, quiet (no network chatter, no first-run), with its own profile folder."""
+    return [
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+    ]
+
+
 class CdpError(RuntimeError):
     pass
 
@@ -42,16 +57,8 @@ class Chromium:
             os.dup2(child_w, 4)
 
         command = [
-            str(CHROMIUM),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
+            *headless_command(profile),
             "--hide-scrollbars",
-            f"--user-data-dir={profile}",
             "--remote-debugging-pipe",
         ]
         self.proc = subprocess.Popen(

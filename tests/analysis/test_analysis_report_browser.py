@@ -12,7 +12,7 @@ from html.parser import HTMLParser
 
 import pytest
 from analysis_ledgers import benchmark_rows
-from chromium_cdp import CHROMIUM, Chromium
+from chromium_cdp import CHROMIUM, Chromium, headless_command
 
 from services.orchestrator.analysis.cli import report_main
 
@@ -84,15 +84,7 @@ def test_report_renders_in_headless_chromium(run_factory, tmp_path):
     assert report_main([str(base), str(new), "--out", str(out), "--bootstrap", "200"]) == 0
     profile = tmp_path / "chromium-profile"
     command = [
-        str(CHROMIUM),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={profile}",
+        *headless_command(profile),
         "--dump-dom",
         (out / "report.html").resolve().as_uri(),
     ]
