@@ -49,6 +49,12 @@ class NotReady(ServiceError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class Upstream(ServiceError):
+    """A service this one depends on (a model endpoint) kept failing; the caller may try again later."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
 class Cancelled(ServiceError):
     """The caller cancelled or its deadline expired; work stopped at a step boundary."""
 

@@ -20,6 +20,7 @@ from services.common.judge_tasks import tasks_of
 
 TINY = "tiny"  # random weights in the official layout, built offline
 MPLUG_FACTORY = "services.evaluator.judge:load_mplug_judge"
+OPENAI_VLM = "openai-vlm"
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class JudgeSpec:
     tasks: tuple[str, ...]  # judge-task names it answers (services.common.judge_tasks)
     model_id: str = ""  # Hub repo of its weights; "" when built offline or given as --model
     description: str = ""
+    # Asks a model endpoint instead of loading weights: needs --llm-endpoint/--llm-model, takes no device.
+    endpoint: bool = False
 
     def load_factory(self) -> Callable[..., Any]:
         module, _, attr = self.factory.partition(":")
@@ -75,6 +78,12 @@ def is_hub_repo_id(name: str) -> bool:
     return HUB_REPO_ID.fullmatch(name) is not None and not Path(name).expanduser().exists()
 
 
+def endpoint_judge(name: str | None) -> bool:
+    """Whether `--judge-model name` asks a model endpoint (needs --llm-endpoint and --llm-model)."""
+    spec = judge_spec(name) if name else None
+    return spec is not None and spec.endpoint
+
+
 def unknown_judge(name: str) -> str | None:
     """Why the evaluator would refuse `--model name` (None: a name it knows, a directory or a Hub id)."""
     if name in _JUDGES or Path(name).expanduser().is_dir() or is_hub_repo_id(name):
@@ -89,3 +98,6 @@ register_judge(JudgeSpec("videophy_2_auto", MPLUG_FACTORY, tasks_of("autoeval"),
                          "videophysics/videophy_2_auto", "VideoPhy-2 AutoEval"))
 register_judge(JudgeSpec("videocon_physics", MPLUG_FACTORY, tasks_of("videocon"),
                          "videophysics/videocon_physics", "VideoCon-Physics"))
+register_judge(JudgeSpec(OPENAI_VLM, "services.evaluator.vlm:load_vlm_judge", tasks_of("autoeval"),
+                         description="the AutoEval rubric asked of a VLM over an OpenAI-compatible endpoint "
+                         "(--llm-endpoint, --llm-model)", endpoint=True))

@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import sys
 
 from videophy.v1 import evaluator_pb2, evaluator_pb2_grpc
 
 from services.common.arguments import Parser
 from services.common.entry import configure_logging, guarded
+from services.common.openai_chat import add_endpoint_flags, endpoint_settings
 from services.common.server import run_service
 from services.common.settings import add_server_flags, env_flag
 from services.common.storage import Storage
-from services.evaluator.catalog import judge_names
+from services.evaluator.catalog import endpoint_judge, judge_names
+from services.evaluator.frame_rule import add_frame_flags, frame_rule
 
 SERVICE_NAME = evaluator_pb2.DESCRIPTOR.services_by_name["EvaluatorService"].full_name
 DEFAULT_PORT = 50052
@@ -23,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         allow_abbrev=False,
         prog="videophy-bench serve evaluator",
-        description="Serve the VideoPhy-2 AutoEval judge (or VideoCon-Physics) over gRPC.",
+        description="Serve the VideoPhy-2 AutoEval judge (or VideoCon-Physics, or the AutoEval rubric "
+        "asked of a VLM endpoint) over gRPC.",
     )
     add_server_flags(parser, DEFAULT_PORT)
     g = parser.add_argument_group("judge")
@@ -36,25 +40,46 @@ def build_parser() -> argparse.ArgumentParser:
     env_flag(g, "--lora-checkpoint", default=None, help="extra LoRA weights applied with peft")
     env_flag(g, "--max-batch", default=4, type=int, help="videos judged per forward (= concurrent calls)")
     env_flag(g, "--batch-wait-ms", default=50.0, type=float, help="how long to gather a batch")
+    e = parser.add_argument_group("judge over an endpoint (--model openai-vlm)")
+    add_endpoint_flags(e)
+    add_frame_flags(e)
     return parser
 
 
-def _factory(args: argparse.Namespace):
+def _endpoint_options(args: argparse.Namespace) -> dict:
+    """`endpoint` and `frames` of an endpoint judge, checked (ValueError: one line); {} for the others,
+    which refuse --llm-endpoint rather than ignore it."""
+    if not endpoint_judge(args.model):
+        if args.llm_endpoint:
+            raise ValueError(f"--llm-endpoint applies to judges over an endpoint, not --model {args.model}")
+        return {}
+    settings = endpoint_settings(args)
+    if settings is None:
+        raise ValueError(f"--model {args.model} needs --llm-endpoint URL and --llm-model NAME")
+    return {"endpoint": settings, "frames": frame_rule(args)}
+
+
+def _factory(args: argparse.Namespace, endpoint: dict):
     from services.common.runtime import resolve_device
     from services.evaluator.judge import load_judge
 
+    if endpoint:  # checked against the endpoint before serving (main)
+        return functools.partial(load_judge, args.model, check=False, **endpoint)
     device = resolve_device(args.device)
     dtype = args.dtype if args.dtype != "auto" else ("bfloat16" if device.startswith("cuda") else "float32")
     return functools.partial(load_judge, args.model, device=device, dtype=dtype, revision=args.revision,
                              lora_checkpoint=args.lora_checkpoint)
 
 
-async def serve(args: argparse.Namespace, judge_factory=None, on_listening=None) -> None:
+async def serve(args: argparse.Namespace, judge_factory=None, on_listening=None,
+                endpoint: dict | None = None) -> None:
     """Serve until SIGTERM/SIGINT. `judge_factory` (no arguments -> Judge) replaces the flags' judge;
     `on_listening(host)` is called once the port is bound, before the judge loads (tests, embedding)."""
     from services.evaluator.service import EvaluatorServicer
 
-    servicer = EvaluatorServicer(judge_factory or _factory(args), Storage(args.storage_root),
+    if judge_factory is None:
+        judge_factory = _factory(args, _endpoint_options(args) if endpoint is None else endpoint)
+    servicer = EvaluatorServicer(judge_factory, Storage(args.storage_root),
                                  capacity=args.max_batch, batch_wait_s=args.batch_wait_ms / 1000.0)
 
     def register(server) -> None:
@@ -67,7 +92,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     def body() -> int:
         configure_logging(args.log_level)
-        asyncio.run(serve(args))
+        try:
+            endpoint = _endpoint_options(args)
+        except ValueError as exc:
+            print(f"videophy-bench serve evaluator: {exc}", file=sys.stderr)
+            return 2
+        if endpoint:  # an endpoint that cannot answer is one line before the port is bound
+            from services.common.openai_chat import ChatClient
+
+            ChatClient.from_settings(endpoint["endpoint"]).check()
+        asyncio.run(serve(args, endpoint=endpoint))
         return 0
 
     return guarded("serve evaluator", body)

@@ -44,5 +44,14 @@ class EmptyVideoError(JudgeInputError):
     """The video decodes but has no frames."""
 
 
+class JudgeEndpointError(JudgeError):
+    """The model endpoint of a judge over an API failed for one video: it refused the request
+    (``transient`` False: asking again gets the same answer) or kept failing after its retries."""
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
 class CheckpointError(JudgeError):
     """A checkpoint directory or repo that is missing files, keys or has a bad layout."""

@@ -6,6 +6,8 @@ Contract of a ``Judge``:
 - ``judge_batch(items)`` does the same for several videos: one vision pass over all of them, one left-padded
   LLM batch for all generative queries (4.28.1 position ids and masks, so each answer equals its
   batch-of-one answer up to float rounding), one forward for all VideoCon queries (always 257 tokens).
+  A judge may put a ``JudgeError`` in an item's place instead of its outcome: a failure of that item
+  alone (the VLM judge: its endpoint kept failing); the servicer answers that caller with it.
 - Bad input raises a ``JudgeInputError`` subclass before any model work (``judge_batch`` sets
   ``item_index`` on it): characters and NUL first (``services.common.limits``), then the tokenized
   prompt against the language model's context (``max_position_embeddings``). The official AutoEval code
@@ -33,6 +35,7 @@ from services.common.limits import MAX_JUDGE_TEXT_CHARS, check_text
 from services.evaluator.catalog import LOCAL, TINY, JudgeSpec, judge_spec
 from services.evaluator.errors import (
     EmptyTextError,
+    JudgeError,
     JudgeInputError,
     UnknownTaskError,
     UnsupportedPromptError,
@@ -91,7 +94,30 @@ class Judge(Protocol):
 
     def judge(self, video_path: str, queries: list[JudgeQuery]) -> JudgeOutcome: ...
 
-    def judge_batch(self, items: list[tuple[str, list[JudgeQuery]]]) -> list[JudgeOutcome]: ...
+    def judge_batch(self, items: list[tuple[str, list[JudgeQuery]]]) -> list[JudgeOutcome | JudgeError]: ...
+
+
+def check_queries(queries: Sequence[JudgeQuery], info: JudgeInfo) -> None:
+    """The checks every judge makes before any work: known tasks it serves, and each task's text
+    (caption or rule) present, within `MAX_JUDGE_TEXT_CHARS`, without NUL or an image placeholder (the
+    official code crashes on one; every judge refuses it, so judges are compared on the same items)."""
+    if not queries:
+        raise JudgeInputError("no queries given")
+    for q in queries:
+        if q.task not in judge_tasks.task_names():
+            raise UnknownTaskError(
+                f"unknown task {q.task!r}; expected one of {', '.join(judge_tasks.task_names())}")
+        if q.task not in info.tasks:
+            raise UnsupportedTaskError(f"task {q.task!r} is not supported by {info.model_id}")
+        what = judge_tasks.task(q.task).text_field
+        if what:
+            if not isinstance(q.text, str) or not q.text.strip():
+                raise EmptyTextError(f"empty {what} for task {q.task!r}")
+            reason = check_text(f"the {what} for task {q.task!r}", q.text, MAX_JUDGE_TEXT_CHARS)
+            if reason:
+                raise UnsupportedPromptError(reason)
+            if IMAGE_TOKEN in q.text:
+                raise UnsupportedPromptError(f"text for task {q.task!r} contains {IMAGE_TOKEN!r}")
 
 
 class MplugOwlJudge:
@@ -122,23 +148,7 @@ class MplugOwlJudge:
 
     def validate(self, queries: Sequence[JudgeQuery]) -> None:
         """Refuse what cannot be scored, cheapest checks first; no model work, no video decoding."""
-        if not queries:
-            raise JudgeInputError("no queries given")
-        for q in queries:
-            if q.task not in judge_tasks.task_names():
-                raise UnknownTaskError(
-                    f"unknown task {q.task!r}; expected one of {', '.join(judge_tasks.task_names())}")
-            if q.task not in self.info.tasks:
-                raise UnsupportedTaskError(f"task {q.task!r} is not supported by {self.info.model_id}")
-            what = judge_tasks.task(q.task).text_field
-            if what:
-                if not isinstance(q.text, str) or not q.text.strip():
-                    raise EmptyTextError(f"empty {what} for task {q.task!r}")
-                reason = check_text(f"the {what} for task {q.task!r}", q.text, MAX_JUDGE_TEXT_CHARS)
-                if reason:
-                    raise UnsupportedPromptError(reason)
-                if IMAGE_TOKEN in q.text:  # the official code crashes on an image placeholder
-                    raise UnsupportedPromptError(f"text for task {q.task!r} contains {IMAGE_TOKEN!r}")
+        check_queries(queries, self.info)
         for q in queries:  # tokenizing is bounded by the character limit above
             spec = judge_tasks.task(q.task)
             if spec.generative and spec.needs_text:
@@ -315,6 +325,7 @@ __all__ = [
     "JudgeOutcome",
     "JudgeQuery",
     "MplugOwlJudge",
+    "check_queries",
     "load_judge",
     "load_mplug_judge",
 ]

@@ -21,12 +21,14 @@ from dataclasses import dataclass, field
 from videophy.v1 import common_pb2, evaluator_pb2, evaluator_pb2_grpc
 
 from services.common import judge_tasks
-from services.common.errors import Busy, FailedPrecondition, InvalidRequest, NotReady
+from services.common.errors import Busy, FailedPrecondition, InvalidRequest, NotReady, Upstream
 from services.common.limits import MAX_ID_CHARS, MAX_JUDGE_QUERIES, MAX_URI_CHARS, require_texts
 from services.common.runtime import runtime_info
 from services.common.storage import Storage, sha256_file
 from services.evaluator.errors import (
     EmptyVideoError,
+    JudgeEndpointError,
+    JudgeError,
     JudgeInputError,
     VideoDecodeError,
     VideoNotFoundError,
@@ -39,9 +41,17 @@ _MISSING_VIDEO = (VideoNotFoundError, VideoDecodeError, EmptyVideoError)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-def to_service_error(exc: JudgeInputError) -> Exception:
-    """A bad video is a precondition failure (the file may be fixed); bad text/tasks are invalid."""
+def to_service_error(exc: JudgeError) -> Exception:
+    """A bad video is a precondition failure (the file may be fixed); bad text/tasks are invalid; an
+    endpoint that kept failing is upstream trouble (retried by the caller), one that refused the request
+    makes it invalid (recorded at once)."""
+    if isinstance(exc, JudgeEndpointError):
+        return Upstream(str(exc)) if exc.transient else InvalidRequest(str(exc))
     return FailedPrecondition(str(exc)) if isinstance(exc, _MISSING_VIDEO) else InvalidRequest(str(exc))
+
+
+def _delivered(result: JudgeOutcome | BaseException) -> JudgeOutcome | BaseException:
+    return to_service_error(result) if isinstance(result, JudgeError) else result
 
 
 @dataclass
@@ -177,8 +187,8 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServiceServicer):
 
     def _judge_items(self, batch: list[_Pending]) -> list[JudgeOutcome | BaseException]:
         """Worker thread: one batched forward; on a bad input, fall back to one by one to isolate it."""
-        try:
-            return list(self.judge.judge_batch([(p.path, p.queries) for p in batch]))
+        try:  # an item's own failure may stand in its place (the Judge contract)
+            return [_delivered(r) for r in self.judge.judge_batch([(p.path, p.queries) for p in batch])]
         except JudgeInputError as exc:
             if len(batch) == 1:
                 return [to_service_error(exc)]
@@ -189,7 +199,7 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServiceServicer):
         for p in batch:
             try:
                 out.append(self.judge.judge(p.path, p.queries))
-            except JudgeInputError as exc:
+            except JudgeError as exc:
                 out.append(to_service_error(exc))
             except Exception as exc:
                 out.append(exc)

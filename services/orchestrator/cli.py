@@ -97,7 +97,9 @@ def _delegate(module: str, func: str, extra: str, argv: list[str]) -> int:
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
+    from services.common.openai_chat import add_endpoint_flags
     from services.evaluator.catalog import judge_names  # torch-free name lists
+    from services.evaluator.frame_rule import add_frame_flags
     from services.generator.presets import PRESETS
 
     p = sub.add_parser(
@@ -177,6 +179,11 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         help=f"comma list of {', '.join(judge_tasks.task_names())} (default: sa,pc plus rule when the "
         "prompt set has rules); each is routed to evaluators that serve it",
     )
+    vg = p.add_argument_group(
+        "judge over an endpoint (--judge-model openai-vlm; refine's LLM too): configuration records the "
+        "endpoint's model name and the frame rule, never the URL or the key")
+    add_endpoint_flags(vg)
+    add_frame_flags(vg)
     ep = p.add_argument_group("services")
     ep.add_argument(
         "--local", action="store_true", help="start generator/evaluator children on loopback ports"
@@ -300,7 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _run_options(args: argparse.Namespace, argv: list[str]):
     from services.common.channel import ClientConfig
     from services.common.judge_tasks import parse_tasks
+    from services.common.openai_chat import endpoint_settings, redact_argv
     from services.evaluator.catalog import TINY
+    from services.evaluator.frame_rule import frame_rule
     from services.orchestrator.dispatch import DispatchOptions
     from services.orchestrator.runner import DEFAULT_JUDGE, RunOptions, is_tiny_preset
 
@@ -354,13 +363,17 @@ def _run_options(args: argparse.Namespace, argv: list[str]):
             stall_timeout_s=args.stall_timeout_s,
             drain_grace_s=args.drain_grace_s,
         ),
-        argv=["videophy-bench", *argv],
+        argv=redact_argv(["videophy-bench", *argv]),
         videos=args.videos,
         arm=args.arm,
+        judge_endpoint=endpoint_settings(args),
+        judge_frames=frame_rule(args),
     )
 
 
 def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
+    from services.common.judge_tasks import parse_tasks
+    from services.evaluator.catalog import OPENAI_VLM, endpoint_judge
     from services.orchestrator import exit_codes
     from services.orchestrator.dispatch import NoReplicas
     from services.orchestrator.interrupt import Interrupted
@@ -378,9 +391,19 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
               file=sys.stderr)
         return USAGE_ERROR
     try:
-        opts = _run_options(args, argv)
+        if args.judge_tasks:
+            parse_tasks(args.judge_tasks)
     except ValueError as exc:
         print(f"videophy-bench run: --judge-tasks: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    try:
+        opts = _run_options(args, argv)
+        judges = (opts.judge_model, opts.videocon_model)
+        if opts.judge_endpoint and not any(endpoint_judge(m) for m in judges):
+            raise ValueError(f"--llm-endpoint applies to a judge over an endpoint ({OPENAI_VLM}), not "
+                             f"--judge-model {opts.judge_model}")
+    except ValueError as exc:
+        print(f"videophy-bench run: {exc}", file=sys.stderr)
         return USAGE_ERROR
     try:
         return run_sync(opts)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from services.common.channel import ClientConfig, is_ready
+from services.evaluator.catalog import endpoint_judge
 
 log = logging.getLogger(__name__)
 
@@ -113,16 +114,21 @@ class LocalServices:
     startup_timeout_s: float = 1800.0
     videocon_model: str | None = None  # a second evaluator kind (e.g. videocon_physics), same count
     max_restarts: int = 3  # per child, while supervised
+    # An evaluator of a judge over an endpoint (openai-vlm) gets these flags and environment (its API
+    # key: never on a command line), runs on the CPU and is started once unless `evaluators` says more.
+    endpoint_args: list[str] = field(default_factory=list)
+    endpoint_env: dict[str, str] = field(default_factory=dict)
     children: list[Child] = field(default_factory=list)
 
     def _spawn(
-        self, kind: str, index: int, model: str, gpu: str | None, extra: list[str], role: str = ""
+        self, kind: str, index: int, model: str, gpu: str | None, extra: list[str], role: str = "",
+        env_extra: dict[str, str] | None = None,
     ) -> Child:
         name = f"{kind}-{role}-{index}" if role else f"{kind}-{index}"
         logs = self.run_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         port_file = logs / f"{name}.port"
-        env = dict(os.environ)
+        env = {**os.environ, **(env_extra or {})}
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = gpu
         argv = [
@@ -175,6 +181,11 @@ class LocalServices:
             )
         for role, model in (("", self.judge_model), ("videocon", self.videocon_model)):
             if not model:
+                continue
+            if endpoint_judge(model):  # the endpoint owns the model: no GPU slot, one process
+                for k in range(self.evaluators or 1):
+                    extra = [*self.extra_evaluator_args, *self.endpoint_args]
+                    self._spawn("evaluator", k, model, None, extra, role, self.endpoint_env)
                 continue
             for k in range(n_eval):
                 self._spawn("evaluator", k, model, slots[k % len(slots)], self.extra_evaluator_args, role)

@@ -19,9 +19,11 @@ from services.common.channel import ClientConfig
 from services.common.errors import InvalidRequest
 from services.common.judge_tasks import applies, default_tasks, families, task_names, tasks_of
 from services.common.limits import MAX_PROMPT_CHARS, check_text
+from services.common.openai_chat import API_KEY_ENV, EndpointError, EndpointSettings, endpoint_argv
 from services.common.storage import Storage
 from services.evaluator.catalog import TINY as TINY_JUDGE
-from services.evaluator.catalog import unknown_judge
+from services.evaluator.catalog import endpoint_judge, unknown_judge
+from services.evaluator.frame_rule import FrameRule
 from services.generator.presets import PRESETS, get_preset, resolve
 from services.orchestrator import artifacts, export, manifest, video_source
 from services.orchestrator.discovery import Target, parse_targets
@@ -95,6 +97,9 @@ class RunOptions:
     items_fn: Callable[[PromptSet, str], list[WorkItem]] | None = None
     videos: str | None = None  # judge these existing videos (video_source.py); no generator
     arm: str | None = None  # --videos: the arm (the model); default the source's name
+    # --local with a judge over an endpoint (openai-vlm): where it asks, and which frames it sends
+    judge_endpoint: EndpointSettings | None = None
+    judge_frames: FrameRule = field(default_factory=FrameRule)
 
 
 def _output_prefix(run_dir: Path, storage_root: Path) -> str:
@@ -320,7 +325,9 @@ def preflight(opts: RunOptions) -> None:
             problem = unknown_judge(name)
             if problem:
                 raise UsageError(f"{flag}: {problem}")
-            started.append((flag, name, name == TINY_JUDGE))
+            if endpoint_judge(name) and opts.judge_endpoint is None:
+                raise UsageError(f"{flag} {name} needs --llm-endpoint URL and --llm-model NAME")
+            started.append((flag, name, name == TINY_JUDGE or endpoint_judge(name)))  # no GPU of ours
     real = [f"{flag} {name}" for flag, name, tiny in started if not tiny]
     if real and not opts.allow_cpu and not visible_gpus():
         raise UsageError(
@@ -328,6 +335,24 @@ def preflight(opts: RunOptions) -> None:
             "(nvidia-smi, CUDA_VISIBLE_DEVICES); pass --allow-cpu to run on the CPU anyway (hours per "
             "video), or use the tiny models"
         )
+
+
+def local_endpoint(opts: RunOptions) -> tuple[list[str], dict[str, str]]:
+    """(flags, environment) that give a local endpoint judge its endpoint and frames (the API key
+    through the environment only); checks that the endpoint answers and serves the model, so an
+    unreachable one is one line before anything is created (blocking: run it in a thread)."""
+    settings = opts.judge_endpoint
+    if not opts.local or opts.no_judge or settings is None or not any(
+            endpoint_judge(m) for m in (opts.judge_model, opts.videocon_model)):
+        return [], {}
+    from services.common.openai_chat import ChatClient
+
+    try:
+        ChatClient.from_settings(settings).check()
+    except EndpointError as exc:
+        raise UsageError(f"--llm-endpoint: {exc}") from None
+    return [*endpoint_argv(settings), *opts.judge_frames.argv()], (
+        {API_KEY_ENV: settings.api_key} if settings.api_key else {})
 
 
 def _video_source(opts: RunOptions) -> video_source.VideoSource | None:
@@ -366,6 +391,7 @@ async def run(opts: RunOptions, stop: SignalStop | None = None) -> int:
     prefix = _output_prefix(run_dir, storage_root)
     if opts.items_fn is None and source is None:
         selected_keys(opts, ps)  # unknown --ids: refused before anything starts
+    endpoint_args, endpoint_env = await asyncio.to_thread(local_endpoint, opts)
     run_dir.mkdir(parents=True, exist_ok=True)  # only now: every check above creates nothing
     # Awaited, so a signal during the wait still stops the run (exit 130/143, nothing started).
     lock = await RunLock(run_dir).acquire_async(opts.lock_wait_s)
@@ -438,6 +464,8 @@ async def run(opts: RunOptions, stop: SignalStop | None = None) -> int:
                 opts.startup_timeout_s,
                 videocon_model=videocon_model,
                 max_restarts=opts.local_restarts,
+                endpoint_args=endpoint_args,
+                endpoint_env=endpoint_env,
             )
             _, eval_addrs = await local.start(opts.client)
             # Supervised children may come back on new ports: the dispatcher asks for the live ones.

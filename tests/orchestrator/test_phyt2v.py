@@ -10,9 +10,9 @@ import pytest
 from fake_openai import FakeOpenAI
 from run_dirs import results, rows
 
+from services.common.openai_chat import ChatClient, EndpointError
 from services.orchestrator.cli import main
 from services.orchestrator.phyt2v import templates as T
-from services.orchestrator.phyt2v.client import ChatClient, EndpointError
 from services.orchestrator.phyt2v.frames import sample_indices
 
 FAST = ["--refresh-s", "0.5", "--no-progress"]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import base64
-import io
 from pathlib import Path
+
+from services.common.openai_chat import data_url
 
 
 def sample_indices(total: int, n: int) -> list[int]:
@@ -31,7 +31,5 @@ def frame_urls(path: Path, n: int, max_side: int = 1024, quality: int = 90) -> l
         if max_side and max(img.size) > max_side:
             scale = max_side / max(img.size)
             img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))
-        buf = io.BytesIO()
-        img.convert("RGB").save(buf, format="JPEG", quality=quality)
-        out.append("data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode())
+        out.append(data_url(img, "jpeg", quality))
     return out

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from services.common.arguments import Parser
+from services.common.openai_chat import ChatClient, EndpointError, endpoint_settings
 from services.common.storage import Storage
 from services.generator import prompt_tokens
 from services.orchestrator.items import BASE_ARM, WorkItem, config_hash
 from services.orchestrator.ledger import LEDGER_NAME, RunLock, connect, rows_with_answers
 from services.orchestrator.phyt2v import templates as T
 from services.orchestrator.phyt2v.answers import MAX_REFINED_WORDS, AnswerRefused, check_answer, check_refined
-from services.orchestrator.phyt2v.client import ChatClient, EndpointError
 from services.orchestrator.phyt2v.frames import frame_urls
 from services.orchestrator.phyt2v.store import StepStore
 from services.orchestrator.phyt2v.tokens import PromptTokens, TokenizerError, load_prompt_tokens
@@ -177,17 +176,11 @@ def _parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("refinement")
     g.add_argument("--run", dest="run_dir", required=True, help="finished round-0 run directory")
     g.add_argument("--rounds", type=int, required=True, help="refinement rounds R (rounds 1..R)")
-    g.add_argument("--llm-endpoint", required=True, help="OpenAI-compatible base URL, e.g. http://h:8000/v1")
-    g.add_argument("--llm-model", required=True, help="model name for law, mismatch and refinement")
+    # --llm-endpoint, --llm-model, the key and the timeouts are run's flags (services.common.openai_chat)
     g.add_argument("--vlm-endpoint", default=None, help="captioner base URL (default: --llm-endpoint)")
     g.add_argument("--vlm-model", default=None, help="captioner model (default: --llm-model)")
-    g.add_argument("--api-key-env", default=None, help="environment variable holding the API key")
     g.add_argument("--frames", type=int, default=8, help="frames sent to the captioner (default: 8)")
-    g.add_argument("--llm-timeout-s", type=float, default=300.0, help="timeout of one LLM/VLM request")
-    g.add_argument("--llm-attempts", type=int, default=5, help="attempts on 429/5xx/connection errors")
-    g.add_argument("--llm-backoff-s", type=float, default=1.0, help="first retry wait (doubles)")
     g.add_argument("--llm-max-tokens", type=int, default=1024, help="max_tokens of each answer")
-    g.add_argument("--llm-concurrency", type=int, default=8, help="items refined in parallel")
     g.add_argument("--templates", choices=sorted(T.TEMPLATE_SETS), default=T.DEFAULT_TEMPLATES,
                    help="prompt templates: strict (this project's, default) or official (the structure and "
                    "worked examples of the official PhyT2V code, in this project's words); "
@@ -215,12 +208,14 @@ def refine_main(argv: list[str]) -> int:
     if args.rounds < 1 or args.frames < 1 or args.seeds < 1:
         print("videophy-bench refine: --rounds, --frames and --seeds must be >= 1", file=sys.stderr)
         return USAGE_ERROR
-    api_key = None
-    if args.api_key_env:
-        api_key = os.environ.get(args.api_key_env)
-        if not api_key:
-            print(f"videophy-bench refine: --api-key-env {args.api_key_env} is not set", file=sys.stderr)
-            return USAGE_ERROR
+    try:
+        if not (args.llm_endpoint and args.llm_model):
+            raise ValueError("--llm-endpoint and --llm-model are required")
+        llm_settings = endpoint_settings(args)
+        vlm_settings = endpoint_settings(args, args.vlm_endpoint, args.vlm_model)
+    except ValueError as exc:
+        print(f"videophy-bench refine: {exc}", file=sys.stderr)
+        return USAGE_ERROR
     if not (run_dir / LEDGER_NAME).is_file():
         print(f"videophy-bench refine: {run_dir} is not a run directory (no {LEDGER_NAME})", file=sys.stderr)
         return USAGE_ERROR
@@ -229,10 +224,8 @@ def refine_main(argv: list[str]) -> int:
     except ValueError as exc:
         print(f"videophy-bench refine: {exc}", file=sys.stderr)
         return USAGE_ERROR
-    common = dict(api_key=api_key, timeout_s=args.llm_timeout_s, max_attempts=args.llm_attempts,
-                  backoff_s=args.llm_backoff_s, max_tokens=args.llm_max_tokens)
-    llm = ChatClient(args.llm_endpoint, args.llm_model, **common)
-    vlm = ChatClient(args.vlm_endpoint or args.llm_endpoint, args.vlm_model or args.llm_model, **common)
+    llm = ChatClient.from_settings(llm_settings, max_tokens=args.llm_max_tokens)
+    vlm = ChatClient.from_settings(vlm_settings, max_tokens=args.llm_max_tokens)
     try:
         return refine(opts, llm, vlm, args.rounds, args.frames, args.llm_concurrency, args.templates,
                       args.prompt_tokenizer)
