@@ -20,11 +20,13 @@ import io
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from services.common.video import decode_mp4
 from services.evaluator.model.templates import AUTOEVAL_SYSTEM
 from services.orchestrator.phyt2v import templates as T
 
@@ -74,6 +76,43 @@ def answer(body: dict[str, Any]) -> str:
     return "?"
 
 
+def official_indices(total: int, n: int) -> list[int]:
+    """VIDEOPHY2's get_index, written out again here (not imported) so the judge is checked against it."""
+    seg = float(total - 1) / n
+    return [int(seg / 2) + int(np.round(seg * i)) for i in range(n)]
+
+
+def sent_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    """(width, height) a frame must arrive at: aspect kept, shrunk to `max_side`, never enlarged."""
+    scale = min(1.0, (max_side or max(width, height)) / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+_DECODED: dict[tuple[str, int], np.ndarray] = {}
+
+
+def frames_problem(frames: list[np.ndarray], video: Path, max_side: int | None,
+                   tol: float = 3.0) -> str | None:
+    """Why `frames` are not the official get_index frames of `video` (decoded here by imageio-ffmpeg,
+    not by the judge's decord), at the size the rule gives; None when they are."""
+    key = (str(video), video.stat().st_mtime_ns)
+    if key not in _DECODED:
+        _DECODED[key] = decode_mp4(video)[0]
+    ours = _DECODED[key]
+    want = official_indices(len(ours), len(frames))
+    h, w = ours.shape[1:3]
+    size = sent_size(w, h, max_side)
+    for k, frame in zip(want, frames, strict=True):
+        if (frame.shape[1], frame.shape[0]) != size:
+            return f"{video.name}: a frame of {frame.shape[1]}x{frame.shape[0]}, expected {size[0]}x{size[1]}"
+        ref = ours[k] if size == (w, h) else np.asarray(
+            Image.fromarray(ours[k]).resize(size, Image.Resampling.BICUBIC))
+        diff = float(np.abs(ref.astype(np.int16) - frame.astype(np.int16)).mean())
+        if diff > tol:
+            return f"{video.name}: the frame sent for index {k} differs from it (mean abs diff {diff:.1f})"
+    return None
+
+
 def judge_task(text: str) -> str:
     return next((t for t, marker in _JUDGE_TASKS if marker in text), "unknown")
 
@@ -106,7 +145,11 @@ class FakeOpenAI:
         self.max_side: int | None = None
         self.problems: list[str] = []
         self.judged: list[tuple[str, str, list[np.ndarray]]] = []
-        self.judge_script: dict[tuple[str, str], str] = {}
+        # (task, substring of the question) -> answer text, (content, finish_reason), (None, raw body),
+        # or an HTTP status to answer with every time
+        self.judge_script: dict[tuple[str, str], Any] = {}
+        # question text -> the video it is about (frames are then compared with it), or None
+        self.video_of: Any = None
         self.requests: list[dict[str, Any]] = []
         self.statuses: list[int] = []  # every HTTP status answered, in order
         self.fail_next: list[int] = []
@@ -147,15 +190,18 @@ class FakeOpenAI:
                     if status == 200 and not self._auth_ok():
                         status = 401
                     fake.statuses.append(status)
-                if status != 200:
-                    return self._send(status, {"error": {"message": f"fake error {status}", "code": status}})
-                if step_of(body) == "judge":
+                if status == 200 and step_of(body) == "judge":  # frames first: checked and kept
                     problem = fake.check_judge(body)
                     if problem:
                         with fake.lock:
                             fake.problems.append(problem)
                             fake.statuses[-1] = 400
                         return self._send(400, {"error": {"message": problem, "code": 400}})
+                    scripted = fake.scripted(body)
+                    if isinstance(scripted, int):
+                        status = fake.statuses[-1] = scripted
+                if status != 200:
+                    return self._send(status, {"error": {"message": f"fake error {status}", "code": status}})
                 content, finish = fake.answer(body)
                 if content is None:  # a raw body (not a chat completion at all)
                     return self._send(200, finish.encode())
@@ -169,6 +215,13 @@ class FakeOpenAI:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def scripted(self, body: dict[str, Any]) -> Any:
+        text = user_text(body)
+        task = judge_task(text)
+        with self.lock:
+            return next((a for (t, needle), a in self.judge_script.items() if t == task and needle in text),
+                        None)
 
     def check_judge(self, body: dict[str, Any]) -> str | None:
         """Why a VLM server would refuse this judge request (None: it is fine); records its frames."""
@@ -185,6 +238,11 @@ class FakeOpenAI:
         if self.max_side is not None and max(frames[0].shape[:2]) > self.max_side:
             return f"frame of {frames[0].shape[1]}x{frames[0].shape[0]} over {self.max_side} px"
         text = user_text(body)
+        video = self.video_of(text) if self.video_of else None
+        if video is not None:
+            problem = frames_problem(frames, Path(video), self.max_side)
+            if problem:
+                return problem
         with self.lock:
             self.judged.append((judge_task(text), text, frames))
         return None
@@ -192,10 +250,7 @@ class FakeOpenAI:
     def answer(self, body: dict[str, Any]) -> tuple[str | None, str]:
         step, text = step_of(body), user_text(body)
         if step == "judge":
-            task = judge_task(text)
-            with self.lock:
-                scripted = next((a for (t, needle), a in self.judge_script.items()
-                                 if t == task and needle in text), None)
+            task, scripted = judge_task(text), self.scripted(body)
             if isinstance(scripted, tuple):
                 return scripted
             return (JUDGE_DEFAULTS.get(task, "?") if scripted is None else scripted), "stop"

@@ -15,6 +15,7 @@ import argparse
 import base64
 import io
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -90,6 +91,10 @@ class ChatClient:
     ) -> None:
         import openai
 
+        debug = logging.getLogger().isEnabledFor(logging.DEBUG)
+        for name in ("httpx2", "httpx"):  # one INFO line per request otherwise (--log-level DEBUG keeps it)
+            if not debug and logging.getLogger(name).level == logging.NOTSET:
+                logging.getLogger(name).setLevel(logging.WARNING)
         self.base_url = base_url(base_url_)
         self.url = self.base_url + "/chat/completions"
         self.model = model

@@ -7,7 +7,7 @@ import socket
 from typing import Any
 
 LIBRARIES = ("torch", "diffusers", "transformers", "peft", "grpcio", "protobuf", "imageio-ffmpeg",
-             "decord", "videophy-bench")
+             "decord", "openai", "videophy-bench")
 
 
 def library_versions(names: tuple[str, ...] = LIBRARIES) -> dict[str, str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_openai import FakeOpenAI
+from fake_openai import FakeOpenAI, official_indices
 
 from services.common.openai_chat import NO_KEY, EndpointError, EndpointSettings
 from services.common.video import decode_mp4, encode_mp4
@@ -34,12 +34,6 @@ def moving_mp4(path: Path, frames: int = 40, w: int = 96, h: int = 64) -> Path:
         video[k, :, x : x + 8] = (0.1, 0.9, 0.2)
     encode_mp4(video, path, fps=8)
     return path
-
-
-def official_indices(total: int, n: int) -> list[int]:
-    """VIDEOPHY2's get_index, written out again here (not imported) so the judge is checked against it."""
-    seg = float(total - 1) / n
-    return [int(seg / 2) + int(np.round(seg * i)) for i in range(n)]
 
 
 def settings(fake: FakeOpenAI, **kw) -> EndpointSettings:
