@@ -5,13 +5,17 @@ as the AutoEval's, endpoint failures stay the video's."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pytest
-from fake_openai import FakeOpenAI, official_indices
+from fake_openai import FakeOpenAI, official_indices, user_text
 
 from services.common.openai_chat import NO_KEY, EndpointError, EndpointSettings
 from services.common.video import decode_mp4, encode_mp4
@@ -183,3 +187,83 @@ def test_an_endpoint_that_cannot_serve_is_refused_at_load_in_one_line(tmp_path):
         judge.judge(str(moving_mp4(tmp_path / "v.mp4", 5)), [JudgeQuery("pc")])
         assert fake.requests[-1]["headers"]["Authorization"] == "Bearer s3cret"
         judge.close()
+
+
+# -- the service ---------------------------------------------------------------------------------------------
+def serve_process(*flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "services.evaluator", "--bind", "127.0.0.1:0", *flags],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_serve_evaluator_refuses_a_bad_endpoint_in_one_line_before_serving():
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    cases = [
+        (["--model", "openai-vlm"], 2, "--model openai-vlm needs --llm-endpoint URL and --llm-model NAME"),
+        (["--model", "tiny", "--llm-endpoint", url], 2, "--llm-endpoint applies to judges over an endpoint"),
+        (["--model", "openai-vlm", "--llm-endpoint", url, "--llm-model", "m", "--llm-attempts", "1"], 1,
+         f"videophy-bench serve evaluator: gave up after 1 attempts: {url}/models"),
+    ]
+    for flags, code, message in cases:
+        done = serve_process(*flags)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == code and len(lines) == 1 and message in lines[0], done.stderr
+
+
+def test_the_servicer_serves_the_vlm_judge_with_limits_first_and_failures_per_call(tmp_path):
+    from grpc import StatusCode
+    from service_harness import SERVING, wait_for_health
+    from videophy.v1 import common_pb2, evaluator_pb2, evaluator_pb2_grpc
+
+    from services.common import judge_tasks
+    from services.common.server import ServiceHost
+    from services.evaluator.cli import build_parser, serve
+
+    (tmp_path / "videos").mkdir()
+    moving_mp4(tmp_path / "videos" / "v.mp4")
+    wire = {t.name: t.wire for t in judge_tasks.tasks()}
+
+    def req(rid: str, caption: str, *tasks: str) -> evaluator_pb2.EvaluateRequest:
+        return evaluator_pb2.EvaluateRequest(request_id=rid, video_uri="videos/v.mp4", queries=[
+            evaluator_pb2.JudgeQuery(task=wire[t], text=caption if t == "sa" else "") for t in tasks])
+
+    async def outcome(stub, request):
+        try:
+            return [e async for e in stub.Evaluate(request)][-1].result
+        except grpc.aio.AioRpcError as exc:
+            return exc.code(), exc.details()
+
+    async def main(fake: FakeOpenAI) -> None:
+        args = build_parser().parse_args([
+            "--bind", "127.0.0.1:0", "--storage-root", str(tmp_path), "--grace-s", "5",
+            "--model", "openai-vlm", "--llm-endpoint", fake.url, "--llm-model", "fake-vlm",
+            "--llm-attempts", "2", "--llm-backoff-s", "0.01", "--judge-frames", "6"])
+        listening: asyncio.Future[ServiceHost] = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(serve(args, on_listening=listening.set_result))
+        host = await listening
+        target = f"127.0.0.1:{host.port}"
+        try:
+            await wait_for_health(target, "readiness", SERVING)
+            async with grpc.aio.insecure_channel(target) as ch:
+                stub = evaluator_pb2_grpc.EvaluatorServiceStub(ch)
+                info = await stub.GetInfo(common_pb2.GetInfoRequest())
+                assert (info.model.model_id, info.model.preset) == ("fake-vlm", "openai-vlm")
+                assert "frames=6:get_index" in info.model.revision
+                assert sorted(info.tasks) == sorted(wire[t] for t in ("sa", "pc", "rule"))
+                good, down, huge = await asyncio.gather(
+                    outcome(stub, req("good", CAPTION, "sa", "pc")),
+                    outcome(stub, req("down", "[down] " + CAPTION, "sa")),
+                    outcome(stub, req("huge", "x" * 8001, "sa")))
+        finally:
+            await host.drain()
+            await asyncio.wait_for(task, 30)
+        assert [(a.score, a.raw_text) for a in good.answers] == [(4.0, "4"), (5.0, "Five.")]
+        assert list(good.frame_indices) == official_indices(40, 6)
+        assert down[0] == StatusCode.UNAVAILABLE and "gave up after 2 attempts: HTTP 503" in down[1]
+        assert huge == (StatusCode.INVALID_ARGUMENT, "the caption for task 'sa' has 8001 characters; the "
+                                                    "limit is 8000")
+
+    with FakeOpenAI(models=("fake-vlm",)) as fake:
+        fake.expected_frames = 6
+        fake.judge_script = {("sa", "[down]"): 503}
+        asyncio.run(main(fake))
+        assert fake.problems == [] and not any("xxxx" in user_text(r["body"]) for r in fake.requests)

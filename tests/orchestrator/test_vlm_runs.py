@@ -14,6 +14,7 @@ from fake_openai import FakeOpenAI, judge_task, user_text
 from run_dirs import assert_exports_match_ledger, results, rows
 
 from services.common import csvio
+from services.orchestrator.analysis.loading import load_run, split_conditions
 from services.orchestrator.cli import main
 from services.orchestrator.prompts import load_prompt_set
 
@@ -102,6 +103,8 @@ def test_local_run_scores_parses_and_records_failures_then_resumes(tmp_path, cap
                 assert (after[rid]["judge_attempts"], after[rid]["sa_raw"]) == (attempts, raw)
         assert {r["state"] for r in after.values()} == {"judged"}
         assert assert_exports_match_ledger(run_dir)["n_items"] == 5
+    # Reports name the judge: never shown as the AutoEval itself.
+    assert split_conditions(load_run(run_dir))[0].judge == "fake-vlm (openai-vlm, AutoEval rubric)"
 
 
 def closed_port() -> int:

@@ -26,6 +26,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -198,6 +199,19 @@ def load_run(path: str | Path, label: str | None = None) -> Run:
     return Run(path=run_dir, label=str(name), results=load_results(csv_path), manifest=manifest)
 
 
+def judge_label(manifest: dict[str, Any]) -> str:
+    """Who scored sa/pc: the AutoEval, or a VLM over an endpoint (its model named) that answered the
+    AutoEval's tasks with its rubric, so the two are never shown as the same judge."""
+    from services.evaluator.catalog import endpoint_judge  # torch-free
+
+    if manifest.get("judge_label"):
+        return str(manifest["judge_label"])
+    vlm = [m for m in (manifest.get("models") or {}).get("evaluator", []) if endpoint_judge(m.get("preset"))]
+    if vlm:
+        return f"{vlm[0]['model_id']} ({vlm[0]['preset']}, AutoEval rubric)"
+    return "AutoEval (this project)"
+
+
 def split_conditions(run: Run, arm: str | None = None, round_: int | None = None) -> list[Condition]:
     """Split a run into conditions, one per (arm, round), optionally keeping a single arm and/or round.
 
@@ -221,7 +235,7 @@ def split_conditions(run: Run, arm: str | None = None, round_: int | None = None
         if several_rounds:
             suffix.append(f"round {round_value}")
         label = run.label + (f" [{', '.join(suffix)}]" if suffix else "")
-        judge = str(run.manifest.get("judge_label", "AutoEval (this project)"))
+        judge = judge_label(run.manifest)
         conditions.append(Condition(label=label, df=part.reset_index(drop=True), run=run, judge=judge))
     return conditions
 
