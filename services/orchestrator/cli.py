@@ -362,12 +362,12 @@ def _run_options(args: argparse.Namespace, argv: list[str]):
 
 def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from services.orchestrator import exit_codes
-    from services.orchestrator.dispatch import NoReplicas
     from services.orchestrator.interrupt import Interrupted
     from services.orchestrator.items import MAX_SEEDS
     from services.orchestrator.ledger import ConfigMismatch, LedgerCorrupt, RunLocked
     from services.orchestrator.local import LocalServiceError
     from services.orchestrator.prompts import PromptSetError
+    from services.orchestrator.replicas import NoReplicas
     from services.orchestrator.runner import UsageError, run_sync
 
     if not 1 <= args.seeds <= MAX_SEEDS or (args.limit is not None and args.limit < 0):

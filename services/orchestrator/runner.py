@@ -25,14 +25,7 @@ from services.evaluator.catalog import unknown_judge
 from services.generator.presets import PRESETS, get_preset, resolve
 from services.orchestrator import artifacts, export, manifest, video_source
 from services.orchestrator.discovery import Target, parse_targets
-from services.orchestrator.dispatch import (
-    Dispatcher,
-    DispatchOptions,
-    ReplicaInfo,
-    TasksUnserved,
-    evaluator_infos,
-    first_info,
-)
+from services.orchestrator.dispatch import Dispatcher, DispatchOptions
 from services.orchestrator.interrupt import Interrupted, SignalStop
 from services.orchestrator.items import RunConfig, WorkItem, derive_seed
 from services.orchestrator.ledger import Ledger, RunLock
@@ -40,6 +33,7 @@ from services.orchestrator.local import LocalServices, visible_gpus
 from services.orchestrator.metrics import RunMetrics, run_metrics
 from services.orchestrator.progress import progress_info, run_progress
 from services.orchestrator.prompts import Prompt, PromptSet, load_prompt_set
+from services.orchestrator.replicas import ReplicaInfo, TasksUnserved, evaluator_infos, first_info
 from services.orchestrator.status import recent_rate
 
 log = logging.getLogger(__name__)
