@@ -35,12 +35,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -57,6 +55,7 @@ from services.orchestrator.items import WorkItem
 from services.orchestrator.judge_queue import JobQueue, JudgeJob, Judging, partition_tasks
 from services.orchestrator.ledger import Ledger, StoredAnswer
 from services.orchestrator.replicas import NoReplicas, Replica, ReplicaInfo, backoff_s, replica_info
+from services.orchestrator.run_options import DispatchOptions
 
 log = logging.getLogger(__name__)
 
@@ -72,33 +71,6 @@ PERMANENT = frozenset(
         grpc.StatusCode.ALREADY_EXISTS,
     }
 )
-
-
-
-@dataclass
-class DispatchOptions:
-    output_prefix: str = "videos"
-    overrides: dict[str, Any] = field(default_factory=dict)
-    negative_prompt: str | None = None
-    gen_deadline_s: float = 3600.0
-    judge_deadline_s: float = 900.0
-    max_attempts: int = 4
-    refresh_s: float = 10.0
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 30.0
-    stall_timeout_s: float = 900.0
-    drain_grace_s: float = 30.0  # after drain(): how long calls in flight may take to finish
-    # Requested judge tasks (services.common.judge_tasks); a rule task applies only to items with a rule.
-    judge_tasks: tuple[str, ...] = ("sa", "pc", "rule")
-    verify_decode: bool = True
-    # Send every prompt of the run to each generator when it joins (Prepare), so all embeddings are
-    # encoded once up front; best effort: a replica that refuses still encodes on demand.
-    prepare_prompts: bool = True
-    prepare_batch: int = 64
-    prepare_deadline_s: float = 600.0
-    # Threads that verify videos (sha256 + full decode; PyAV mostly releases the GIL). Few on purpose:
-    # each one competes with the event loop for the GIL whenever the loop waits on a socket or SQLite.
-    verify_threads: int = field(default_factory=lambda: max(1, min(4, (os.cpu_count() or 2) // 2)))
 
 
 
