@@ -83,8 +83,14 @@ def agreement(matched: pd.DataFrame) -> dict[str, Any]:
     out: dict[str, Any] = {"n": n}
     for score in ("sa", "pc"):
         c = correlations(matched[score], matched[f"{score}_h"])
-        out.update({f"r_{score}": c["r"], f"r_{score}_lo": c["r_lo"], f"r_{score}_hi": c["r_hi"],
-                    f"rho_{score}": c["rho"]})
+        out.update(
+            {
+                f"r_{score}": c["r"],
+                f"r_{score}_lo": c["r_lo"],
+                f"r_{score}_hi": c["r_hi"],
+                f"rho_{score}": c["rho"],
+            }
+        )
     out.update(table)
     out.update(
         {

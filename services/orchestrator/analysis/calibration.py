@@ -66,7 +66,8 @@ def _fit(x: np.ndarray, passes: np.ndarray, fails: np.ndarray) -> np.ndarray | N
     features = np.vstack([x[keep_p], x[keep_f]])
     target = np.concatenate([np.ones(keep_p.sum()), np.zeros(keep_f.sum())])
     weight = np.concatenate([passes[keep_p], fails[keep_f]])
-    model = LogisticRegression(C=np.inf, max_iter=1000)
+    # Newton steps on 4 coefficients: the maximum to machine precision (the score equations hold)
+    model = LogisticRegression(C=np.inf, solver="newton-cholesky", tol=1e-10, max_iter=100)
     with warnings.catch_warnings():
         # a separable bootstrap replicate has no finite maximum: its large coefficients still predict
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -151,9 +152,7 @@ def fit_calibration(
     return cal
 
 
-def estimate(
-    cal: Calibration, run: pd.DataFrame, confidence: float = DEFAULT_CONFIDENCE
-) -> dict[str, Any]:
+def estimate(cal: Calibration, run: pd.DataFrame, confidence: float = DEFAULT_CONFIDENCE) -> dict[str, Any]:
     """The estimated human joint of ``run`` (a typed frame, its scored items) with a bootstrap CI.
 
     Keys: ``n``, ``human_est``, ``human_est_lo``, ``human_est_hi``, ``share_unseen`` (share of the run's
@@ -161,8 +160,14 @@ def estimate(
     """
     nan = float("nan")
     scored = run[run["status"] == "scored"] if "status" in run.columns else run
-    out = {"n": len(scored), "human_est": nan, "human_est_lo": nan, "human_est_hi": nan,
-           "share_unseen": nan, "refused": cal.refused}
+    out = {
+        "n": len(scored),
+        "human_est": nan,
+        "human_est_lo": nan,
+        "human_est_hi": nan,
+        "share_unseen": nan,
+        "refused": cal.refused,
+    }
     if not cal.ok:
         return out
     if scored.empty:
@@ -211,6 +216,11 @@ def leave_one_model_out(labelled: pd.DataFrame, judge: str) -> list[dict[str, An
 
 
 __all__ = [
-    "METHOD", "MIN_EVENTS", "MIN_LABELLED", "Calibration", "estimate", "fit_calibration",
+    "METHOD",
+    "MIN_EVENTS",
+    "MIN_LABELLED",
+    "Calibration",
+    "estimate",
+    "fit_calibration",
     "leave_one_model_out",
 ]

@@ -23,7 +23,6 @@ from .published_scores import HUB_REPO, PublishedScores, load_published
 from .report import build_report
 from .rounds import PRIMARY_CHOICES
 
-
 AUTO = "auto"
 
 
@@ -38,7 +37,10 @@ def _published(spec: str, test, conditions: list) -> tuple[PublishedScores | Non
     try:
         return load_published("hub"), ""
     except (HubUnavailable, ValueError) as exc:
-        return None, f"The published per-video AutoEval scores could not be read, so they are not compared: {exc}"
+        return None, (
+            "The published per-video AutoEval scores could not be read, so none are compared: "
+            f"{exc}"
+        )
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -137,7 +139,8 @@ def report_main(argv: Sequence[str] | None = None) -> int:
 
 
 def leaderboard_main(argv: Sequence[str] | None = None) -> int:
-    """``videophy-bench leaderboard [--test-csv PATH] [--published-scores PATH|hub|none] [RUN ...] --out DIR``."""
+    """``videophy-bench leaderboard [--test-csv PATH] [--published-scores PATH|hub|none] [RUN ...]
+    --out DIR``."""
     args = leaderboard_parser().parse_args(argv)
     try:
         test_path = args.test_csv if args.test_csv is not None else download_videophy2()[0]

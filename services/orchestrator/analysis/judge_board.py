@@ -130,8 +130,11 @@ def group_by_judge(test: pd.DataFrame, conditions: list[Condition]) -> list[Judg
 def _paired(matched: pd.DataFrame, n_boot: int, seed: int) -> dict[str, dict[str, Any]]:
     """Judge (B) against human (A) on the same videos, clustered by action."""
     joined = pd.DataFrame(
-        {f"{m}_{side}": matched[m if side == "b" else f"{m}_h"].to_numpy(float)
-         for m in PAIRED_METRICS for side in ("a", "b")}
+        {
+            f"{m}_{side}": matched[m if side == "b" else f"{m}_h"].to_numpy(float)
+            for m in PAIRED_METRICS
+            for side in ("a", "b")
+        }
     )
     cis = cluster_bootstrap(
         {m: joined[f"{m}_b"] - joined[f"{m}_a"] for m in PAIRED_METRICS},
@@ -143,8 +146,12 @@ def _paired(matched: pd.DataFrame, n_boot: int, seed: int) -> dict[str, dict[str
 
 
 def board_rows(
-    test: pd.DataFrame, group: JudgeGroup, names: dict[str, str], published_joint: dict[str, float],
-    n_boot: int, seed: int,
+    test: pd.DataFrame,
+    group: JudgeGroup,
+    names: dict[str, str],
+    published_joint: dict[str, float],
+    n_boot: int,
+    seed: int,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(joint rows, agreement rows) of one judge's leaderboard entries, plus a pooled agreement row."""
     from .leaderboard import HUMAN_JUDGE
@@ -176,7 +183,9 @@ def board_rows(
                 "matched_by": e.key,
             }
         )
-        agreements.append({"model": names.get(e.model_id, e.model_id), "run": e.cond.label, **agreement(e.matched)})
+        agreements.append(
+            {"model": names.get(e.model_id, e.model_id), "run": e.cond.label, **agreement(e.matched)}
+        )
     if len(group.entries) > 1:
         agreements.append({"model": "all leaderboard videos", "run": "pooled", **agreement(group.labelled)})
     agreements.append({"model": "published AutoEval (paper)", "run": HUMAN_JUDGE, **PUBLISHED_AGREEMENT})
@@ -233,21 +242,40 @@ def scale_rows(group: JudgeGroup, names: dict[str, str]) -> list[dict[str, Any]]
     for e in group.entries:
         joint = float(e.matched["joint"].mean())
         lo, hi = wilson_ci(int(e.matched["joint"].sum()), len(e.matched))
-        rows.append({"name": names.get(e.model_id, e.model_id), "kind": "leaderboard model", "n": len(e.matched),
-                     "judge_joint": joint, "judge_lo": lo, "judge_hi": hi,
-                     "human": float(e.matched["joint_h"].mean()), "human_kind": "human labels",
-                     "human_lo": float("nan"), "human_hi": float("nan")})
+        rows.append(
+            {
+                "name": names.get(e.model_id, e.model_id),
+                "kind": "leaderboard model",
+                "n": len(e.matched),
+                "judge_joint": joint,
+                "judge_lo": lo,
+                "judge_hi": hi,
+                "human": float(e.matched["joint_h"].mean()),
+                "human_kind": "human labels",
+                "human_lo": float("nan"),
+                "human_hi": float("nan"),
+            }
+        )
     for cond in group.runs:
         joint, lo, hi, n = _joint_with_ci(cond.df)
         est = calibration.estimate(group.calibration, cond.df) if group.calibration else {}
-        rows.append({"name": cond.label, "kind": "your run", "n": n,
-                     "judge_joint": joint, "judge_lo": lo, "judge_hi": hi,
-                     "human": est.get("human_est", float("nan")),
-                     "human_kind": "estimate (calibrated)" if est and not est["refused"] else
-                     f"no estimate: {est.get('refused') or 'no labelled videos for this judge'}",
-                     "human_lo": est.get("human_est_lo", float("nan")),
-                     "human_hi": est.get("human_est_hi", float("nan")),
-                     "share_unseen": est.get("share_unseen", float("nan"))})
+        rows.append(
+            {
+                "name": cond.label,
+                "kind": "your run",
+                "n": n,
+                "judge_joint": joint,
+                "judge_lo": lo,
+                "judge_hi": hi,
+                "human": est.get("human_est", float("nan")),
+                "human_kind": "estimate (calibrated)"
+                if est and not est["refused"]
+                else f"no estimate: {est.get('refused') or 'no labelled videos for this judge'}",
+                "human_lo": est.get("human_est_lo", float("nan")),
+                "human_hi": est.get("human_est_hi", float("nan")),
+                "share_unseen": est.get("share_unseen", float("nan")),
+            }
+        )
     rows.sort(key=lambda r: -np.nan_to_num(r["judge_joint"], nan=-1.0))
     for rank, row in enumerate(rows, 1):
         row["rank"] = rank
@@ -269,8 +297,9 @@ def _prompts(df: pd.DataFrame) -> set[str]:
     return set(df["caption"].dropna().astype(str).map(normalize_caption))
 
 
-def comparability(test: pd.DataFrame, group: JudgeGroup, groups: list[JudgeGroup],
-                  names: dict[str, str]) -> tuple[list[dict[str, Any]], list[str]]:
+def comparability(
+    test: pd.DataFrame, group: JudgeGroup, groups: list[JudgeGroup], names: dict[str, str]
+) -> tuple[list[dict[str, Any]], list[str]]:
     """Per user run and leaderboard model: same judge, shared prompts, same caption choice; and the
     sentence per run that says it in words."""
     rows, sentences = [], []
@@ -295,14 +324,26 @@ def comparability(test: pd.DataFrame, group: JudgeGroup, groups: list[JudgeGroup
                 reasons.append(f"captions: yours {choice}, theirs {board_choice}")
             name = names.get(str(model_id), str(model_id))
             (unlike if reasons else like).append(name if not reasons else f"{name} ({'; '.join(reasons)})")
-            rows.append({"run": cond.label, "model": name, "same_judge": same_judge, "shared_prompts": shared,
-                         "run_prompts": len(mine), "model_prompts": len(theirs), "run_caption": choice,
-                         "model_caption": board_choice, "like_for_like": not reasons,
-                         "differs": "; ".join(reasons)})
+            rows.append(
+                {
+                    "run": cond.label,
+                    "model": name,
+                    "same_judge": same_judge,
+                    "shared_prompts": shared,
+                    "run_prompts": len(mine),
+                    "model_prompts": len(theirs),
+                    "run_caption": choice,
+                    "model_caption": board_choice,
+                    "like_for_like": not reasons,
+                    "differs": "; ".join(reasons),
+                }
+            )
         sentences.append(
             f"{cond.label} (judge {group.judge}, generated from the {choice}): like for like with "
             + (", ".join(like) if like else "no leaderboard model")
-            + ". Not like for like: " + (", ".join(unlike) if unlike else "none") + ". Its estimated human "
+            + ". Not like for like: "
+            + (", ".join(unlike) if unlike else "none")
+            + ". Its estimated human "
             "joint is never like for like with a human row: it goes through the calibration, which assumes "
             "the judge errs on your videos as it errs on the leaderboard's."
         )
@@ -328,78 +369,141 @@ def _calibration_blocks(group: JudgeGroup, names: dict[str, str], suffix: str) -
     if cal is None:
         return []
     if not cal.ok:
-        return [Text(f"No calibration to the human scale for judge {group.judge}: {cal.refused}. "
-                     "Judge more leaderboard videos (run --videos videophy2-test) with this judge.", "warning")]
+        return [
+            Text(
+                f"No calibration to the human scale for judge {group.judge}: {cal.refused}. "
+                "Judge more leaderboard videos (run --videos videophy2-test) with this judge.",
+                "warning",
+            )
+        ]
     coef = ", ".join(f"{k} {v:+.3f}" for k, v in cal.coefficients().items())
     check = calibration.leave_one_model_out(group.labelled, group.judge)
     for row in check:
         row["model"] = names.get(row["model_id"], row["model_id"])
     blocks: list[Any] = [
-        Text(f"Calibration of judge {group.judge} to the human scale, an estimate: {calibration.METHOD}. "
-             f"Fitted on {cal.n_labelled} labelled videos of {len(cal.models)} leaderboard models "
-             f"({cal.n_passes} human passes); coefficients {coef}; "
-             f"{int((~np.isnan(cal.boot_beta).any(axis=1)).sum())} bootstrap refits.")
+        Text(
+            f"Calibration of judge {group.judge} to the human scale, an estimate: {calibration.METHOD}. "
+            f"Fitted on {cal.n_labelled} labelled videos of {len(cal.models)} leaderboard models "
+            f"({cal.n_passes} human passes); coefficients {coef}; "
+            f"{int((~np.isnan(cal.boot_beta).any(axis=1)).sum())} bootstrap refits."
+        )
     ]
     if len(check) > 1:
         errors = np.array([r["error"] for r in check], float)
         blocks += [
-            Table(f"calibration_check{suffix}", "Calibration check: each model's human joint estimated by a fit "
-                  "without that model", [
-                      Column("model", "left-out model"), Column("n", "videos", "int"),
-                      Column("human", "human joint", "pct"), Column("judge", "judge joint", "pct"),
-                      Column("human_est", "estimate (fit without it)", "pct"),
-                      Column("error", "estimate - human", "pp"), Column("refused", "refused"),
-                  ], check, hidden=("model_id",),
-                  note="The spread of these errors is the honest size of the estimate's bias for a model the "
-                  "fit never saw; the bootstrap CI does not include it."),
-            Text(f"Leave-one-model-out error: mean {100 * np.nanmean(errors):+.1f} pp, largest "
-                 f"{100 * np.nanmax(np.abs(errors)):.1f} pp.", "warning" if np.nanmax(np.abs(errors)) > 0.05 else "info"),
+            Table(
+                f"calibration_check{suffix}",
+                "Calibration check: each model's human joint estimated by a fit without that model",
+                [
+                    Column("model", "left-out model"),
+                    Column("n", "videos", "int"),
+                    Column("human", "human joint", "pct"),
+                    Column("judge", "judge joint", "pct"),
+                    Column("human_est", "estimate (fit without it)", "pct"),
+                    Column("error", "estimate - human", "pp"),
+                    Column("refused", "refused"),
+                ],
+                check,
+                hidden=("model_id",),
+                note="The spread of these errors is the honest size of the estimate's bias for a model the "
+                "fit never saw; the bootstrap CI does not include it.",
+            ),
+            Text(
+                f"Leave-one-model-out error: mean {100 * np.nanmean(errors):+.1f} pp, largest "
+                f"{100 * np.nanmax(np.abs(errors)):.1f} pp.",
+                "warning" if np.nanmax(np.abs(errors)) > 0.05 else "info",
+            ),
         ]
     return blocks
 
 
-def _published_blocks(groups: list[JudgeGroup], published: PublishedScores | None, names: dict[str, str],
-                      published_note: str) -> list[Any]:
+def _published_blocks(
+    groups: list[JudgeGroup], published: PublishedScores | None, names: dict[str, str], published_note: str
+) -> list[Any]:
     entries = [e for g in groups for e in g.entries]
     if not entries:
         return []
     if published is None:
-        return [Text(published_note or "The published per-video AutoEval scores were not read (leaderboard "
-                     "--published-scores hub or PATH).", "warning" if published_note else "info")]
+        return [
+            Text(
+                published_note
+                or "The published per-video AutoEval scores were not read (leaderboard "
+                "--published-scores hub or PATH).",
+                "warning" if published_note else "info",
+            )
+        ]
     rows, bad = [], []
     for e in entries:
         attached = attach(e.matched, published)
-        rows.append({"model_id": e.model_id, "model": names.get(e.model_id, e.model_id), "run": e.cond.label,
-                     "n_matched": len(e.matched), **reproduction_row(attached)})
-        bad += [{"run": e.cond.label, "model": names.get(r["model_id"], r["model_id"]), **r}
-                for r in mismatches(attached)]
+        rows.append(
+            {
+                "model_id": e.model_id,
+                "model": names.get(e.model_id, e.model_id),
+                "run": e.cond.label,
+                "n_matched": len(e.matched),
+                **reproduction_row(attached),
+            }
+        )
+        bad += [
+            {"run": e.cond.label, "model": names.get(r["model_id"], r["model_id"]), **r}
+            for r in mismatches(attached)
+        ]
     files = ", ".join(published.files)
-    text = (f"Published per-video AutoEval scores from {published.source} ({files}; {len(published.frame)} "
-            f"videos). Our judge reproduces {sum(r['both_exact'] for r in rows)} of {sum(r['n'] for r in rows)} "
-            f"videos exactly (SA and PC); {len(bad)} differ, listed below and in tables/published_mismatches.csv.")
+    text = (
+        f"Published per-video AutoEval scores from {published.source} ({files}; {len(published.frame)} "
+        f"videos). Our judge reproduces {sum(r['both_exact'] for r in rows)} of {sum(r['n'] for r in rows)} "
+        f"videos exactly (SA and PC); {len(bad)} differ, listed below and in tables/published_mismatches.csv."
+    )
     if published.skipped:
         text += " Skipped: " + "; ".join(published.skipped) + "."
     if published.n_ambiguous:
         text += f" {published.n_ambiguous} published rows with conflicting duplicate keys were dropped."
     return [
         Text(text, "warning" if bad else "info"),
-        Table("published_reproduction", "Our judge against the published AutoEval scores, per model", [
-            Column("model", "model"), Column("run", "judged in"), Column("n_matched", "judged videos", "int"),
-            Column("n", "with a published score", "int"), Column("sa_exact", "SA exact", "int"),
-            Column("pc_exact", "PC exact", "int"), Column("both_exact", "both exact", "int"),
-            Column("share_both_exact", "share both exact", "pct"),
-            Column("sa_diffs", "SA ours - published: count"), Column("pc_diffs", "PC ours - published: count"),
-            Column("sa_mad", "mean |SA diff|", "num2"), Column("pc_mad", "mean |PC diff|", "num2"),
-            Column("joint_ours", "joint (ours)", "pct"), Column("joint_pub", "joint (published)", "pct"),
-            Column("joint_diff", "ours - published", "pp"), Column("joint_disagree", "joint differs", "int"),
-        ], rows, hidden=("model_id",), latex=True),
-        Table("published_mismatches", "Videos scored differently from the published AutoEval", [
-            Column("model", "model"), Column("run", "judged in"), Column("caption", "caption"),
-            Column("sa", "SA ours", "int"), Column("sa_pub", "SA published", "int"),
-            Column("pc", "PC ours", "int"), Column("pc_pub", "PC published", "int"),
-            Column("joint", "joint ours", "int"), Column("joint_pub", "joint published", "int"),
-            Column("video_url", "video"),
-        ], bad, collapsed=True, hidden=("model_id",)),
+        Table(
+            "published_reproduction",
+            "Our judge against the published AutoEval scores, per model",
+            [
+                Column("model", "model"),
+                Column("run", "judged in"),
+                Column("n_matched", "judged videos", "int"),
+                Column("n", "with a published score", "int"),
+                Column("sa_exact", "SA exact", "int"),
+                Column("pc_exact", "PC exact", "int"),
+                Column("both_exact", "both exact", "int"),
+                Column("share_both_exact", "share both exact", "pct"),
+                Column("sa_diffs", "SA ours - published: count"),
+                Column("pc_diffs", "PC ours - published: count"),
+                Column("sa_mad", "mean |SA diff|", "num2"),
+                Column("pc_mad", "mean |PC diff|", "num2"),
+                Column("joint_ours", "joint (ours)", "pct"),
+                Column("joint_pub", "joint (published)", "pct"),
+                Column("joint_diff", "ours - published", "pp"),
+                Column("joint_disagree", "joint differs", "int"),
+            ],
+            rows,
+            hidden=("model_id",),
+            latex=True,
+        ),
+        Table(
+            "published_mismatches",
+            "Videos scored differently from the published AutoEval",
+            [
+                Column("model", "model"),
+                Column("run", "judged in"),
+                Column("caption", "caption"),
+                Column("sa", "SA ours", "int"),
+                Column("sa_pub", "SA published", "int"),
+                Column("pc", "PC ours", "int"),
+                Column("pc_pub", "PC published", "int"),
+                Column("joint", "joint ours", "int"),
+                Column("joint_pub", "joint published", "int"),
+                Column("video_url", "video"),
+            ],
+            bad,
+            collapsed=True,
+            hidden=("model_id",),
+        ),
     ]
 
 
@@ -421,42 +525,77 @@ def judge_board_sections(
         suffix = "" if i == 0 else f"_{i + 1}"
         blocks: list[Any] = []
         if not group.entries:
-            blocks.append(Text(
-                f"No run judged by {group.judge} scored leaderboard videos, so the leaderboard cannot be put "
-                "on this judge and agreement with the human labels cannot be measured. Judge the test set's "
-                "own videos with the same judge: videophy-bench run --videos videophy2-test (docs/analysis.md)."
-            ))
-            sections.append(Section(f"one_judge{suffix}", f"The leaderboard on one judge: {group.judge}", blocks))
+            blocks.append(
+                Text(
+                    f"No run judged by {group.judge} scored leaderboard videos, so the leaderboard cannot be "
+                    "put on this judge and agreement with the human labels cannot be measured. Judge the "
+                    "test set's own videos with the same judge: videophy-bench run --videos videophy2-test "
+                    "(docs/analysis.md)."
+                )
+            )
+            sections.append(
+                Section(f"one_judge{suffix}", f"The leaderboard on one judge: {group.judge}", blocks)
+            )
             continue
         group.calibration = calibration.fit_calibration(group.labelled, group.judge, n_boot=n_boot, seed=seed)
         joints, agreements = board_rows(test, group, names, published_joint, n_boot, seed)
         blocks += [
-            Text(f"Judge {group.judge} on the leaderboard's own videos: each model's human joint and this "
-                 "judge's joint on the same videos (like for like: same videos, same judge for every row). "
-                 "The difference is paired by video; its CI resamples actions."),
-            Table(f"one_judge{suffix}", "Human vs judge joint on the same videos", JOINT_COLUMNS, joints,
-                  hidden=("model_id", "judge", "matched_by"), latex=True),
-            Table(f"judge_agreement{suffix}", "Agreement with the human labels", AGREEMENT_COLUMNS, agreements,
-                  note=PUBLISHED_AGREEMENT_NOTE, latex=True),
+            Text(
+                f"Judge {group.judge} on the leaderboard's own videos: each model's human joint and this "
+                "judge's joint on the same videos (like for like: same videos, same judge for every row). "
+                "The difference is paired by video; its CI resamples actions."
+            ),
+            Table(
+                f"one_judge{suffix}",
+                "Human vs judge joint on the same videos",
+                JOINT_COLUMNS,
+                joints,
+                hidden=("model_id", "judge", "matched_by"),
+                latex=True,
+            ),
+            Table(
+                f"judge_agreement{suffix}",
+                "Agreement with the human labels",
+                AGREEMENT_COLUMNS,
+                agreements,
+                note=PUBLISHED_AGREEMENT_NOTE,
+                latex=True,
+            ),
         ]
         scale = scale_rows(group, names)
         colors = [plots.PALETTE[0] if r["kind"] == "leaderboard model" else plots.PALETTE[1] for r in scale]
         blocks += [
-            Table(f"judge_scale{suffix}", f"Leaderboard models and your runs on the judge's scale ({group.judge})",
-                  SCALE_COLUMNS, scale, hidden=("kind", "share_unseen"),
-                  note="The human column of a run is an estimate through the calibration below, not a human "
-                  "judgement; the CI holds the fit's and the run's sampling error, not the transfer bias."),
-            Figure(f"judge_scale_plot{suffix}", "Judge joint with 95% Wilson CI; blue = leaderboard models, "
-                   "orange = your runs", plots.horizontal_bars(scale, "name", "judge_joint", "judge_lo", "judge_hi",
-                                                            "judge joint (%)", colors=colors),
-                   data_table=f"judge_scale{suffix}"),
+            Table(
+                f"judge_scale{suffix}",
+                f"Leaderboard models and your runs on the judge's scale ({group.judge})",
+                SCALE_COLUMNS,
+                scale,
+                hidden=("kind", "share_unseen"),
+                note="The human column of a run is an estimate through the calibration below, not a human "
+                "judgement; the CI holds the fit's and the run's sampling error, not the transfer bias.",
+            ),
+            Figure(
+                f"judge_scale_plot{suffix}",
+                "Judge joint with 95% Wilson CI; blue = leaderboard models, orange = your runs",
+                plots.horizontal_bars(
+                    scale, "name", "judge_joint", "judge_lo", "judge_hi", "judge joint (%)", colors=colors
+                ),
+                data_table=f"judge_scale{suffix}",
+            ),
         ]
         blocks += _calibration_blocks(group, names, suffix)
         rows, sentences = comparability(test, group, groups, names)
         if rows:
             blocks += [Text(s) for s in sentences]
-            blocks.append(Table(f"like_for_like{suffix}", "Which comparisons are like for like",
-                                COMPARABILITY_COLUMNS, rows, collapsed=True))
+            blocks.append(
+                Table(
+                    f"like_for_like{suffix}",
+                    "Which comparisons are like for like",
+                    COMPARABILITY_COLUMNS,
+                    rows,
+                    collapsed=True,
+                )
+            )
         sections.append(Section(f"one_judge{suffix}", f"The leaderboard on one judge: {group.judge}", blocks))
     reproduced = _published_blocks(groups, published, names, published_note)
     if reproduced:

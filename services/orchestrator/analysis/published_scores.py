@@ -66,7 +66,9 @@ def _normalise(raw: pd.DataFrame, name: str) -> pd.DataFrame | str:
     rule = _first(cols, RULE_COLUMNS)
     out = pd.DataFrame(
         {
-            "key_url": raw[url].astype("string") if url else pd.Series(pd.NA, index=raw.index, dtype="string"),
+            "key_url": raw[url].astype("string")
+            if url
+            else pd.Series(pd.NA, index=raw.index, dtype="string"),
             "key_caption": (
                 raw[caption].astype(str).map(normalize_caption) + "\x00" + raw[model].astype(str)
                 if caption and model
@@ -123,7 +125,11 @@ def load_published(spec: str, revision: str | None = None) -> PublishedScores:
 
     try:
         local = hub.fetch(
-            HUB_REPO, snapshot_download, repo_id=HUB_REPO, repo_type="dataset", revision=revision,
+            HUB_REPO,
+            snapshot_download,
+            repo_id=HUB_REPO,
+            repo_type="dataset",
+            revision=revision,
             allow_patterns=["*.csv"],
         )
     except hub.HubUnavailable as exc:
@@ -141,12 +147,16 @@ def attach(matched: pd.DataFrame, published: PublishedScores) -> pd.DataFrame:
     by_url = pub[pub["key_url"].notna()].set_index("key_url")
     by_caption = pub[pub["key_caption"].notna()].set_index("key_caption")
     url = matched["video_url"].astype("string")
-    caption_key = matched["caption"].astype(str).map(normalize_caption) + "\x00" + matched["model"].astype(str)
+    caption_key = (
+        matched["caption"].astype(str).map(normalize_caption) + "\x00" + matched["model"].astype(str)
+    )
     out = matched.copy()
     for col in ("sa_pub", "pc_pub"):
         from_url = url.map(by_url[col]) if len(by_url) else pd.Series(np.nan, index=matched.index)
         from_caption = caption_key.map(by_caption[col]) if len(by_caption) else np.nan
-        out[col] = pd.to_numeric(from_url, errors="coerce").fillna(pd.Series(from_caption, index=matched.index))
+        out[col] = pd.to_numeric(from_url, errors="coerce").fillna(
+            pd.Series(from_caption, index=matched.index)
+        )
     out = out[out["sa_pub"].notna() & out["pc_pub"].notna()].copy()
     out["joint_pub"] = joint_outcome(out["sa_pub"], out["pc_pub"])
     return out
@@ -200,6 +210,11 @@ def mismatches(attached: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 __all__ = [
-    "HUB_REPO", "PublishedScores", "attach", "load_published", "mismatches", "read_published",
+    "HUB_REPO",
+    "PublishedScores",
+    "attach",
+    "load_published",
+    "mismatches",
+    "read_published",
     "reproduction_row",
 ]
