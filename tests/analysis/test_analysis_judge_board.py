@@ -452,6 +452,7 @@ def test_user_run_on_the_judge_scale_and_estimated_human(tmp_path):
     assert check["cogvideo"]["error"] is None and "0 human passes" in check["cogvideo"]["refused"]
     assert (check["wan"]["human"], check["wan"]["judge"]) == (0.0, 0.0) and check["wan"]["error"] > 0
     assert f"largest {100 * check['wan']['error']:.1f} pp" in texts
+    assert "(nearly) separate the human passes" in texts  # this judge never passes a human fail
     html = (out / "report.html").read_text()
     assert 'data-table="judge_scale"' in html and "estimate (calibrated)" in html
     assert (out / "latex" / "one_judge.tex").exists()

@@ -41,6 +41,8 @@ from .loading import PASS_THRESHOLD
 MIN_LABELLED = 100
 MIN_EVENTS = 30
 MAX_BOOTSTRAP = 2_000
+#: a slope this large (per score point) means the fit found (quasi-)separated data
+SEPARATION = 10.0
 FEATURES = ("intercept", "sa", "pc", "judge_pass")
 METHOD = (
     "logistic regression of the human joint pass on the judge's SA, PC and joint pass, fitted by maximum "
@@ -97,6 +99,10 @@ class Calibration:
     @property
     def ok(self) -> bool:
         return self.beta is not None and not self.refused
+
+    @property
+    def separated(self) -> bool:
+        return self.beta is not None and bool(np.max(np.abs(self.beta[1:])) > SEPARATION)
 
     def coefficients(self) -> dict[str, float]:
         return dict(zip(FEATURES, map(float, self.beta), strict=True)) if self.beta is not None else {}

@@ -107,8 +107,12 @@ class JudgeGroup:
 
     @property
     def labelled(self) -> pd.DataFrame:
+        """Every labelled video this judge scored, once (a video judged in two runs counts once)."""
         frames = [e.matched for e in self.entries]
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        if not frames:
+            return pd.DataFrame()
+        both = pd.concat(frames, ignore_index=True)
+        return both[~(both["video_url"].notna() & both["video_url"].duplicated())].reset_index(drop=True)
 
 
 def group_by_judge(test: pd.DataFrame, conditions: list[Condition]) -> list[JudgeGroup]:
@@ -154,8 +158,6 @@ def board_rows(
     seed: int,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(joint rows, agreement rows) of one judge's leaderboard entries, plus a pooled agreement row."""
-    from .leaderboard import HUMAN_JUDGE
-
     labelled_n = test[test["status"] == "scored"].groupby("arm").size()
     joints, agreements = [], []
     for e in group.entries:
@@ -188,7 +190,9 @@ def board_rows(
         )
     if len(group.entries) > 1:
         agreements.append({"model": "all leaderboard videos", "run": "pooled", **agreement(group.labelled)})
-    agreements.append({"model": "published AutoEval (paper)", "run": HUMAN_JUDGE, **PUBLISHED_AGREEMENT})
+    agreements.append(
+        {"model": "published AutoEval (paper)", "run": "paper, unseen prompts", **PUBLISHED_AGREEMENT}
+    )
     joints.sort(key=lambda r: -np.nan_to_num(r["human"], nan=-1.0))
     return joints, agreements
 
@@ -388,6 +392,16 @@ def _calibration_blocks(group: JudgeGroup, names: dict[str, str], suffix: str) -
             f"{int((~np.isnan(cal.boot_beta).any(axis=1)).sum())} bootstrap refits."
         )
     ]
+    if cal.separated:
+        blocks.append(
+            Text(
+                "The judge's scores (nearly) separate the human passes from the fails on the labelled videos "
+                "(a coefficient above "
+                f"{calibration.SEPARATION} in size): some cells get fitted probabilities of 0 or 1, and an "
+                "estimate resting on them is only as good as those few videos.",
+                "warning",
+            )
+        )
     if len(check) > 1:
         errors = np.array([r["error"] for r in check], float)
         blocks += [
