@@ -456,3 +456,27 @@ def test_user_run_on_the_judge_scale_and_estimated_human(tmp_path):
     html = (out / "report.html").read_text()
     assert 'data-table="judge_scale"' in html and "estimate (calibrated)" in html
     assert (out / "latex" / "one_judge.tex").exists()
+
+
+def test_judge_key_names_the_sa_pc_judge_and_its_revision(tmp_path):
+    from services.orchestrator.analysis.judge_board import judge_key, run_caption_choice
+    from services.orchestrator.analysis.loading import split_conditions
+
+    def run(name: str, evaluators: list[tuple[str, str, str]], **config: object):
+        models = {"evaluator": [{"preset": p, "model_id": m, "revision": r} for p, m, r in evaluators]}
+        path = write_run(
+            tmp_path, [item("p0", 4, 4)], name=name, manifest={"models": models, "config": config}
+        )
+        return split_conditions(load_run(path))[0]
+
+    auto = ("videophy_2_auto", "videophysics/videophy_2_auto", "a" * 40)
+    videocon = ("videocon_physics", "videophysics/videocon_physics", "b" * 40)
+    both, alone = run("both", [auto, videocon], upsampled=True), run("alone", [auto])
+    other = run("other", [("videophy_2_auto", "videophysics/videophy_2_auto", "c" * 40)])
+    assert (
+        judge_key(both)
+        == judge_key(alone)
+        == "AutoEval (this project) [videophysics/videophy_2_auto@aaaaaaaaaaaa]"
+    )
+    assert judge_key(other) != judge_key(alone)
+    assert (run_caption_choice(both), run_caption_choice(alone)) == ("upsampled caption", "original caption")

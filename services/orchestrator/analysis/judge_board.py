@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from services.common.judge_tasks import tasks_of
+from services.evaluator.catalog import judge_spec
 from services.orchestrator.prompts import normalize_caption
 
 from . import calibration, plots
@@ -40,10 +42,19 @@ PAIRED_METRICS = ("joint", "sa", "pc")
 ORIGINAL, UPSAMPLED, UNKNOWN = "original caption", "upsampled caption", "not recorded"
 
 
+def _scores_sa_pc(preset: object) -> bool:
+    """False only for a registered judge that answers no SA/PC task (VideoCon-Physics beside AutoEval)."""
+    spec = judge_spec(str(preset))
+    return spec is None or bool(set(spec.tasks) & set(tasks_of("autoeval")))
+
+
 def judge_key(cond: Condition) -> str:
-    """The judge of a condition: its label, plus the evaluator model ids and revisions when recorded."""
+    """The judge of a condition: its label, plus the model ids and revisions of the evaluators that gave
+    its SA/PC scores, when the manifest records them."""
     manifest = cond.run.manifest if cond.run is not None else {}
-    models = (manifest.get("models") or {}).get("evaluator") or []
+    models = [
+        m for m in (manifest.get("models") or {}).get("evaluator") or [] if _scores_sa_pc(m.get("preset"))
+    ]
     ids = sorted({f"{m.get('model_id', '?')}@{str(m.get('revision') or '?')[:12]}" for m in models})
     return f"{cond.judge} [{', '.join(ids)}]" if ids else cond.judge
 
