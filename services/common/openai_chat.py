@@ -24,7 +24,8 @@ from typing import Any
 from tenacity import RetryError, retry_if_exception_type, stop_after_attempt, wait_exponential
 from tenacity import Retrying as _Retrying
 
-from services.common.settings import env_flag, env_name
+from services.common.cli_fields import add_cli_args, cli_field, cli_values
+from services.common.settings import env_name
 
 # Sent when no key is given: the openai client insists on one, servers without auth ignore it (vLLM's
 # documented convention). The user's OPENAI_API_KEY is never sent implicitly to another endpoint.
@@ -58,17 +59,58 @@ class Exchange:
     finish_reason: str | None = None  # choices[0].finish_reason ("stop", "length", ...), as sent
 
 
+ENDPOINT = "judge over an endpoint (--judge-model openai-vlm; refine's LLM too): the configuration " \
+    "records the endpoint's model name, never the URL or the key"
+
+
 @dataclass(frozen=True)
 class EndpointSettings:
-    """Where and how to ask: what the `--llm-*` flags hold (built by `endpoint_settings`)."""
+    """Where and how to ask: the `--llm-*` flags (declared here once; `add_endpoint_flags`,
+    `from_cli_args`). The key has a flag of its own that never shows its value."""
 
-    url: str
-    model: str
+    url: str | None = cli_field("--llm-endpoint", "OpenAI-compatible base URL, e.g. http://host:8000/v1",
+                                ENDPOINT, env=True, dest="llm_endpoint", default=None)
+    model: str | None = cli_field("--llm-model", "model name the endpoint serves (as vLLM names it)",
+                                  ENDPOINT, env=True, dest="llm_model", default=None)
+    timeout_s: float = cli_field("--llm-timeout-s", "timeout of one request", ENDPOINT, env=True,
+                                 dest="llm_timeout_s", default=300.0, type=float)
+    max_attempts: int = cli_field("--llm-attempts", "attempts on 429/5xx/timeouts/no connection", ENDPOINT,
+                                  env=True, dest="llm_attempts", default=5, type=int)
+    backoff_s: float = cli_field("--llm-backoff-s", "first retry wait (doubles)", ENDPOINT, env=True,
+                                 dest="llm_backoff_s", default=1.0, type=float)
+    concurrency: int = cli_field("--llm-concurrency", "requests (refine: items) in flight at once", ENDPOINT,
+                                 env=True, dest="llm_concurrency", default=8, type=int)
     api_key: str | None = field(default=None, repr=False)
-    timeout_s: float = 300.0
-    max_attempts: int = 5
-    backoff_s: float = 1.0
-    concurrency: int = 8  # requests in flight at once
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1 or self.concurrency < 1 or self.timeout_s <= 0 or self.backoff_s < 0:
+            raise ValueError("--llm-attempts and --llm-concurrency must be >= 1, --llm-timeout-s > 0, "
+                             "--llm-backoff-s >= 0")
+
+    @classmethod
+    def from_cli_args(cls, args: argparse.Namespace, url: str | None = None,
+                      model: str | None = None) -> EndpointSettings | None:
+        """The settings the flags give (`url`/`model` override theirs); None without an endpoint.
+        Raises ValueError (a usage error) for an unset --api-key-env or a bad number."""
+        values = cli_values(cls, args)
+        values["url"], values["model"] = url or values["url"], model or values["model"]
+        if not values["url"]:
+            return None
+        if not values["model"]:
+            raise ValueError("--llm-endpoint needs --llm-model (the model name the endpoint serves)")
+        key = args.llm_api_key or os.environ.get(API_KEY_ENV)
+        if args.api_key_env:
+            key = os.environ.get(args.api_key_env)
+            if not key:
+                raise ValueError(f"--api-key-env {args.api_key_env} is not set")
+        return cls(**values, api_key=key or None)
+
+    def argv(self) -> list[str]:
+        """The flags that give a child service these settings; the key goes through its environment
+        (`API_KEY_ENV`), never its command line."""
+        return ["--llm-endpoint", str(self.url), "--llm-model", str(self.model), "--llm-timeout-s",
+                str(self.timeout_s), "--llm-attempts", str(self.max_attempts), "--llm-backoff-s",
+                str(self.backoff_s), "--llm-concurrency", str(self.concurrency)]
 
 
 def base_url(url: str) -> str:
@@ -212,49 +254,18 @@ def image_part(url: str) -> dict[str, Any]:
 
 
 # ---- flags ------------------------------------------------------------------------------------------------
-def add_endpoint_flags(group: Any) -> None:
+def add_endpoint_flags(parser: argparse.ArgumentParser,
+                       groups: dict[str, Any] | None = None) -> dict[str, Any]:
     """The `--llm-*` flags (each also from VIDEOPHY_*): one spelling for `run`, `refine` and
-    `serve evaluator`."""
-    env_flag(group, "--llm-endpoint", default=None,
-             help="OpenAI-compatible base URL, e.g. http://host:8000/v1 (the openai-vlm judge; refine)")
-    env_flag(group, "--llm-model", default=None, help="model name the endpoint serves (as vLLM names it)")
-    group.add_argument(KEY_FLAG, default=os.environ.get(API_KEY_ENV), metavar="KEY",
-                       help=f"API key of the endpoint; prefer the environment [env {API_KEY_ENV}]")
-    group.add_argument("--api-key-env", default=None, metavar="VAR",
-                       help="environment variable holding the API key (e.g. OPENAI_API_KEY)")
-    env_flag(group, "--llm-timeout-s", default=300.0, type=float, help="timeout of one request")
-    env_flag(group, "--llm-attempts", default=5, type=int, help="attempts on 429/5xx/timeouts/no connection")
-    env_flag(group, "--llm-backoff-s", default=1.0, type=float, help="first retry wait (doubles)")
-    env_flag(group, "--llm-concurrency", default=8, type=int, help="requests (refine: items) at once")
-
-
-def endpoint_settings(args: argparse.Namespace, url: str | None = None,
-                      model: str | None = None) -> EndpointSettings | None:
-    """The settings the flags give (`url`/`model` override them); None without an endpoint.
-    Raises ValueError (a usage error) for an unset --api-key-env or bad numbers."""
-    url, model = url or args.llm_endpoint, model or args.llm_model
-    if not url:
-        return None
-    if not model:
-        raise ValueError("--llm-endpoint needs --llm-model (the model name the endpoint serves)")
-    key = args.llm_api_key
-    if args.api_key_env:
-        key = os.environ.get(args.api_key_env)
-        if not key:
-            raise ValueError(f"--api-key-env {args.api_key_env} is not set")
-    if args.llm_attempts < 1 or args.llm_concurrency < 1 or args.llm_timeout_s <= 0 or args.llm_backoff_s < 0:
-        raise ValueError("--llm-attempts and --llm-concurrency must be >= 1, --llm-timeout-s > 0, "
-                         "--llm-backoff-s >= 0")
-    return EndpointSettings(url, model, key or None, args.llm_timeout_s, args.llm_attempts,
-                            args.llm_backoff_s, args.llm_concurrency)
-
-
-def endpoint_argv(s: EndpointSettings) -> list[str]:
-    """The flags that give a child service these settings; the key goes through its environment
-    (`API_KEY_ENV`), never its command line."""
-    return ["--llm-endpoint", s.url, "--llm-model", s.model, "--llm-timeout-s", str(s.timeout_s),
-            "--llm-attempts", str(s.max_attempts), "--llm-backoff-s", str(s.backoff_s),
-            "--llm-concurrency", str(s.concurrency)]
+    `serve evaluator`; returns the argparse groups by title (services.common.cli_fields)."""
+    groups = add_cli_args(EndpointSettings, parser, groups)
+    g = groups[ENDPOINT]
+    # default None: the environment is read in from_cli_args, so --help never shows a key
+    g.add_argument(KEY_FLAG, default=None, metavar="KEY",
+                   help=f"API key of the endpoint; prefer the environment [env {API_KEY_ENV}]")
+    g.add_argument("--api-key-env", default=None, metavar="VAR",
+                   help="environment variable holding the API key (e.g. OPENAI_API_KEY)")
+    return groups
 
 
 def redact_argv(argv: list[str]) -> list[str]:

@@ -11,12 +11,12 @@ from videophy.v1 import evaluator_pb2, evaluator_pb2_grpc
 
 from services.common.arguments import Parser
 from services.common.entry import configure_logging, guarded
-from services.common.openai_chat import add_endpoint_flags, endpoint_settings
+from services.common.openai_chat import EndpointSettings, add_endpoint_flags
 from services.common.server import run_service
 from services.common.settings import add_server_flags, env_flag
 from services.common.storage import Storage
 from services.evaluator.catalog import endpoint_judge, judge_names
-from services.evaluator.frame_rule import add_frame_flags, frame_rule
+from services.evaluator.frame_rule import FrameRule, add_frame_flags
 
 SERVICE_NAME = evaluator_pb2.DESCRIPTOR.services_by_name["EvaluatorService"].full_name
 DEFAULT_PORT = 50052
@@ -40,9 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     env_flag(g, "--lora-checkpoint", default=None, help="extra LoRA weights applied with peft")
     env_flag(g, "--max-batch", default=4, type=int, help="videos judged per forward (= concurrent calls)")
     env_flag(g, "--batch-wait-ms", default=50.0, type=float, help="how long to gather a batch")
-    e = parser.add_argument_group("judge over an endpoint (--model openai-vlm)")
-    add_endpoint_flags(e)
-    add_frame_flags(e)
+    add_frame_flags(parser, add_endpoint_flags(parser))  # --model openai-vlm
     return parser
 
 
@@ -53,10 +51,10 @@ def _endpoint_options(args: argparse.Namespace) -> dict:
         if args.llm_endpoint:
             raise ValueError(f"--llm-endpoint applies to judges over an endpoint, not --model {args.model}")
         return {}
-    settings = endpoint_settings(args)
+    settings = EndpointSettings.from_cli_args(args)
     if settings is None:
         raise ValueError(f"--model {args.model} needs --llm-endpoint URL and --llm-model NAME")
-    return {"endpoint": settings, "frames": frame_rule(args)}
+    return {"endpoint": settings, "frames": FrameRule.from_cli_args(args)}
 
 
 def _factory(args: argparse.Namespace, endpoint: dict):

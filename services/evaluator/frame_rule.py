@@ -14,18 +14,24 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
-from services.common.settings import env_flag
+from services.common.cli_fields import add_cli_args, cli_field, cli_values
 
 IMAGE_FORMATS = ("png", "jpeg")
 MAX_FRAMES = 64  # a request of 64 images is already far beyond what VLM servers accept by default
 JPEG_QUALITY = 90
 
 
+FRAMES = "frames of a judge over an endpoint (openai-vlm; part of its configuration)"
+
+
 @dataclass(frozen=True)
 class FrameRule:
-    frames: int = 8
-    max_side: int = 448
-    image_format: str = "png"
+    frames: int = cli_field("--judge-frames", "frames sent per video (official get_index; 32 = the "
+                            "AutoEval's frames)", FRAMES, env=True, dest="judge_frames", default=8, type=int)
+    max_side: int = cli_field("--judge-frame-side", "longer side of each frame in pixels (aspect kept, never "
+                              "enlarged)", FRAMES, env=True, dest="judge_frame_side", default=448, type=int)
+    image_format: str = cli_field("--judge-image-format", "png (lossless) or jpeg (quality 90)", FRAMES,
+                                  env=True, dest="judge_image_format", default="png", choices=IMAGE_FORMATS)
 
     def __post_init__(self) -> None:
         if not 1 <= self.frames <= MAX_FRAMES:
@@ -34,6 +40,11 @@ class FrameRule:
             raise ValueError(f"--judge-frame-side {self.max_side}: must be >= 16")
         if self.image_format not in IMAGE_FORMATS:
             raise ValueError(f"--judge-image-format {self.image_format}: choose {', '.join(IMAGE_FORMATS)}")
+
+    @classmethod
+    def from_cli_args(cls, args: argparse.Namespace) -> FrameRule:
+        """The rule the flags give; ValueError (a usage error) names a bad one."""
+        return cls(**cli_values(cls, args))
 
     def describe(self) -> str:
         """The rule in a few words (part of the judge's revision, so runs with other frames never mix)."""
@@ -44,16 +55,5 @@ class FrameRule:
                 "--judge-image-format", self.image_format]
 
 
-def add_frame_flags(group: Any) -> None:
-    default = FrameRule()
-    env_flag(group, "--judge-frames", default=default.frames, type=int,
-             help="openai-vlm: frames sent per video (official get_index; 32 = the AutoEval's frames)")
-    env_flag(group, "--judge-frame-side", default=default.max_side, type=int,
-             help="openai-vlm: longer side of each frame in pixels (aspect kept, never enlarged)")
-    env_flag(group, "--judge-image-format", default=default.image_format, choices=IMAGE_FORMATS,
-             help="openai-vlm: png (lossless) or jpeg (quality 90)")
-
-
-def frame_rule(args: argparse.Namespace) -> FrameRule:
-    """The rule the flags give; ValueError (a usage error) names a bad one."""
-    return FrameRule(args.judge_frames, args.judge_frame_side, args.judge_image_format)
+def add_frame_flags(parser: argparse.ArgumentParser, groups: dict[str, Any] | None = None) -> dict[str, Any]:
+    return add_cli_args(FrameRule, parser, groups)

@@ -267,3 +267,19 @@ def test_the_servicer_serves_the_vlm_judge_with_limits_first_and_failures_per_ca
         fake.judge_script = {("sa", "[down]"): 503}
         asyncio.run(main(fake))
         assert fake.problems == [] and not any("xxxx" in user_text(r["body"]) for r in fake.requests)
+
+
+def test_help_never_shows_the_key_and_the_environment_gives_it(monkeypatch):
+    from services.common.openai_chat import API_KEY_ENV
+    from services.evaluator.cli import build_parser
+    from services.orchestrator.cli import build_parser as run_parser
+
+    monkeypatch.setenv(API_KEY_ENV, "zzz-secret")
+    parser = build_parser()
+    assert "zzz-secret" not in parser.format_help()
+    run = run_parser()._subparsers._group_actions[0].choices["run"]
+    assert "zzz-secret" not in run.format_help() and "--llm-api-key" in run.format_help()
+    args = parser.parse_args(["--model", "openai-vlm", "--llm-endpoint", "http://h/v1", "--llm-model", "m"])
+    assert EndpointSettings.from_cli_args(args).api_key == "zzz-secret"
+    flag = parser.parse_args(["--llm-endpoint", "http://h/v1", "--llm-model", "m", "--llm-api-key", "k2"])
+    assert EndpointSettings.from_cli_args(flag).api_key == "k2"

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from services.common.arguments import Parser
-from services.common.openai_chat import ChatClient, EndpointError, endpoint_settings
+from services.common.openai_chat import ChatClient, EndpointError, EndpointSettings
 from services.common.storage import Storage
 from services.generator import prompt_tokens
 from services.orchestrator.items import BASE_ARM, WorkItem, config_hash
@@ -193,10 +193,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def refine_main(argv: list[str]) -> int:
     from services.orchestrator import cli
-    from services.orchestrator.dispatch import NoReplicas
     from services.orchestrator.ledger import ConfigMismatch, RunLocked
     from services.orchestrator.local import LocalServiceError
     from services.orchestrator.prompts import PromptSetError
+    from services.orchestrator.replicas import NoReplicas
     from services.orchestrator.runner import UsageError
 
     args = _parser().parse_args(argv)
@@ -211,8 +211,8 @@ def refine_main(argv: list[str]) -> int:
     try:
         if not (args.llm_endpoint and args.llm_model):
             raise ValueError("--llm-endpoint and --llm-model are required")
-        llm_settings = endpoint_settings(args)
-        vlm_settings = endpoint_settings(args, args.vlm_endpoint, args.vlm_model)
+        llm_settings = EndpointSettings.from_cli_args(args)
+        vlm_settings = EndpointSettings.from_cli_args(args, args.vlm_endpoint, args.vlm_model)
     except ValueError as exc:
         print(f"videophy-bench refine: {exc}", file=sys.stderr)
         return USAGE_ERROR
