@@ -243,7 +243,7 @@ def data_url(image: Any, fmt: str = "png", quality: int = 90) -> str:
     img = image if isinstance(image, Image.Image) else Image.fromarray(image)
     buf = io.BytesIO()
     if fmt == "png":
-        img.convert("RGB").save(buf, format="PNG")
+        img.convert("RGB").save(buf, format="PNG", compress_level=1)  # lossless either way; 1 is fast
     else:
         img.convert("RGB").save(buf, format="JPEG", quality=quality)
     return f"data:image/{fmt};base64," + base64.b64encode(buf.getvalue()).decode()
