@@ -8,7 +8,8 @@ Judge requests (the AutoEval system sentence) are checked as a VLM server would 
 `image_url` part must be a base64 PNG/JPEG data URL that decodes, all of one size, `expected_frames`
 of them when set, and each longer side at most `max_side`; a request that fails a check is answered
 HTTP 400 with the reason (kept in `problems`). The decoded frames of each judge request are kept in
-`judged` (task, question text, frames as uint8 arrays) for the tests to compare with the video. The
+`judged` (task, question text, frames as uint8 arrays) for the tests to compare with the video;
+`in_flight`/`peak_in_flight` count requests answered at once, and a closed `gate` holds them. The
 answer is the first `judge_script` entry whose (task, substring of the question) matches, else
 `JUDGE_DEFAULTS[task]`."""
 
@@ -156,6 +157,10 @@ class FakeOpenAI:
         # (step, substring of the user text) -> (content, finish_reason) answered instead of the canned one
         self.special: dict[tuple[str, str], tuple[str, str]] = {}
         self.lock = threading.Lock()
+        # Requests being answered now, the most at once, and a gate that holds them all while closed.
+        self.flight = threading.Condition()
+        self.in_flight = self.peak_in_flight = 0
+        self.gate: threading.Event | None = None
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -182,6 +187,19 @@ class FakeOpenAI:
                     {"id": n, "object": "model", "created": 0, "owned_by": "fake"} for n in fake.models]})
 
             def do_POST(self) -> None:
+                with fake.flight:
+                    fake.in_flight += 1
+                    fake.peak_in_flight = max(fake.peak_in_flight, fake.in_flight)
+                    fake.flight.notify_all()
+                try:
+                    if fake.gate is not None:
+                        fake.gate.wait()
+                    self._post()
+                finally:
+                    with fake.flight:
+                        fake.in_flight -= 1
+
+            def _post(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with fake.lock:
                     # headers: the message object, read in any case as HTTP means them

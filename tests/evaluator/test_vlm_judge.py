@@ -10,6 +10,8 @@ import re
 import socket
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -149,6 +151,22 @@ def test_endpoint_failures_are_the_videos_and_answers_received_are_kept(tmp_path
         with pytest.raises(JudgeEndpointError, match="gave up after 3 attempts") as info:
             judge.judge(video, [JudgeQuery("rule", "another rule")])
         assert info.value.transient
+        judge.close()
+
+
+def test_requests_in_flight_are_bounded_by_the_concurrency(tmp_path):
+    videos = [str(moving_mp4(tmp_path / f"v{k}.mp4", frames=6 + k)) for k in range(3)]
+    with FakeOpenAI(models=("fake-vlm",)) as fake:
+        judge = vlm(fake, concurrency=2)
+        fake.gate = threading.Event()  # every request waits here until the test opens it
+        with ThreadPoolExecutor(1) as pool:
+            batch = pool.submit(judge.judge_batch, [(v, QUERIES) for v in videos])
+            with fake.flight:
+                assert fake.flight.wait_for(lambda: fake.in_flight >= 2, timeout=120)
+            fake.gate.set()
+            outs = batch.result(timeout=300)
+        assert [len(o.answers) for o in outs] == [3, 3, 3] and len(fake.requests) == 9
+        assert fake.peak_in_flight == 2  # nine requests, never more than two at once
         judge.close()
 
 
