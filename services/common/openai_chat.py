@@ -113,7 +113,7 @@ class EndpointSettings:
                 str(self.backoff_s), "--llm-concurrency", str(self.concurrency)]
 
 
-def base_url(url: str) -> str:
+def api_base(url: str) -> str:
     """`http://h:8000/v1` from itself or from its `/chat/completions` URL."""
     return url.rstrip("/").removesuffix("/chat/completions")
 
@@ -121,7 +121,7 @@ def base_url(url: str) -> str:
 class ChatClient:
     def __init__(
         self,
-        base_url_: str,
+        base_url: str,
         model: str,
         *,
         api_key: str | None = None,
@@ -137,7 +137,7 @@ class ChatClient:
         for name in ("httpx2", "httpx"):  # one INFO line per request otherwise (--log-level DEBUG keeps it)
             if not debug and logging.getLogger(name).level == logging.NOTSET:
                 logging.getLogger(name).setLevel(logging.WARNING)
-        self.base_url = base_url(base_url_)
+        self.base_url = api_base(base_url)
         self.url = self.base_url + "/chat/completions"
         self.model = model
         self.max_attempts = max(1, max_attempts)
