@@ -5,8 +5,10 @@
   arguments are baked in literally, so a retried pod resumes the same run from its ledger in
   /data/runs/NAME whatever happens to the `run-config` ConfigMap afterwards.
 - `status NAME` prints the Job's state and, while it runs, `videophy-bench status` from inside its pod.
-- `fetch NAME DEST` starts a short-lived pod that mounts the videos volume read-only, copies the run
-  directory (and any extra storage paths) out with `kubectl cp`, and deletes the pod.
+- `fetch NAME DEST` starts a short-lived pod that mounts the videos volume read-only, snapshots the
+  run's SQLite ledger (services/orchestrator/snapshot.py: in that pod, or in the orchestrator's pod
+  while the run is live), copies the run directory (and any extra storage paths) out with `kubectl
+  cp`, puts the snapshot in place of the copied ledger, and deletes the pod.
 
 Every kubectl call is an argument list (never a shell string), and user values reach the pod only as
 single list elements, with `$(` escaped so Kubernetes does not expand it as a variable reference.
@@ -486,7 +488,53 @@ def cmd_status(args: argparse.Namespace, kubectl: Kubectl) -> int:
     return 1 if state == "failed" else 0
 
 
+SNAPSHOT_DIR = "/tmp/videophy-snapshot"  # in the pod that takes the ledger snapshot (an emptyDir)
+
+
+def running_pod(kubectl: Kubectl, run: str) -> str:
+    """The name of the run's running orchestrator pod; ClusterError if there is none."""
+    proc = kubectl.run("get", "pods", "-l", f"{JOB_NAME_LABEL}={job_name(run)}",
+                       "--field-selector=status.phase=Running", "-o", "jsonpath={.items[*].metadata.name}",
+                       capture=True, mutates=False)
+    names = proc.stdout.split()
+    if not names:
+        raise ClusterError(f"the run directory of {run} is locked by an orchestrator, but "
+                           f"job/{job_name(run)} has no running pod (it is stopping?); run fetch again "
+                           "in a minute")
+    return names[0]
+
+
+def snapshot_ledger(kubectl: Kubectl, run: str, fetch_pod_name: str) -> tuple[str, str]:
+    """Take a consistent snapshot of the run's ledger (services/orchestrator/snapshot.py); returns the pod
+    and container holding it at SNAPSHOT_DIR/ledger.sqlite.
+
+    First in the fetch pod, which refuses (exit LIVE) while an orchestrator holds the run; then in that
+    orchestrator's own pod, beside the writer, where SQLite's WAL index is coherent."""
+    from services.orchestrator.snapshot import LIVE
+
+    run_dir = f"{MOUNT_ROOT}/runs/{run}"
+    module = ["python", "-m", "services.orchestrator.snapshot"]
+    proc = kubectl.run("exec", fetch_pod_name, "-c", "fetch", "--", *module, run_dir, SNAPSHOT_DIR,
+                       capture=True, check=False)
+    if proc.returncode == 0:
+        return fetch_pod_name, "fetch"
+    if proc.returncode != LIVE:
+        raise ClusterError(f"ledger snapshot failed: {(proc.stderr or '').strip() or proc.returncode}")
+    pod = running_pod(kubectl, run)
+    proc = kubectl.run("exec", pod, "-c", CONTAINER, "--", *module, run_dir, SNAPSHOT_DIR, "--live",
+                       capture=True, check=False)
+    if proc.returncode != 0:
+        raise ClusterError(f"ledger snapshot in pod/{pod} failed: "
+                           f"{(proc.stderr or '').strip() or proc.returncode}")
+    return pod, CONTAINER
+
+
 def cmd_fetch(args: argparse.Namespace, kubectl: Kubectl) -> int:
+    """Snapshot the ledger first, then copy the run directory (videos written before their ledger rows
+    are then all there), then put the snapshot in place of the copied, possibly torn, ledger files."""
+    from services.orchestrator.ledger import LEDGER_NAME
+    from services.orchestrator.snapshot import WAL_SUFFIX
+
     run = validate_run_name(args.name)
     extra = [storage_path(p) for p in args.path]
     dest = Path(args.dest)
@@ -496,6 +544,7 @@ def cmd_fetch(args: argparse.Namespace, kubectl: Kubectl) -> int:
     kubectl.run("create", "-f", "-", stdin=dump_documents([pod]))
     try:
         kubectl.run("wait", "--for=condition=Ready", f"pod/{name}", f"--timeout={args.timeout_s}s")
+        holder, container = ("", "") if kubectl.dry_run else snapshot_ledger(kubectl, run, name)
         sources = [(f"{MOUNT_ROOT}/runs/{run}", dest / run)]
         sources += [(src, dest / PurePosixPath(src).relative_to(MOUNT_ROOT)) for src in extra]
         for src, local in sources:
@@ -503,6 +552,15 @@ def cmd_fetch(args: argparse.Namespace, kubectl: Kubectl) -> int:
                 local.parent.mkdir(parents=True, exist_ok=True)
             kubectl.run("cp", "--retries=5", "-c", "fetch", f"{name}:{src}", str(local))
             print(f"fetched {src} -> {local}", file=kubectl.out)
+        if holder:
+            ledger = dest / run / LEDGER_NAME
+            for suffix in (WAL_SUFFIX, "-shm", "-journal"):  # the copied WAL belongs to the torn copy
+                ledger.with_name(LEDGER_NAME + suffix).unlink(missing_ok=True)
+            kubectl.run("cp", "--retries=5", "-c", container, f"{holder}:{SNAPSHOT_DIR}/{LEDGER_NAME}",
+                        str(ledger))
+            print(f"ledger: a consistent snapshot taken in pod/{holder} -> {ledger}", file=kubectl.out)
+            if holder != name:  # the orchestrator pod keeps no copy in its /tmp
+                kubectl.run("exec", holder, "-c", container, "--", "rm", "-rf", SNAPSHOT_DIR, check=False)
     finally:
         kubectl.run("delete", "pod", name, "--ignore-not-found", "--wait=false", check=False)
     return 0

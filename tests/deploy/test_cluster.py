@@ -34,6 +34,8 @@ while rest and rest[0] in ("--context", "--namespace"):
 verb = rest[0] if rest else ""
 if verb == "kustomize":
     sys.stdout.write(open(os.environ["FAKE_KUBECTL_RENDER"]).read())
+elif verb == "get" and rest[1] == "pods":
+    print(os.environ.get("FAKE_KUBECTL_PODS", ""))
 elif verb == "get":
     path = os.environ.get("FAKE_KUBECTL_JOB", "")
     if not path or not os.path.exists(path):
@@ -42,6 +44,12 @@ elif verb == "get":
         sys.stderr.write('Error from server (NotFound): jobs.batch "x" not found\n')
         sys.exit(1)
     sys.stdout.write(open(path).read())
+elif verb == "exec" and "services.orchestrator.snapshot" in rest:
+    container = rest[rest.index("-c") + 1]
+    rc = int(os.environ.get("FAKE_KUBECTL_SNAPSHOT_RC_" + container.upper(), "0"))
+    if rc:
+        sys.stderr.write("live: the run directory is in use by an orchestrator (pid 7)\n")
+    sys.exit(rc)
 elif verb == "exec":
     print("prompts 600, generated 120, evaluated 100")
 elif verb == "cp":
@@ -295,23 +303,66 @@ def test_status_of_a_missing_job(fake: FakeKubectl) -> None:
 def test_fetch_copies_through_a_read_only_pod(fake: FakeKubectl, tmp_path: Path) -> None:
     fake.set_job(_job(), {"succeeded": 1})
     dest = tmp_path / "results"
+    # What a copy of a live ledger leaves behind: the snapshot replaces all of it.
+    (dest / "r1").mkdir(parents=True)
+    for torn in ("ledger.sqlite-wal", "ledger.sqlite-shm"):
+        (dest / "r1" / torn).write_text("torn")
     assert cluster.cluster_main(["fetch", "r1", str(dest), "--path", "videos/wan2.2-ti2v-5b"]) == 0
     k, ns = fake.kubectl, ["--namespace", "videophy"]
+    snap = ["python", "-m", "services.orchestrator.snapshot", "/data/runs/r1", "/tmp/videophy-snapshot"]
     assert fake.argvs() == [
         [k, *ns, "get", "job", "videophy-run-r1", "-o", "json"],
         [k, *ns, "delete", "pod", "videophy-fetch-r1", "--ignore-not-found", "--wait=true"],
         [k, *ns, "create", "-f", "-"],
         [k, *ns, "wait", "--for=condition=Ready", "pod/videophy-fetch-r1", "--timeout=600s"],
+        # No orchestrator holds the run: the fetch pod snapshots it itself, before anything is copied.
+        [k, *ns, "exec", "videophy-fetch-r1", "-c", "fetch", "--", *snap],
         [k, *ns, "cp", "--retries=5", "-c", "fetch", "videophy-fetch-r1:/data/runs/r1", str(dest / "r1")],
         [k, *ns, "cp", "--retries=5", "-c", "fetch", "videophy-fetch-r1:/data/videos/wan2.2-ti2v-5b",
          str(dest / "videos" / "wan2.2-ti2v-5b")],
+        [k, *ns, "cp", "--retries=5", "-c", "fetch", "videophy-fetch-r1:/tmp/videophy-snapshot/ledger.sqlite",
+         str(dest / "r1" / "ledger.sqlite")],
         [k, *ns, "delete", "pod", "videophy-fetch-r1", "--ignore-not-found", "--wait=false"],
     ]
+    assert sorted(p.name for p in (dest / "r1").iterdir()) == [], "the copied WAL and -shm are gone"
     pod = created(fake, "Pod")
     (c,) = pod["spec"]["containers"]
     assert {"name": "videos", "mountPath": "/data", "readOnly": True} in c["volumeMounts"]
     assert pod["metadata"]["labels"]["app.kubernetes.io/component"] == "fetch"  # no access to the services
     check_pod_security("Pod/fetch", pod["spec"])
+
+
+def test_fetch_of_a_live_run_snapshots_beside_the_orchestrator(fake: FakeKubectl, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    fake.set_job(_job(), {"active": 1})
+    monkeypatch.setenv("FAKE_KUBECTL_SNAPSHOT_RC_FETCH", "3")  # snapshot.LIVE: the run's lock is held
+    monkeypatch.setenv("FAKE_KUBECTL_PODS", "videophy-run-r1-x7k2p")
+    assert cluster.cluster_main(["fetch", "r1", str(tmp_path)]) == 0
+    k, ns, pod = fake.kubectl, ["--namespace", "videophy"], "videophy-run-r1-x7k2p"
+    snap = ["python", "-m", "services.orchestrator.snapshot", "/data/runs/r1", "/tmp/videophy-snapshot"]
+    assert fake.argvs()[4:] == [
+        [k, *ns, "exec", "videophy-fetch-r1", "-c", "fetch", "--", *snap],
+        [k, *ns, "get", "pods", "-l", "batch.kubernetes.io/job-name=videophy-run-r1",
+         "--field-selector=status.phase=Running", "-o", "jsonpath={.items[*].metadata.name}"],
+        [k, *ns, "exec", pod, "-c", "orchestrator", "--", *snap, "--live"],
+        [k, *ns, "cp", "--retries=5", "-c", "fetch", "videophy-fetch-r1:/data/runs/r1", str(tmp_path / "r1")],
+        [k, *ns, "cp", "--retries=5", "-c", "orchestrator", f"{pod}:/tmp/videophy-snapshot/ledger.sqlite",
+         str(tmp_path / "r1" / "ledger.sqlite")],
+        [k, *ns, "exec", pod, "-c", "orchestrator", "--", "rm", "-rf", "/tmp/videophy-snapshot"],
+        [k, *ns, "delete", "pod", "videophy-fetch-r1", "--ignore-not-found", "--wait=false"],
+    ]
+
+
+def test_fetch_of_a_locked_run_without_a_running_pod_copies_nothing(
+        fake: FakeKubectl, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    fake.set_job(_job(), {"active": 1})
+    monkeypatch.setenv("FAKE_KUBECTL_SNAPSHOT_RC_FETCH", "3")
+    assert cluster.cluster_main(["fetch", "r1", str(tmp_path)]) == 1
+    assert not [a for a in fake.argvs() if "cp" in a]
+    assert fake.argvs()[-1][-4:] == ["pod", "videophy-fetch-r1", "--ignore-not-found", "--wait=false"]
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "has no running pod" in err
 
 
 def test_fetch_cleans_up_when_the_copy_fails(fake: FakeKubectl, tmp_path: Path,
