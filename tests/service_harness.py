@@ -52,3 +52,17 @@ async def wait_for_health(
             last = e.code()
         await asyncio.sleep(0.05)
     raise AssertionError(f"health {service!r} never became {want} (last: {last})")
+
+
+class ManualClock:
+    """A clock for the device watchdog that moves only when the test says so: a stall is made by
+    advancing it while a device step is held on an event, never by waiting."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
