@@ -580,6 +580,11 @@ def preflight_job(template: dict[str, Any], size_mib: int) -> dict[str, Any]:
         raise ClusterError("the orchestrator Job mounts no PersistentVolumeClaim to check")
     container.pop("args", None)
     container.pop("ports", None)
+    # No API access: drop the run's service account token (for the end-of-run release).
+    pod_spec.pop("serviceAccountName", None)
+    api = {v["name"] for v in pod_spec.get("volumes", []) if "projected" in v}
+    pod_spec["volumes"] = [v for v in pod_spec.get("volumes", []) if v["name"] not in api]
+    container["volumeMounts"] = [m for m in container.get("volumeMounts", []) if m["name"] not in api]
     container["command"] = ["python", "-m", "services.orchestrator.volume_check", "--size-mib", str(size_mib),
                             *paths]
     pod_spec["containers"] = [container]

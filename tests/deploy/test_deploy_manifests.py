@@ -544,3 +544,40 @@ def test_metrics_port_matches_the_scrape_config(rendered: tuple[Path, list[dict[
             query = trig["metadata"]["query"]
             ns = job["metadata"]["namespace"]
             assert "videophy_pending_items" in query and f'namespace="{ns}"' in query
+
+
+def test_a_completed_run_releases_every_gpu_deployment_it_may(rendered: tuple[Path, list[dict[str, Any]]]) -> None:
+    """The Job scales to zero (services/orchestrator/release.py) every GPU Deployment no autoscaler owns,
+    with a Role allowing exactly that, through a token only the run Job mounts."""
+    _, docs = rendered
+    job = one(docs, "Job", "videophy-run")
+    pod = job["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    env = container_env(c, docs)
+    released = set(env["VIDEOPHY_RELEASE_DEPLOYMENTS"].split(","))
+    keda_owned = {o["spec"]["scaleTargetRef"]["name"] for o in find(docs, "ScaledObject")}
+    assert released == set(_services(docs)) - keda_owned
+    by_name = {e["name"]: e for e in c["env"]}
+    assert by_name["VIDEOPHY_JOB_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == (
+        "metadata.labels['batch.kubernetes.io/job-name']")
+    # RBAC: the Job's service account may patch the scale of those Deployments and list Jobs, nothing more.
+    sa = pod["serviceAccountName"]
+    assert one(docs, "ServiceAccount", sa)["automountServiceAccountToken"] is False
+    (binding,) = [b for b in find(docs, "RoleBinding") if {"kind": "ServiceAccount", "name": sa} in
+                  [{k: s[k] for k in ("kind", "name")} for s in b["subjects"]]]
+    role = one(docs, "Role", binding["roleRef"]["name"])
+    rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): r for r in role["rules"]}
+    assert set(rules) == {(("apps",), ("deployments/scale",)), (("batch",), ("jobs",))}
+    scale = rules[("apps",), ("deployments/scale",)]
+    assert released <= set(scale["resourceNames"]) and set(scale["verbs"]) == {"get", "patch"}
+    assert rules[("batch",), ("jobs",)]["verbs"] == ["list"]
+    # The token: projected into the orchestrator at the standard path, nowhere else.
+    projected = [v for v in pod["volumes"] if "projected" in v]
+    (vol,) = projected
+    assert {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}} in vol["projected"]["sources"]
+    assert {"name": vol["name"], "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+            "readOnly": True} in c["volumeMounts"]
+    for kind_name, spec in pod_specs(docs):
+        if kind_name != "Job/videophy-run":
+            assert "serviceAccountName" not in spec and not [v for v in spec.get("volumes", [])
+                                                             if "projected" in v], kind_name

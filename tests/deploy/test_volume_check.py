@@ -121,5 +121,9 @@ def test_cluster_check_runs_the_preflight_as_the_pods_run(fake: FakeKubectl, con
     assert container["command"][-2:] == ["/data", "/cache/hf"], "both volumes, where the pods mount them"
     assert spec["securityContext"]["runAsUser"] == POD_UID and container["securityContext"]["runAsNonRoot"]
     assert job["spec"]["backoffLimit"] == 0
+    # The run's API token (for the end-of-run release) is not the preflight's.
+    assert "serviceAccountName" not in spec and not [v for v in spec["volumes"] if "projected" in v]
+    assert "/var/run/secrets/kubernetes.io/serviceaccount" not in {m["mountPath"] for m in
+                                                                   container["volumeMounts"]}
     verbs = [a[a.index("videophy") + 1] if "videophy" in a else a[1] for a in fake.argvs()]
     assert verbs == ["kustomize", "apply", "delete", "create", "get", "logs"]
