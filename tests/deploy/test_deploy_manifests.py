@@ -546,7 +546,7 @@ def test_metrics_port_matches_the_scrape_config(rendered: tuple[Path, list[dict[
             assert "videophy_pending_items" in query and f'namespace="{ns}"' in query
 
 
-def test_a_completed_run_releases_every_gpu_deployment_it_may(rendered: tuple[Path, list[dict[str, Any]]]) -> None:
+def test_a_completed_run_releases_every_gpu_deployment(rendered: tuple[Path, list[dict[str, Any]]]) -> None:
     """The Job scales to zero (services/orchestrator/release.py) every GPU Deployment no autoscaler owns,
     with a Role allowing exactly that, through a token only the run Job mounts."""
     _, docs = rendered
@@ -572,9 +572,9 @@ def test_a_completed_run_releases_every_gpu_deployment_it_may(rendered: tuple[Pa
     assert released <= set(scale["resourceNames"]) and set(scale["verbs"]) == {"get", "patch"}
     assert rules[("batch",), ("jobs",)]["verbs"] == ["list"]
     # The token: projected into the orchestrator at the standard path, nowhere else.
-    projected = [v for v in pod["volumes"] if "projected" in v]
-    (vol,) = projected
-    assert {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}} in vol["projected"]["sources"]
+    (vol,) = [v for v in pod["volumes"] if "projected" in v]
+    token = {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}}
+    assert token in vol["projected"]["sources"]
     assert {"name": vol["name"], "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
             "readOnly": True} in c["volumeMounts"]
     for kind_name, spec in pod_specs(docs):
