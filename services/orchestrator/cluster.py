@@ -69,6 +69,62 @@ def _default_overlay() -> Path:
     return Path(__file__).resolve().parents[2] / "k8s" / "overlays" / "gpu"
 
 
+# Kueue's LocalQueue label; on the run's Job and on the services' Deployments and their pods.
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+_OBJECT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the cluster puts a run's pods: a Kueue queue, a PriorityClass, a RuntimeClass (GPU pods)."""
+
+    queue: str | None = None
+    priority_class: str | None = None
+    runtime_class: str | None = None
+
+    def __post_init__(self) -> None:
+        for flag, value in (("--queue", self.queue), ("--priority-class", self.priority_class),
+                            ("--runtime-class", self.runtime_class)):
+            if value is not None and (len(value) > 63 or not _OBJECT_NAME.fullmatch(value)):
+                raise UsageError(f"{flag} {value!r} is not a Kubernetes object name (lowercase letters, "
+                                 "digits, '-' and '.', at most 63)")
+
+    def apply(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """Set the placement on a Deployment or Job (in place; other kinds are returned as they are)."""
+        if doc.get("kind") not in ("Deployment", "Job"):
+            return doc
+        pod = doc["spec"]["template"]
+        if self.queue:
+            # Kueue reads the workload's own label (Job, Deployment); the pods carry it too, for its
+            # pod integration and for the prefetch Jobs made from the Deployments' pod templates.
+            doc["metadata"].setdefault("labels", {})[QUEUE_LABEL] = self.queue
+            pod.setdefault("metadata", {}).setdefault("labels", {})[QUEUE_LABEL] = self.queue
+        if self.priority_class:
+            pod["spec"]["priorityClassName"] = self.priority_class
+        if self.runtime_class and _requests_gpu(pod["spec"]):
+            pod["spec"]["runtimeClassName"] = self.runtime_class
+        return doc
+
+
+def _requests_gpu(pod_spec: dict[str, Any]) -> bool:
+    return any(GPU_RESOURCE in (c.get("resources", {}).get("limits") or {}) for c in pod_spec["containers"])
+
+
+def check_autoscaler_namespace(docs: Sequence[dict[str, Any]], namespace: str) -> None:
+    """A KEDA query names the namespace whose pending work it reads; an overlay that moved the objects to
+    another namespace must move the query too (docs/deploy.md), or the generators scale on nothing."""
+    for d in docs:
+        if d.get("kind") != "ScaledObject":
+            continue
+        for trigger in d["spec"].get("triggers", []):
+            query = trigger.get("metadata", {}).get("query", "")
+            found = re.findall(r'namespace="([^"]*)"', query)
+            if found and set(found) != {namespace}:
+                raise UsageError(f"ScaledObject/{d['metadata']['name']} queries namespace {found[0]!r} but "
+                                 f"the overlay deploys to {namespace!r}; patch its query in the overlay")
+
+
 def validate_run_name(name: str) -> str:
     if len(name) > MAX_RUN_NAME or not _RUN_NAME.fullmatch(name):
         raise UsageError(
@@ -354,12 +410,14 @@ def cmd_run(args: argparse.Namespace, kubectl: Kubectl) -> int:
         evaluators=args.evaluators,
         extra_args=tuple(args.orchestrator_args),
     )
+    placement = Placement(args.queue, args.priority_class, args.runtime_class)
     docs = render_overlay(kubectl, Path(args.overlay))
     namespace = template_job(docs)["metadata"].get("namespace") or DEFAULT_NAMESPACE
     if args.namespace and args.namespace != namespace:
         # The services, the volumes and the DNS addresses all live in the overlay's namespace.
         raise UsageError(f"the overlay deploys to namespace {namespace!r}; change it in the overlay")
     kubectl.namespace = namespace
+    check_autoscaler_namespace(docs, namespace)
     existing = find_job(kubectl, spec.name)
     if existing is not None and not args.replace:
         # Checked before anything is applied: the services (and their pins) stay as the live run has them.
@@ -373,6 +431,7 @@ def cmd_run(args: argparse.Namespace, kubectl: Kubectl) -> int:
         except pinning.PinError as e:
             raise ClusterError(str(e)) from None
         docs = pinning.pin_deployments(docs, pins)
+    docs = [placement.apply(copy.deepcopy(d)) for d in docs]
     job = make_run_job(docs, spec)
     job["metadata"]["namespace"] = namespace
     pinning.record(job, pins)
@@ -665,6 +724,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--prefetch-timeout-s", type=int, default=4 * 3600,
                    help="how long the weights prefetch of a pinned model may take (default: %(default)s)")
     r.add_argument("--follow", action="store_true", help="stream the orchestrator's log until it ends")
+    place = r.add_argument_group("placement (the run's Job and, unless --no-deploy, the services)")
+    place.add_argument("--queue", default=None, metavar="LOCALQUEUE",
+                       help=f"Kueue LocalQueue: label {QUEUE_LABEL} on the Job and the services")
+    place.add_argument("--priority-class", default=None, metavar="NAME",
+                       help="priorityClassName of every pod of the run")
+    place.add_argument("--runtime-class", default=None, metavar="NAME",
+                       help="runtimeClassName of the GPU pods (e.g. nvidia)")
 
     s = sub.add_parser("status", help="the Job's state and the run's progress", allow_abbrev=False)
     s.add_argument("name")
