@@ -35,6 +35,7 @@ from typing import Any
 
 from services.common.arguments import Parser
 from services.orchestrator import pinning
+from services.orchestrator.volume_check import REPORT_PREFIX
 
 JOB_PREFIX = "videophy-run-"
 FETCH_PREFIX = "videophy-fetch-"
@@ -644,8 +645,9 @@ def preflight_job(template: dict[str, Any], size_mib: int) -> dict[str, Any]:
     api = {v["name"] for v in pod_spec.get("volumes", []) if "projected" in v}
     pod_spec["volumes"] = [v for v in pod_spec.get("volumes", []) if v["name"] not in api]
     container["volumeMounts"] = [m for m in container.get("volumeMounts", []) if m["name"] not in api]
+    hf_home = next((e["value"] for e in container.get("env", []) if e.get("name") == "HF_HOME"), None)
     container["command"] = ["python", "-m", "services.orchestrator.volume_check", "--size-mib", str(size_mib),
-                            *paths]
+                            *(["--hf-home", hf_home] if hf_home in paths else []), *paths]
     pod_spec["containers"] = [container]
     pod_spec["restartPolicy"] = "Never"
     labels = {"app.kubernetes.io/name": "videophy-bench", COMPONENT_LABEL: "preflight"}
@@ -662,7 +664,8 @@ def preflight_job(template: dict[str, Any], size_mib: int) -> dict[str, Any]:
 
 
 def cmd_check(args: argparse.Namespace, kubectl: Kubectl) -> int:
-    """Run the volume preflight as the pods run, print its report; exit 1 when a volume fails."""
+    """Run the volume preflight as the pods run, print its report and the startup probes' sizing against
+    the model cache's throughput; exit 1 when a volume fails or a startup probe is too short."""
     docs = render_overlay(kubectl, Path(args.overlay))
     job = preflight_job(template_job(docs), args.size_mib)
     kubectl.namespace = job["metadata"]["namespace"]
@@ -683,8 +686,34 @@ def cmd_check(args: argparse.Namespace, kubectl: Kubectl) -> int:
         state = job_state(json.loads(proc.stdout))
         if state not in ("succeeded", "failed"):
             time.sleep(2)  # polling the API server, not waiting for an effect
-    kubectl.run("logs", f"job/{PREFLIGHT_JOB}", check=False, mutates=False)
-    return 0 if state == "succeeded" else 1
+    logs = kubectl.run("logs", f"job/{PREFLIGHT_JOB}", capture=True, check=False, mutates=False).stdout or ""
+    report = None
+    for line in logs.splitlines():
+        if line.startswith(REPORT_PREFIX):
+            report = json.loads(line[len(REPORT_PREFIX):])
+        else:
+            print(line, file=kubectl.out)
+    if state != "succeeded" or report is None:
+        return 1
+    return 0 if print_probe_sizing(docs, report, kubectl.out) else 1
+
+
+def print_probe_sizing(docs: Sequence[dict[str, Any]], report: dict[str, Any], out: Any) -> bool:
+    """The startup probes against the model cache's measured throughput; False if one is too short."""
+    from services.orchestrator.startup_sizing import size_startup_probes
+
+    hf_home = "/cache/hf"
+    for c in template_job(docs)["spec"]["template"]["spec"]["containers"]:
+        hf_home = next((e["value"] for e in c.get("env", []) if e.get("name") == "HF_HOME"), hf_home)
+    volume = next((v for v in report["volumes"] if v["path"].rstrip("/") == hf_home.rstrip("/")), None)
+    if volume is None:
+        return True
+    mib_s = min(volume["write_mb_s"], volume["read_mb_s"])
+    print(f"model cache: sizing the startup probes at {mib_s:.0f} MiB/s", file=out)
+    sizings = size_startup_probes(docs, mib_s, report.get("models", {}))
+    for sizing in sizings:
+        print(sizing.line(), file=out)
+    return all(s.ok for s in sizings)
 
 
 # --- entry point -------------------------------------------------------------------------------------

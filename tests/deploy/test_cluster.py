@@ -52,6 +52,8 @@ elif verb == "exec" and "services.orchestrator.snapshot" in rest:
     sys.exit(rc)
 elif verb == "exec":
     print("prompts 600, generated 120, evaluated 100")
+elif verb == "logs" and os.environ.get("FAKE_KUBECTL_LOGS"):
+    sys.stdout.write(open(os.environ["FAKE_KUBECTL_LOGS"]).read())
 elif verb == "cp":
     sys.exit(int(os.environ.get("FAKE_KUBECTL_CP_RC", "0")))
 elif verb == "delete":
