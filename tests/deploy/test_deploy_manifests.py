@@ -582,3 +582,17 @@ def test_a_completed_run_releases_every_gpu_deployment(rendered: tuple[Path, lis
         if kind_name != "Job/videophy-run":
             assert "serviceAccountName" not in spec and not [v for v in spec.get("volumes", [])
                                                              if "projected" in v], kind_name
+
+
+def test_gpu_services_watch_their_device_thread(rendered: tuple[Path, list[dict[str, Any]]]) -> None:
+    """A wedged GPU fails liveness (services/common/watchdog.py): every GPU service sets a stall limit
+    longer than one of its steps, and its liveness probe is the one the watchdog turns."""
+    _, docs = rendered
+    for name in _services(docs):
+        _, c, env = _deployment_parts(docs, name)
+        if not _uses_gpu(env):
+            continue
+        limit = float(env["VIDEOPHY_STALL_LIMIT_S"])
+        # One denoising step (~20 s for A14B, minutes offloaded) or one judge batch: far below 5 min.
+        assert limit >= 300, f"{name}: a slow but healthy step must not restart the pod"
+        assert c["livenessProbe"]["grpc"]["service"] == ""
