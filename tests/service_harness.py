@@ -66,3 +66,19 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def watch_with(run: Running, clock: ManualClock) -> None:
+    """Give the served host's device watchdog the test's clock."""
+    assert run.host.health.watchdog is not None, "the service runs no device watchdog"
+    run.host.health.watchdog.clock = clock
+
+
+async def assert_stall_fails_liveness(run: Running, clock: ManualClock, limit_s: float) -> None:
+    """With a device step held (by the caller): alive at exactly `limit_s` of silence, NOT_SERVING past
+    it, readiness untouched (the kubelet restarts on liveness alone; readiness is the drain's)."""
+    clock.advance(limit_s)
+    assert await health_status(run.target, "") == SERVING
+    clock.advance(1)
+    assert await health_status(run.target, "") == NOT_SERVING
+    assert await health_status(run.target, "readiness") == SERVING

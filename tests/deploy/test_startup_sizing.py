@@ -9,13 +9,10 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import huggingface_hub
 import pytest
-import yaml
-from deploy_support import K8S, render_docs, require_tool
+from deploy_support import K8S
 from loopback_hub import LoopbackHub
 from test_cluster import FakeKubectl
 
@@ -24,15 +21,6 @@ from services.orchestrator.volume_check import REPORT_PREFIX, cached_models, mai
 
 GEN_REPO = "Wan-AI/Wan2.2-TI2V-5B-Diffusers"
 GIB = 2**30
-
-
-@pytest.fixture()
-def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackHub]:
-    h = LoopbackHub()
-    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", h.url)
-    monkeypatch.setenv("HF_ENDPOINT", h.url)
-    yield h
-    h.close()
 
 
 def test_the_preflight_lists_each_cached_snapshot_with_its_size(hub: LoopbackHub, tmp_path: Path,
@@ -61,13 +49,10 @@ def test_the_preflight_lists_each_cached_snapshot_with_its_size(hub: LoopbackHub
 
 
 @pytest.fixture()
-def gpu_fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeKubectl:
-    require_tool("kubectl")
-    rendered = yaml.safe_dump_all(render_docs(K8S / "overlays" / "gpu"))  # before the fake shadows kubectl
-    fake = FakeKubectl(tmp_path, monkeypatch)
-    fake.render.write_text(rendered)
-    fake.job.write_text(json.dumps({"status": {"conditions": [{"type": "Complete", "status": "True"}]}}))
-    return fake
+def done_fake(gpu_fake: FakeKubectl) -> FakeKubectl:
+    """The gpu overlay, and a preflight Job that completed."""
+    gpu_fake.job.write_text(json.dumps({"status": {"conditions": [{"type": "Complete", "status": "True"}]}}))
+    return gpu_fake
 
 
 def _check(fake: FakeKubectl, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mib_s: float,
@@ -86,11 +71,11 @@ def _check(fake: FakeKubectl, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, m
     return cluster.cluster_main(["check", "--overlay", str(K8S / "overlays" / "gpu"), "--no-deploy"])
 
 
-def test_probes_that_cover_the_measured_load_pass(gpu_fake: FakeKubectl, tmp_path: Path,
+def test_probes_that_cover_the_measured_load_pass(done_fake: FakeKubectl, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     # 7 generators x 30 GiB at 100 MiB/s (the lower of write and read) x 1.5: 54 min of the 60 allowed.
-    assert _check(gpu_fake, tmp_path, monkeypatch, 100, {f"{GEN_REPO}@{'a' * 40}": 30 * GIB,
+    assert _check(done_fake, tmp_path, monkeypatch, 100, {f"{GEN_REPO}@{'a' * 40}": 30 * GIB,
                                                          f"JUDGE@{'b' * 40}": 15 * GIB}) == 0
     out = capsys.readouterr().out
     assert "sizing the startup probes at 100 MiB/s" in out
@@ -101,10 +86,10 @@ def test_probes_that_cover_the_measured_load_pass(gpu_fake: FakeKubectl, tmp_pat
 
 
 def test_a_probe_too_short_for_the_storage_fails_naming_the_threshold(
-        gpu_fake: FakeKubectl, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        done_fake: FakeKubectl, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     # Half the throughput: 7 x 30 GiB / 50 MiB/s x 1.5 = 6451 s > 3600 s; periodSeconds 10 -> 646.
-    assert _check(gpu_fake, tmp_path, monkeypatch, 50, {f"{GEN_REPO}@{'a' * 40}": 30 * GIB}) == 1
+    assert _check(done_fake, tmp_path, monkeypatch, 50, {f"{GEN_REPO}@{'a' * 40}": 30 * GIB}) == 1
     lines = capsys.readouterr().out.splitlines()
     gen = next(ln for ln in lines if "deployment/generator " in ln)
     assert gen.startswith("FAIL") and "failureThreshold to at least 646 (periodSeconds 10)" in gen
@@ -112,7 +97,7 @@ def test_a_probe_too_short_for_the_storage_fails_naming_the_threshold(
     assert judge.startswith("size") and "not in the model cache yet" in judge
 
 
-def test_a_failed_preflight_prints_its_report_and_fails(gpu_fake: FakeKubectl, tmp_path: Path,
+def test_a_failed_preflight_prints_its_report_and_fails(done_fake: FakeKubectl, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    gpu_fake.job.write_text(json.dumps({"status": {"conditions": [{"type": "Failed", "status": "True"}]}}))
-    assert _check(gpu_fake, tmp_path, monkeypatch, 500, {}) == 1
+    done_fake.job.write_text(json.dumps({"status": {"conditions": [{"type": "Failed", "status": "True"}]}}))
+    assert _check(done_fake, tmp_path, monkeypatch, 500, {}) == 1

@@ -7,7 +7,7 @@ import asyncio
 import threading
 from pathlib import Path
 
-from service_harness import NOT_SERVING, SERVING, ManualClock, health_status
+from service_harness import SERVING, ManualClock, assert_stall_fails_liveness, health_status, watch_with
 
 # The session fixtures `tiny_judge` and `storage` come from test_service as well.
 from test_service import (  # noqa: F401
@@ -34,18 +34,13 @@ def test_a_stalled_judge_batch_fails_liveness_until_it_finishes(
                               on_exit=recorder.gate.set) as run,
             run.channel() as ch,
         ):
-            assert run.host.health.watchdog is not None
-            run.host.health.watchdog.clock = clock
+            watch_with(run, clock)
             clock.advance(10_000)
             assert await health_status(run.target, "") == SERVING  # idle: nothing to stall
             call = asyncio.ensure_future(evaluate(ch, request()))
             try:
                 assert await asyncio.to_thread(recorder.entered.wait, 30)  # the forward is held
-                clock.advance(120)
-                assert await health_status(run.target, "") == SERVING
-                clock.advance(1)
-                assert await health_status(run.target, "") == NOT_SERVING
-                assert await health_status(run.target, "readiness") == SERVING
+                await assert_stall_fails_liveness(run, clock, 120)
             finally:
                 recorder.gate.set()
             _, result = await call

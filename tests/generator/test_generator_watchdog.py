@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from generator_harness import (
-    NOT_SERVING,
     SERVING,
     InstrumentedBackend,
     generate,
@@ -19,7 +18,7 @@ from generator_harness import (
     running_generator,
     tiny_backend,
 )
-from service_harness import ManualClock
+from service_harness import ManualClock, assert_stall_fails_liveness, watch_with
 
 from services.generator.backend import GenerationJob, GenerationOutput, StepCallback, StopCheck
 
@@ -49,20 +48,14 @@ def test_a_stalled_denoising_step_fails_liveness_until_it_moves(tmp_path: Path) 
 
     async def main() -> None:
         async with running_generator(backend, tmp_path, ["--stall-limit-s", "30"]) as run:
-            assert run.host.health.watchdog is not None
-            run.host.health.watchdog.clock = clock
+            watch_with(run, clock)
             clock.advance(1000)
             assert await health_status(run.target, "") == SERVING  # an idle device never stalls
             async with run.channel() as ch:
                 call = asyncio.ensure_future(generate(ch, request(steps=3)))
                 try:
-                    assert await asyncio.to_thread(backend.wedged.wait, 30)
-                    clock.advance(30)  # step 1 reported; exactly the limit since: still alive
-                    assert await health_status(run.target, "") == SERVING
-                    clock.advance(1)
-                    assert await health_status(run.target, "") == NOT_SERVING
-                    # Readiness is the drain's and the load's: the kubelet restarts on liveness alone.
-                    assert await health_status(run.target, "readiness") == SERVING
+                    assert await asyncio.to_thread(backend.wedged.wait, 30)  # step 1 reported, then held
+                    await assert_stall_fails_liveness(run, clock, 30)
                 finally:
                     backend.release.set()
                 _, result = await call
@@ -78,7 +71,7 @@ def test_no_limit_never_fails_liveness(tmp_path: Path) -> None:
 
     async def main() -> None:
         async with running_generator(backend, tmp_path, ["--stall-limit-s", "0"]) as run:
-            run.host.health.watchdog.clock = clock
+            watch_with(run, clock)
             async with run.channel() as ch:
                 call = asyncio.ensure_future(generate(ch, request(steps=2)))
                 try:
