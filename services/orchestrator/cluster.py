@@ -604,7 +604,7 @@ def cmd_fetch(args: argparse.Namespace, kubectl: Kubectl) -> int:
     kubectl.run("create", "-f", "-", stdin=dump_documents([pod]))
     try:
         kubectl.run("wait", "--for=condition=Ready", f"pod/{name}", f"--timeout={args.timeout_s}s")
-        holder, container = ("", "") if kubectl.dry_run else snapshot_ledger(kubectl, run, name)
+        snap_pod, container = ("", "") if kubectl.dry_run else snapshot_ledger(kubectl, run, name)
         sources = [(f"{MOUNT_ROOT}/runs/{run}", dest / run)]
         sources += [(src, dest / PurePosixPath(src).relative_to(MOUNT_ROOT)) for src in extra]
         for src, local in sources:
@@ -612,15 +612,15 @@ def cmd_fetch(args: argparse.Namespace, kubectl: Kubectl) -> int:
                 local.parent.mkdir(parents=True, exist_ok=True)
             kubectl.run("cp", "--retries=5", "-c", "fetch", f"{name}:{src}", str(local))
             print(f"fetched {src} -> {local}", file=kubectl.out)
-        if holder:
+        if snap_pod:
             ledger = dest / run / LEDGER_NAME
             for suffix in (WAL_SUFFIX, "-shm", "-journal"):  # the copied WAL belongs to the torn copy
                 ledger.with_name(LEDGER_NAME + suffix).unlink(missing_ok=True)
-            kubectl.run("cp", "--retries=5", "-c", container, f"{holder}:{SNAPSHOT_DIR}/{LEDGER_NAME}",
+            kubectl.run("cp", "--retries=5", "-c", container, f"{snap_pod}:{SNAPSHOT_DIR}/{LEDGER_NAME}",
                         str(ledger))
-            print(f"ledger: a consistent snapshot taken in pod/{holder} -> {ledger}", file=kubectl.out)
-            if holder != name:  # the orchestrator pod keeps no copy in its /tmp
-                kubectl.run("exec", holder, "-c", container, "--", "rm", "-rf", SNAPSHOT_DIR, check=False)
+            print(f"ledger: a consistent snapshot taken in pod/{snap_pod} -> {ledger}", file=kubectl.out)
+            if snap_pod != name:  # the orchestrator pod keeps no copy in its /tmp
+                kubectl.run("exec", snap_pod, "-c", container, "--", "rm", "-rf", SNAPSHOT_DIR, check=False)
     finally:
         kubectl.run("delete", "pod", name, "--ignore-not-found", "--wait=false", check=False)
     return 0
