@@ -109,9 +109,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--prompts",
-        default="videophysics/videophy2_test",
+        default=None,
         help="'videophy2' / 'videophysics/videophy2_test' (Hub), 'sample' (bundled), or a CSV path "
-        "(default: %(default)s)",
+        "(default: videophysics/videophy2_test; with --videos videophy2-test --test-csv PATH, that file)",
     )
     p.add_argument("--prompts-revision", default=None, help="Hub dataset revision to pin")
     vid = p.add_argument_group("existing videos (judge only: no generator is started)")
@@ -121,11 +121,35 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         metavar="SOURCE",
         help="judge these videos instead of generating: a CSV in the official inference.py format "
         "(videopath, caption[, rule]; paths relative to the CSV or absolute) or a directory with its "
-        "videos.csv (or only CSV); captions map onto --prompts (docs/orchestrator.md)",
+        "videos.csv (or only CSV), or 'videophy2-test': the test set's own leaderboard videos, fetched "
+        "by video_url; captions map onto --prompts (docs/orchestrator.md)",
     )
     vid.add_argument(
         "--arm", default=None, help="--videos: the model's name in results.csv (default: the source's name)"
     )
+    vid.add_argument(
+        "--arms",
+        default=None,
+        help="--videos videophy2-test: comma list of the test set's models to judge (wan, cogvideo, "
+        "cosmos, sora, ray2, hunyuan, videocrafter; default: every model in the file)",
+    )
+    vid.add_argument(
+        "--test-csv",
+        default=None,
+        help="--videos videophy2-test: a local videophy2_test.csv (default: the Hub's "
+        "videophysics/videophy2_test, pinned by --prompts-revision)",
+    )
+    vid.add_argument("--download-concurrency", type=int, default=8, help="videos fetched at once")
+    vid.add_argument(
+        "--download-timeout-s",
+        type=float,
+        default=60.0,
+        help="connect timeout, and the longest wait for a download's next bytes, before a retry",
+    )
+    vid.add_argument(
+        "--download-attempts", type=int, default=5, help="attempts per video and session (backoff between)"
+    )
+    vid.add_argument("--max-video-mb", type=float, default=512.0, help="size cap of one downloaded video")
     p.add_argument("--out", required=True, help="run directory")
     env_flag(
         p,
@@ -302,12 +326,17 @@ def _run_options(args: argparse.Namespace, argv: list[str]):
     from services.common.judge_tasks import parse_tasks
     from services.evaluator.catalog import TINY
     from services.orchestrator.dispatch import DispatchOptions
+    from services.orchestrator.download import DownloadOptions
+    from services.orchestrator.prompts import HUB_DATASET
     from services.orchestrator.runner import DEFAULT_JUDGE, RunOptions, is_tiny_preset
+    from services.orchestrator.test_set_videos import SOURCE_NAME, default_prompts
 
+    test_set = args.videos == SOURCE_NAME
+    prompts = args.prompts or (default_prompts(args.test_csv) if test_set else HUB_DATASET)
     model = args.model
     judge_model = args.judge_model or (TINY if model and is_tiny_preset(model) else DEFAULT_JUDGE)
     return RunOptions(
-        prompts=args.prompts,
+        prompts=prompts,
         out=Path(args.out),
         storage_root=Path(args.storage_root) if args.storage_root else None,
         limit=args.limit,
@@ -357,6 +386,14 @@ def _run_options(args: argparse.Namespace, argv: list[str]):
         argv=["videophy-bench", *argv],
         videos=args.videos,
         arm=args.arm,
+        arms=[a.strip() for a in args.arms.split(",")] if args.arms is not None else None,
+        test_csv=Path(args.test_csv) if args.test_csv else None,
+        download=DownloadOptions(
+            concurrency=args.download_concurrency,
+            timeout_s=args.download_timeout_s,
+            attempts=args.download_attempts,
+            max_bytes=int(args.max_video_mb * 2**20),
+        ),
     )
 
 
@@ -372,6 +409,11 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
 
     if not 1 <= args.seeds <= MAX_SEEDS or (args.limit is not None and args.limit < 0):
         print(f"videophy-bench run: --seeds must be in 1..{MAX_SEEDS} and --limit >= 0", file=sys.stderr)
+        return USAGE_ERROR
+    if (args.download_concurrency < 1 or args.download_attempts < 1 or not args.download_timeout_s > 0
+            or not args.max_video_mb > 0):
+        print("videophy-bench run: --download-concurrency and --download-attempts must be >= 1, "
+              "--download-timeout-s and --max-video-mb > 0", file=sys.stderr)
         return USAGE_ERROR
     if args.local_restarts < 0 or args.drain_grace_s < 0 or args.lock_wait_s < 0:
         print("videophy-bench run: --local-restarts, --drain-grace-s and --lock-wait-s must be >= 0",
