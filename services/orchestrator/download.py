@@ -57,7 +57,6 @@ class DownloadOptions:
     max_bytes: int = 512 * 2**20  # size cap of one video
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
-    chunk_bytes: int = 1 << 20
 
 
 class DownloadFailed(Exception):
@@ -240,7 +239,7 @@ class Downloader:
             raise _disk_error(exc, part) from None
         written = start
         try:
-            async for chunk in resp.aiter_raw(self.opts.chunk_bytes):
+            async for chunk in resp.aiter_raw():  # as received: a part on disk is what arrived
                 written += len(chunk)
                 if written > size_cap:
                     raise DownloadFailed(f"over the size cap of {size_cap} bytes (--max-video-mb)")
