@@ -24,7 +24,7 @@ from video_server import VideoServer
 from services.common import csvio
 from services.common.storage import Storage
 from services.orchestrator.cli import main
-from services.orchestrator.download import DownloadFailed, Downloader, DownloadOptions
+from services.orchestrator.download import Downloader, DownloadFailed, DownloadOptions
 
 HERE = Path(__file__).resolve().parent
 ROWS = HERE / "data" / "videophy2_test_rows.csv"  # 21 real rows of videophysics/videophy2_test
@@ -162,7 +162,8 @@ def test_leaderboard_videos_are_fetched_judged_as_they_land_and_failures_recorde
     behaviours = {0: "cut-once", 1: "404", 2: "cut-no-range", 3: "503-once", 4: "gate"}
     bodies = {6: b"<html>Access Denied</html>\n" * 50, 7: os.urandom(2 * 2**20)}
     urls = {8: "file:///etc/passwd"}
-    test_csv, data = write_test_csv(tmp_path / "test.csv", server, behaviours, {4: judged_three}, bodies, urls)
+    test_csv, data = write_test_csv(tmp_path / "test.csv", server, behaviours, {4: judged_three}, bodies,
+                                    urls)
     escape = "/cosmos_videophy2_test_challenging/..%2F..%2F..%2Fescape.mp4"  # a URL naming no file here
     header, body = csvio.read_rows(test_csv)
     body[9][header.index("video_url")] = server.serve(escape, EXAMPLES[9].read_bytes())
@@ -209,7 +210,8 @@ def test_leaderboard_videos_are_fetched_judged_as_they_land_and_failures_recorde
     assert src["wan"]["kind"] == "videophy2-test" and src["wan"]["csv_sha256"]
 
     # Rerun: nothing fetched or judged again but the failures (a 404 is asked once more).
-    before = {r["request_id"]: (r["judge_attempts"], r["sha256"]) for r in rows(run_dir) if r["state"] == "judged"}
+    before = {r["request_id"]: (r["judge_attempts"], r["sha256"])
+              for r in rows(run_dir) if r["state"] == "judged"}
     counts = {row["_path"]: len(server.requests(row["_path"])) for row in data}
     assert main(args) == 0
     after = {r["request_id"]: r for r in rows(run_dir)}
@@ -265,7 +267,8 @@ def test_killed_mid_download_resumes_the_parts_and_refetches_nothing_finished(se
     os.kill(run.proc.pid, signal.SIGKILL)
     assert run.wait() == -signal.SIGKILL
     sizes = {p.name: p.stat().st_size for p in parts.rglob("*.mp4.part")}
-    finished = {r["request_id"]: (r["sha256"], r["judge_attempts"]) for r in rows(run_dir) if r["state"] == "judged"}
+    finished = {r["request_id"]: (r["sha256"], r["judge_attempts"])
+                for r in rows(run_dir) if r["state"] == "judged"}
     counts = {row["_path"]: len(server.requests(row["_path"])) for row in data}
     for k in held:
         server.release(data[k]["_path"])  # the first session's held responses end (to a dead socket)
@@ -294,7 +297,7 @@ def test_a_full_disk_fails_its_downloads_with_the_reason_and_the_run_ends_cleanl
     hits ENOSPC, the rest are not begun, each is a failed item with the reason; exit 0, exports written."""
     root, address = judge
     run_dir = root / "runs" / "full"
-    test_csv, data = write_test_csv(tmp_path / "test.csv", server)
+    test_csv, _ = write_test_csv(tmp_path / "test.csv", server)
     args = run_args(root, "full", test_csv, address, "--arms", "wan", "--download-concurrency", "1")
     folder = run_dir / "videos" / "wan"
     folder.mkdir(parents=True)
