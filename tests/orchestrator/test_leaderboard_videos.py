@@ -55,15 +55,15 @@ def write_test_csv(path: Path, server: VideoServer, behaviours: dict[int, str] |
     col = {h: k for k, h in enumerate(header)}
     out = []
     for k, fields in enumerate(body):
-        path = url_path(fields[col["video_url"]])
+        served = url_path(fields[col["video_url"]])
         data = (bodies or {}).get(k, EXAMPLES[k % len(EXAMPLES)].read_bytes() if EXAMPLES else b"")
         fields = list(fields)
         if urls and k in urls:
             fields[col["video_url"]] = urls[k]
         else:
-            fields[col["video_url"]] = server.serve(path, data, (behaviours or {}).get(k, "ok"),
+            fields[col["video_url"]] = server.serve(served, data, (behaviours or {}).get(k, "ok"),
                                                     (gates or {}).get(k))
-        out.append({h: fields[i] for h, i in col.items()} | {"_sha256": sha(data), "_path": path})
+        out.append({h: fields[i] for h, i in col.items()} | {"_sha256": sha(data), "_path": served})
     csvio.write_csv(path, header, ([r[h] for h in header] for r in out))
     return path, out
 
@@ -245,9 +245,11 @@ def test_bad_test_set_options_are_one_line_and_create_nothing(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_killed_mid_download_resumes_the_parts_and_refetches_nothing_finished(server, tmp_path):
-    """A real CLI with --local (the tiny judge as its child) is killed with two downloads half done;
-    the same command then continues their parts and fetches nothing that had landed."""
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_killed_mid_download_resumes_the_parts_and_refetches_nothing_finished(server, tmp_path, sig):
+    """A real CLI with --local (the tiny judge as its child) is killed (or drained by SIGTERM) with two
+    downloads half done; the same command then continues their parts and fetches nothing that had
+    landed."""
     run_dir = tmp_path / "run"
     header, body = test_rows()
     model = header.index("model_name")
@@ -264,8 +266,11 @@ def test_killed_mid_download_resumes_the_parts_and_refetches_nothing_finished(se
 
     wait_for(lambda: ledger_has(run_dir, lambda r: r["state"] == "judged", at_least=6) and halves_on_disk(),
              LONG_S, "six videos judged with the two held halves on disk")
-    os.kill(run.proc.pid, signal.SIGKILL)
-    assert run.wait() == -signal.SIGKILL
+    os.kill(run.proc.pid, sig)
+    assert run.wait() == (-sig if sig == signal.SIGKILL else 128 + sig), run.stderr()[-3000:]
+    if sig == signal.SIGTERM:  # drained: one line, the exports written, the parts kept
+        assert "interrupted by SIGTERM" in run.last_line() and "Traceback" not in run.stderr()
+        assert_exports_match_ledger(run_dir)
     sizes = {p.name: p.stat().st_size for p in parts.rglob("*.mp4.part")}
     finished = {r["request_id"]: (r["sha256"], r["judge_attempts"])
                 for r in rows(run_dir) if r["state"] == "judged"}
