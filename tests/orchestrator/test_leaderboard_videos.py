@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 from cli_process import LONG_S, Cli
-from conftest import Services
 from run_dirs import assert_exports_match_ledger, ledger_has, results, rows, wait_for
 from video_server import VideoServer
 
@@ -74,15 +73,6 @@ def server():
     srv = VideoServer()
     yield srv
     srv.close()
-
-
-@pytest.fixture(scope="module")
-def judge(tmp_path_factory):
-    """The tiny evaluator on a storage root."""
-    s = Services(tmp_path_factory.mktemp("judge") / "storage")
-    ev = s.evaluator().wait_ready()
-    yield s.root, ev.address
-    s.stop()
 
 
 def run_args(root: Path, name: str, test_csv: Path, address: str, *extra: str) -> list[str]:
