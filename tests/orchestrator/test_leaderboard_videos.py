@@ -36,7 +36,7 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def test_rows() -> tuple[list[str], list[list[str]]]:
+def fixture_rows() -> tuple[list[str], list[list[str]]]:
     header, body = csvio.read_rows(ROWS)
     return header, body
 
@@ -50,7 +50,7 @@ def write_test_csv(path: Path, server: VideoServer, behaviours: dict[int, str] |
                    urls: dict[int, str] | None = None) -> tuple[Path, list[dict[str, str]]]:
     """The real rows with video_url rewritten to `server`, each serving a real benchmark MP4 (row k gets
     example k mod 20) with the behaviour given for its row. Returns the CSV and its rows as dicts."""
-    header, body = test_rows()
+    header, body = fixture_rows()
     col = {h: k for k, h in enumerate(header)}
     out = []
     for k, fields in enumerate(body):
@@ -241,7 +241,7 @@ def test_killed_mid_download_resumes_the_parts_and_refetches_nothing_finished(se
     downloads half done; the same command then continues their parts and fetches nothing that had
     landed."""
     run_dir = tmp_path / "run"
-    header, body = test_rows()
+    header, body = fixture_rows()
     model = header.index("model_name")
     picked = [k for k, f in enumerate(body) if f[model] in ("wan", "cosmos")]  # 3 + 5 rows
     held = picked[:2]
