@@ -36,6 +36,7 @@ import httpx2
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
 from services.common.storage import FILE_MODE, Storage, sha256_file
+from services.orchestrator.run_options import DownloadOptions
 
 log = logging.getLogger(__name__)
 
@@ -45,18 +46,6 @@ USER_AGENT = "videophy-bench (+https://videophy2.github.io)"
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 _RETRIED_STATUS = frozenset({408, 425, 429})
-
-
-@dataclass
-class DownloadOptions:
-    """`run --videos videophy2-test` download settings (the CLI's --download-* flags)."""
-
-    concurrency: int = 8
-    timeout_s: float = 60.0  # connect, and the longest wait for the next bytes of a body
-    attempts: int = 5  # per video and session, the first included
-    max_bytes: int = 512 * 2**20  # size cap of one video
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 30.0
 
 
 class DownloadFailed(Exception):

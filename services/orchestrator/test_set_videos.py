@@ -39,10 +39,11 @@ from services.common import csvio
 from services.common.errors import PathEscape
 from services.common.storage import Storage, safe_component
 from services.orchestrator import artifacts, caption_source
-from services.orchestrator.download import DiskFull, Downloader, DownloadFailed, DownloadOptions
+from services.orchestrator.download import DiskFull, Downloader, DownloadFailed
 from services.orchestrator.items import WorkItem
 from services.orchestrator.ledger import Ledger
 from services.orchestrator.prompts import HUB_DATASET, Prompt, PromptSet, normalize_caption
+from services.orchestrator.run_options import TEST_SET_SOURCE, DownloadOptions
 from services.orchestrator.video_source import (
     META_KEY,
     OUTSIDE_PREFIX,
@@ -55,7 +56,7 @@ from services.orchestrator.video_source import STAGE as INPUT_STAGE
 
 log = logging.getLogger(__name__)
 
-SOURCE_NAME = "videophy2-test"
+SOURCE_NAME = TEST_SET_SOURCE
 STAGE = "download"  # the ledger's error stage of a video that could not be fetched
 REQUIRED_COLUMNS = ("caption", "model_name", "video_url")
 _SCHEMES = ("http://", "https://")
