@@ -78,12 +78,14 @@ async def serve(args: argparse.Namespace, judge_factory=None, on_listening=None,
     if judge_factory is None:
         judge_factory = _factory(args, _endpoint_options(args) if endpoint is None else endpoint)
     servicer = EvaluatorServicer(judge_factory, Storage(args.storage_root),
-                                 capacity=args.max_batch, batch_wait_s=args.batch_wait_ms / 1000.0)
+                                 capacity=args.max_batch, batch_wait_s=args.batch_wait_ms / 1000.0,
+                                 stall_limit_s=args.stall_limit_s)
 
     def register(server) -> None:
         evaluator_pb2_grpc.add_EvaluatorServiceServicer_to_server(servicer, server)
 
-    await run_service(args, SERVICE_NAME, register, servicer.load, on_listening=on_listening)
+    await run_service(args, SERVICE_NAME, register, servicer.load, on_listening=on_listening,
+                      watchdog=servicer.watchdog)
 
 
 def main(argv: list[str] | None = None) -> int:
