@@ -464,6 +464,7 @@ def reset_model(tx: Any) -> None:
 
     torch._dynamo.reset()
     acceleration.uncompile(pipe_of(tx))
+    tx.__dict__.pop("_repeated_blocks", None)  # the generic lossless' stand-in, not diffusers' own
     attention.reset_attention([tx])
 
 
