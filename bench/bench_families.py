@@ -550,6 +550,34 @@ def run_family(spec: FamilySpec, args: argparse.Namespace, plan: Planner) -> dic
     return res
 
 
+def to_meta(v: Any) -> Any:
+    if isinstance(v, torch.Tensor):
+        return v.to("meta")
+    if isinstance(v, tuple):
+        return tuple(to_meta(x) for x in v)
+    return v
+
+
+def count_flops(spec: FamilySpec) -> dict[str, Any]:
+    """FLOPs of one full-size forward (the lossless inputs), counted by torch's FlopCounterMode on the
+    meta device: no weights, no memory, no GPU. Matrix products and attention (as two batched matrix
+    products when SDPA decomposes on meta) are counted; elementwise work is not."""
+    import diffusers
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cfg, note = dict(spec.config), None
+    if cfg.get("concat_padding_mask") and not diffusers.utils.is_torchvision_available():
+        cfg["concat_padding_mask"], note = False, "padding-mask input channel not counted (no torchvision)"
+    with torch.device("meta"):
+        tx = getattr(diffusers, spec.model_class)(**cfg).to(torch.bfloat16)
+    inputs = {k: to_meta(v) for k, v in spec.inputs(tx, spec, "cpu", False, lossless=True).items()}
+    with FlopCounterMode(display=False) as fc, torch.inference_mode():
+        tx(**inputs)
+    by_op = {str(k): v for k, v in fc.get_flop_counts().get("Global", {}).items()}
+    return {"tflop": round(fc.get_total_flops() / 1e12, 2),
+            "by_op_tflop": {k: round(v / 1e12, 2) for k, v in sorted(by_op.items())}, "note": note}
+
+
 def summary_table(fams: dict[str, Any]) -> str:
     rows = ["family | batch x tokens | eager s | lossless s | speed-up | rel L2 | max abs | peak GiB e/l "
             "| label"]
@@ -580,12 +608,22 @@ def main() -> int:
     ap.add_argument("--deadline-s", type=float, default=1e9, help="skip steps that would end after this")
     ap.add_argument("--no-project-path", dest="project_path", action="store_false",
                     help="do not try the project's apply_acceleration as it is on the new families")
+    ap.add_argument("--count-flops", action="store_true",
+                    help="only count full-size FLOPs on the meta device (CPU), to OUT/flops.json")
     ap.add_argument("--out", default="bench/results/families_run")
     args = ap.parse_args()
     names = [n for n in args.families.split(",") if n]
     unknown = [n for n in names if n not in FAMILIES]
     if unknown:
         ap.error(f"unknown families {', '.join(unknown)} (known: {', '.join(FAMILIES)})")
+    if args.count_flops:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        flops = {n: count_flops(FAMILIES[n]) for n in names}
+        (out / "flops.json").write_text(json.dumps({"argv": sys.argv, "torch": torch.__version__,
+                                                    "families": flops}, indent=1))
+        print(json.dumps({n: f["tflop"] for n, f in flops.items()}))
+        return 0
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         ap.error("--device cuda but CUDA is not available (use --tiny --device cpu for a dry run)")
     from diffusers.utils import logging as diffusers_logging
