@@ -1,4 +1,4 @@
-"""Exact attention kernels for the Wan transformers, and the choice of the fastest one available.
+"""Exact attention kernels for the diffusers video transformers, and the choice of the fastest one available.
 
 Every kernel here computes softmax(q kᵀ / √d) v exactly (only the float accumulation order differs), so
 any of them may serve the ``lossless`` preset. Lossy kernels (Sage, FP8 attention) belong in a named

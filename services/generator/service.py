@@ -65,6 +65,7 @@ def params_proto(p: Params, scheduler: str = "", acceleration: str = "") -> gene
         guidance_scale=p.guidance_scale, guidance_scale_2=p.guidance_scale_2, flow_shift=p.flow_shift,
         boundary_ratio=p.boundary_ratio, fps=p.fps, negative_prompt=p.negative_prompt, seed=p.seed,
         max_sequence_length=p.max_sequence_length, scheduler=scheduler, acceleration=acceleration,
+        extra=p.extra,
     )
 
 
@@ -135,7 +136,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
             raise PathEscape(f"output_prefix {prefix!r} must be relative to the storage root")
         overrides = {f: getattr(req.overrides, f) for f in OVERRIDE_FIELDS if req.overrides.HasField(f)}
         params = resolve(self.backend.preset, seed=req.seed, negative_prompt=negative_prompt_of(req),
-                         **overrides)
+                         extra=dict(req.overrides.extra), **overrides)
         uri = f"{prefix.rstrip('/')}/{req.prompt_id}/{req.request_id}.mp4"
         self.storage.resolve(uri)  # refuses a prefix that leaves the root, before any GPU work
         fingerprint = hashlib.sha256(json.dumps(
@@ -376,7 +377,8 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
 
     async def GetInfo(self, request, context):
         presets = [
-            generator_pb2.Preset(name=p.name, model_id=p.model_id, defaults=params_proto(resolve(p, seed=0)))
+            generator_pb2.Preset(name=p.name, model_id=p.model_id, defaults=params_proto(resolve(p, seed=0)),
+                                 family=p.family, pipeline=p.family_spec.pipeline, source=p.source)
             for p in PRESETS.values()
         ]
         return generator_pb2.GetInfoResponse(model=self._model_proto(), runtime=self._runtime,
