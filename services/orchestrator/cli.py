@@ -5,6 +5,7 @@
     videophy-bench status RUN_DIR
     videophy-bench recover RUN_DIR    (rebuild a corrupt ledger from the videos and their sidecars)
     videophy-bench prompts [SOURCE] --out prompts.csv
+    videophy-bench models            (generator presets with family and defaults, and the judges)
     videophy-bench serve generator|evaluator ...   judge ...   report ...   leaderboard ...   cluster ...
     videophy-bench refine --run RUN_DIR --rounds 2 --llm-endpoint URL --llm-model NAME [run's flags]
 
@@ -83,6 +84,17 @@ OVERRIDES = (
 )
 
 
+def family_param(text: str) -> tuple[str, float]:
+    """`NAME=VALUE` of --param (the name is checked against the preset's family before anything starts)."""
+    name, sep, value = text.partition("=")
+    try:
+        if not sep or not name.strip():
+            raise ValueError
+        return name.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=NUMBER (booleans are 0 or 1)") from None
+
+
 def _delegate(module: str, func: str, extra: str, argv: list[str]) -> int:
     try:
         mod = importlib.import_module(module)
@@ -150,6 +162,16 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--negative-prompt", default=None, help="default: the official Wan negative prompt")
     for flag, _, typ in OVERRIDES:
         gen.add_argument(flag, type=typ, default=None, help="override the preset's value")
+    gen.add_argument(
+        "--param",
+        dest="params",
+        action="append",
+        type=family_param,
+        default=None,
+        metavar="NAME=VALUE",
+        help="a model family's own parameter (repeatable), e.g. use_dynamic_cfg=0 for CogVideoX; "
+        "`videophy-bench models` lists each preset's",
+    )
     env_flag(
         gen,
         "--model",
@@ -286,6 +308,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", required=True, help="prepared CSV to write (+ OUT.json with the hash)")
     pr.add_argument("--revision", default=None, help="Hub dataset revision to pin")
     pr.add_argument("--cache-dir", default=None, help="Hub cache directory")
+    md = sub.add_parser(
+        "models", help="list the generator presets (family, pipeline, official defaults) and the judges",
+        allow_abbrev=False)
+    md.add_argument("--json", action="store_true", help="everything as JSON")
     sv = sub.add_parser(
         "serve",
         help="serve a model: serve generator|evaluator [flags] (see serve X --help)",
@@ -328,9 +354,12 @@ def _run_options(args: argparse.Namespace, argv: list[str]):
         metrics_port=args.metrics_port,
         metrics_addr=args.metrics_addr,
         overrides={
-            key: getattr(args, flag[2:].replace("-", "_"))
-            for flag, key, _ in OVERRIDES
-            if getattr(args, flag[2:].replace("-", "_")) is not None
+            **{
+                key: getattr(args, flag[2:].replace("-", "_"))
+                for flag, key, _ in OVERRIDES
+                if getattr(args, flag[2:].replace("-", "_")) is not None
+            },
+            **({"extra": dict(args.params)} if args.params else {}),
         },
         negative_prompt=args.negative_prompt,
         local_generators=args.local_generators,
@@ -458,6 +487,10 @@ def _dispatch(argv: list[str]) -> tuple[str, Callable[[], int]]:
             return status_main(args.run_dir, args.json, args.watch)
         if args.command == "prompts":
             return _cmd_prompts(args)
+        if args.command == "models":
+            from services.orchestrator.models import models_main
+
+            return models_main(args.json)
         if args.command == "recover":
             from services.orchestrator.recover import recover_main
 
