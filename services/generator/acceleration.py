@@ -20,7 +20,8 @@ Presets (docs/performance.md has the measurements behind each choice):
     per-sample ones repeated N times. The per-sample path computes them once (equal up to rounding),
   - regional ``torch.compile`` of each transformer's repeated block (the model's ``_repeated_blocks``
     where diffusers declares them, else the blocks of its homogeneous ModuleLists, e.g. CogVideoX's
-    ``transformer_blocks``; fullgraph); the compile itself happens in the backend's warm-up, before the service reports ready,
+    ``transformer_blocks``; fullgraph); the compile itself happens in the backend's warm-up, before the
+    service reports ready,
   - the text encoder parked on the CPU (pinned) once embeddings are cached; `text_encoder_on` brings it
     back for an unseen prompt (GPU only; on the CPU nothing moves),
   - the VAE stays in fp32 on the device.

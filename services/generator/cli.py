@@ -27,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         allow_abbrev=False,
         prog="videophy-bench serve generator",
-        description="Serve a text-to-video model (any registered family) over gRPC (GeneratorService, health, reflection).",
+        description="Serve a text-to-video model (any registered family) over gRPC (GeneratorService, "
+        "health, reflection).",
     )
     add_server_flags(parser, DEFAULT_PORT)
     g = parser.add_argument_group("model")

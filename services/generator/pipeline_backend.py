@@ -86,7 +86,8 @@ class DiffusersPipelineBackend:
         from services.generator.acceleration import apply_acceleration
 
         if type(pipe).__name__ != self.family.pipeline:
-            raise InvalidRequest(f"{self.model_dir} holds a {type(pipe).__name__}, but preset {self.preset.name} "
+            raise InvalidRequest(f"{self.model_dir} holds a {type(pipe).__name__}, but preset "
+                                 f"{self.preset.name} "
                                  f"is a {self.family.pipeline}")
         if self.preset.scheduler is not None:  # the official code's scheduler, from the shipped config
             name, config = self.preset.scheduler
@@ -104,7 +105,8 @@ class DiffusersPipelineBackend:
         key = self.family.flow_shift
         if key is None or shift is None or float(self.pipe.scheduler.config.get(key, -1.0)) == float(shift):
             return
-        self.pipe.scheduler = type(self.pipe.scheduler).from_config(self._base_scheduler_config, **{key: shift})
+        cls = type(self.pipe.scheduler)
+        self.pipe.scheduler = cls.from_config(self._base_scheduler_config, **{key: shift})
 
     def warmup(self) -> None:
         """One 2-step generation at the preset's size: compiles kernels before the service is ready."""

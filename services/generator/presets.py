@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from services.common.errors import InvalidRequest
 from services.generator.families import WAN_NEGATIVE_PROMPT, Family, get_family
 
-__all__ = ["WAN_NEGATIVE_PROMPT", "PRESETS", "Params", "Preset", "get_preset", "resolve", "validate"]
+__all__ = ["PRESETS", "WAN_NEGATIVE_PROMPT", "Params", "Preset", "get_preset", "resolve", "validate"]
 
 MAX_STEPS = 200
 MAX_FRAMES = 257
@@ -30,7 +30,8 @@ WAN_SOURCE = "https://github.com/Wan-Video/Wan2.2 wan/configs/"
 class Preset:
     name: str
     model_id: str  # Hub repo id, or "" for models built locally (tiny)
-    layout: str  # checkpoint layout; Wan: "ti2v" (one transformer, expand_timesteps), "moe" (two experts), "t2v"
+    # checkpoint layout; Wan: "ti2v" (one transformer, expand_timesteps), "moe" (two experts), "t2v"
+    layout: str
     height: int
     width: int
     num_frames: int

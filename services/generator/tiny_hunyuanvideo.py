@@ -37,7 +37,8 @@ def llama_tokenizer():
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.add_special_tokens(list(_LLAMA_SPECIALS))
     tok.add_tokens([AddedToken("\n\n", normalized=False)])  # a token of its own, as in LLaMA 3's vocabulary
-    return LlamaTokenizerFast(tokenizer_object=tok, bos_token="<|begin_of_text|>", eos_token="<|end_of_text|>",
+    return LlamaTokenizerFast(tokenizer_object=tok, bos_token="<|begin_of_text|>",
+                              eos_token="<|end_of_text|>",
                               pad_token="<|pad|>", unk_token="<unk>", add_bos_token=True, add_eos_token=False)
 
 

@@ -40,7 +40,8 @@ def _table(rows: list[list[str]]) -> str:
 
 
 def render(presets: list[dict[str, Any]], judges: list[dict[str, Any]]) -> str:
-    head = ["PRESET", "FAMILY", "PIPELINE", "SIZE", "FRAMES", "STEPS", "GUIDANCE", "SHIFT", "FPS", "FAMILY PARAMS",
+    head = ["PRESET", "FAMILY", "PIPELINE", "SIZE", "FRAMES", "STEPS", "GUIDANCE", "SHIFT", "FPS",
+            "FAMILY PARAMS",
             "MODEL"]
     rows = [head] + [[
         r["preset"], r["family"], r["pipeline"], f"{r['width']}x{r['height']}",
