@@ -11,7 +11,7 @@ from typing import Any
 import grpc
 from grpc import aio
 
-from services.common.errors import status_for
+from services.common import errors
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,26 @@ def _wrap(handler: grpc.RpcMethodHandler,
 
     return _rebuild(handler, **{kind: unary})
 
+
+
+# The one mapping of domain errors onto status codes; the most specific class listed first wins.
+STATUS_CODES: tuple[tuple[type[errors.ServiceError], grpc.StatusCode], ...] = (
+    (errors.InvalidRequest, grpc.StatusCode.INVALID_ARGUMENT),  # PathEscape included
+    (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.Busy, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.OutOfMemory, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.NotReady, grpc.StatusCode.UNAVAILABLE),
+    (errors.Cancelled, grpc.StatusCode.CANCELLED),
+    (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+)
+
+
+def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    """Status code and message for any exception; unknown ones are INTERNAL with their type."""
+    if isinstance(exc, errors.ServiceError):
+        code = next((c for cls, c in STATUS_CODES if isinstance(exc, cls)), grpc.StatusCode.INTERNAL)
+        return code, str(exc) or type(exc).__name__
+    return grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}"
 
 class DrainInterceptor(aio.ServerInterceptor):
     """Counts domain calls in flight and, once draining, refuses new ones with UNAVAILABLE.

@@ -21,17 +21,13 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
-from services.common import judge_tasks
 from services.common.arguments import (
     Parser,
     RawDescriptionDefaultsHelpFormatter,
     VersionAction,
-    port,
 )
 from services.common.entry import configure_logging, guarded, print_library_logs_once
-from services.common.settings import env_flag, read_token
 
 USAGE_ERROR = 2
 
@@ -72,27 +68,7 @@ SERVE = {
     "generator": ("services.generator.cli", "generator"),
     "evaluator": ("services.evaluator.cli", "evaluator"),
 }
-OVERRIDES = (
-    ("--height", "height", int),
-    ("--width", "width", int),
-    ("--num-frames", "num_frames", int),
-    ("--steps", "num_inference_steps", int),
-    ("--guidance-scale", "guidance_scale", float),
-    ("--guidance-scale-2", "guidance_scale_2", float),
-    ("--flow-shift", "flow_shift", float),
-    ("--fps", "fps", int),
-)
 
-
-def family_param(text: str) -> tuple[str, float]:
-    """`NAME=VALUE` of --param (the name is checked against the preset's family before anything starts)."""
-    name, sep, value = text.partition("=")
-    try:
-        if not sep or not name.strip():
-            raise ValueError
-        return name.strip(), float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=NUMBER (booleans are 0 or 1)") from None
 
 
 def _delegate(module: str, func: str, extra: str, argv: list[str]) -> int:
@@ -109,8 +85,7 @@ def _delegate(module: str, func: str, extra: str, argv: list[str]) -> int:
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
-    from services.evaluator.catalog import judge_names  # torch-free name lists
-    from services.generator.presets import PRESETS
+    from services.orchestrator.run_options import add_run_flags
 
     p = sub.add_parser(
         "run",
@@ -119,149 +94,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         description="Generate (and judge) every selected prompt into RUN_DIR. Rerunning the same "
         "command resumes: finished items are verified and skipped.",
     )
-    p.add_argument(
-        "--prompts",
-        default="videophysics/videophy2_test",
-        help="'videophy2' / 'videophysics/videophy2_test' (Hub), 'sample' (bundled), or a CSV path "
-        "(default: %(default)s)",
-    )
-    p.add_argument("--prompts-revision", default=None, help="Hub dataset revision to pin")
-    vid = p.add_argument_group("existing videos (judge only: no generator is started)")
-    vid.add_argument(
-        "--videos",
-        default=None,
-        metavar="SOURCE",
-        help="judge these videos instead of generating: a CSV in the official inference.py format "
-        "(videopath, caption[, rule]; paths relative to the CSV or absolute) or a directory with its "
-        "videos.csv (or only CSV); captions map onto --prompts (docs/orchestrator.md)",
-    )
-    vid.add_argument(
-        "--arm", default=None, help="--videos: the model's name in results.csv (default: the source's name)"
-    )
-    p.add_argument("--out", required=True, help="run directory")
-    env_flag(
-        p,
-        "--storage-root",
-        default=None,
-        help="storage root the services share (default: the run directory); --out must be inside it",
-    )
-    sel = p.add_argument_group("selection (not part of the configuration: a run can be extended)")
-    sel.add_argument("--limit", type=int, default=None, help="first N prompts (after --ids / --hard-only)")
-    sel.add_argument("--ids", default=None, help="comma-separated prompt ids")
-    sel.add_argument("--hard-only", action="store_true", help="only the hard subset")
-    sel.add_argument(
-        "--seeds", type=int, default=1, help="videos per prompt (seed derived from run seed + id)"
-    )
-    gen = p.add_argument_group("configuration (a run directory refuses a different one)")
-    gen.add_argument("--seed", dest="run_seed", type=int, default=0, help="run seed (default: 0)")
-    gen.add_argument(
-        "--upsampled",
-        action="store_true",
-        help="generate from upsampled_caption (SA is still judged against caption)",
-    )
-    gen.add_argument("--negative-prompt", default=None, help="default: the official Wan negative prompt")
-    for flag, _, typ in OVERRIDES:
-        gen.add_argument(flag, type=typ, default=None, help="override the preset's value")
-    gen.add_argument(
-        "--param",
-        dest="params",
-        action="append",
-        type=family_param,
-        default=None,
-        metavar="NAME=VALUE",
-        help="a model family's own parameter (repeatable), e.g. use_dynamic_cfg=0 for CogVideoX; "
-        "`videophy-bench models` lists each preset's",
-    )
-    env_flag(
-        gen,
-        "--model",
-        default=None,
-        help="generator preset: what --local starts (default wan2.2-ti2v-5b); with remote generators, "
-        f"the preset they must serve; presets: {', '.join(PRESETS)}",
-    )
-    gen.add_argument(
-        "--judge-model",
-        default=None,
-        help="evaluator --local starts (default: tiny with a tiny --model, else videophy_2_auto); "
-        f"known judges: {', '.join(judge_names())}, or a local directory or Hub repo id",
-    )
-    gen.add_argument(
-        "--videocon-model",
-        default=None,
-        help="--local: also start evaluators of this model for the videocon tasks (e.g. videocon_physics; "
-        "default: none, the --judge-model evaluators must serve them, as tiny does); "
-        f"known judges: {', '.join(judge_names())}",
-    )
-    env_flag(
-        gen,
-        "--judge-tasks",
-        default=None,
-        help=f"comma list of {', '.join(judge_tasks.task_names())} (default: sa,pc plus rule when the "
-        "prompt set has rules); each is routed to evaluators that serve it",
-    )
-    ep = p.add_argument_group("services")
-    ep.add_argument(
-        "--local", action="store_true", help="start generator/evaluator children on loopback ports"
-    )
-    ep.add_argument(
-        "--allow-cpu",
-        action="store_true",
-        help="--local: start real (non-tiny) models although no GPU is visible (hours per video)",
-    )
-    ep.add_argument("--no-judge", action="store_true", help="generate only")
-    env_flag(ep, "--generators", default=None, help="host:port list or dns:///headless-service:port")
-    env_flag(ep, "--evaluators", default=None, help="host:port list or dns:///headless-service:port")
-    ep.add_argument(
-        "--local-generators", type=int, default=None, help="--local: generators (default: per GPU)"
-    )
-    ep.add_argument(
-        "--local-evaluators", type=int, default=None, help="--local: evaluators (default: per GPU)"
-    )
-    ep.add_argument("--startup-timeout-s", type=float, default=1800.0, help="wait this long for replicas")
-    ep.add_argument(
-        "--lock-wait-s",
-        type=float,
-        default=0.0,
-        help="wait this long for another orchestrator to release the run directory, then exit 75 "
-        "(retryable; the Kubernetes Job waits 300 s for a rescheduled pod's predecessor)",
-    )
-    ep.add_argument(
-        "--local-restarts",
-        type=int,
-        default=3,
-        help="--local: restart a child that exits this many times before the run stops (default: 3)",
-    )
-    env_flag(ep, "--auth-token", default=None, help="bearer token for the services")
-    env_flag(ep, "--auth-token-file", default=None, help="file holding the bearer token")
-    env_flag(ep, "--tls-ca", default=None, help="PEM CA to verify the services (enables TLS)")
-    env_flag(ep, "--tls-cert", default=None, help="PEM client certificate (mTLS)")
-    env_flag(ep, "--tls-key", default=None, help="PEM client key (mTLS)")
-    dp = p.add_argument_group("dispatch")
-    dp.add_argument("--item-deadline-s", type=float, default=3600.0, help="deadline of one generation")
-    dp.add_argument("--judge-deadline-s", type=float, default=900.0, help="deadline of one judge call")
-    dp.add_argument("--max-attempts", type=int, default=4, help="attempts before an item is marked failed")
-    dp.add_argument("--refresh-s", type=float, default=10.0, help="re-resolve replica addresses this often")
-    dp.add_argument(
-        "--stall-timeout-s",
-        type=float,
-        default=900.0,
-        help="stop (resumably) when no replica of a needed kind is ready this long",
-    )
-    dp.add_argument(
-        "--drain-grace-s",
-        type=float,
-        default=30.0,
-        help="on SIGINT/SIGTERM, let work in flight finish this long before stopping (default: 30)",
-    )
-    dp.add_argument("--no-progress", action="store_true", help="plain log lines even on a terminal")
-    env_flag(
-        dp,
-        "--metrics-port",
-        default=None,
-        type=port,
-        help="serve Prometheus metrics (videophy_pending_items, ...) on this port (0: any free one)",
-    )
-    env_flag(dp, "--metrics-addr", default="0.0.0.0", help="address the metrics server binds")
+    add_run_flags(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -324,79 +157,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_options(args: argparse.Namespace, argv: list[str]):
-    from services.common.channel import ClientConfig
-    from services.common.judge_tasks import parse_tasks
-    from services.evaluator.catalog import TINY
-    from services.orchestrator.dispatch import DispatchOptions
-    from services.orchestrator.runner import DEFAULT_JUDGE, RunOptions, is_tiny_preset
+    from services.orchestrator.run_options import RunOptions
 
-    model = args.model
-    judge_model = args.judge_model or (TINY if model and is_tiny_preset(model) else DEFAULT_JUDGE)
-    return RunOptions(
-        prompts=args.prompts,
-        out=Path(args.out),
-        storage_root=Path(args.storage_root) if args.storage_root else None,
-        limit=args.limit,
-        ids=[i.strip() for i in args.ids.split(",") if i.strip()] if args.ids else None,
-        hard_only=args.hard_only,
-        seeds=args.seeds,
-        run_seed=args.run_seed,
-        upsampled=args.upsampled,
-        generators=args.generators,
-        evaluators=args.evaluators,
-        local=args.local,
-        allow_cpu=args.allow_cpu,
-        model=model,
-        judge_model=judge_model,
-        videocon_model=args.videocon_model,
-        judge_tasks=parse_tasks(args.judge_tasks) if args.judge_tasks else None,
-        no_judge=args.no_judge,
-        metrics_port=args.metrics_port,
-        metrics_addr=args.metrics_addr,
-        overrides={
-            **{
-                key: getattr(args, flag[2:].replace("-", "_"))
-                for flag, key, _ in OVERRIDES
-                if getattr(args, flag[2:].replace("-", "_")) is not None
-            },
-            **({"extra": dict(args.params)} if args.params else {}),
-        },
-        negative_prompt=args.negative_prompt,
-        local_generators=args.local_generators,
-        local_evaluators=args.local_evaluators,
-        local_restarts=args.local_restarts,
-        startup_timeout_s=args.startup_timeout_s,
-        lock_wait_s=args.lock_wait_s,
-        prompt_revision=args.prompts_revision,
-        progress=False if args.no_progress else None,
-        client=ClientConfig(
-            token=read_token(args.auth_token, args.auth_token_file),
-            tls_ca=args.tls_ca,
-            tls_cert=args.tls_cert,
-            tls_key=args.tls_key,
-        ),
-        dispatch=DispatchOptions(
-            gen_deadline_s=args.item_deadline_s,
-            judge_deadline_s=args.judge_deadline_s,
-            max_attempts=args.max_attempts,
-            refresh_s=args.refresh_s,
-            stall_timeout_s=args.stall_timeout_s,
-            drain_grace_s=args.drain_grace_s,
-        ),
-        argv=["videophy-bench", *argv],
-        videos=args.videos,
-        arm=args.arm,
-    )
+    return RunOptions.from_cli_args(args, argv)
 
 
 def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from services.orchestrator import exit_codes
-    from services.orchestrator.dispatch import NoReplicas
     from services.orchestrator.interrupt import Interrupted
     from services.orchestrator.items import MAX_SEEDS
     from services.orchestrator.ledger import ConfigMismatch, LedgerCorrupt, RunLocked
     from services.orchestrator.local import LocalServiceError
     from services.orchestrator.prompts import PromptSetError
+    from services.orchestrator.replicas import NoReplicas
     from services.orchestrator.runner import UsageError, run_sync
 
     if not 1 <= args.seeds <= MAX_SEEDS or (args.limit is not None and args.limit < 0):

@@ -35,17 +35,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 from google.protobuf import json_format
-from tenacity import RetryCallState, wait_exponential, wait_random
 from videophy.v1 import evaluator_pb2, generator_pb2
 
 from services.common import judge_tasks
@@ -55,7 +52,10 @@ from services.orchestrator import artifacts
 from services.orchestrator.clients import EvaluatorClient, GeneratorClient, ProtocolError
 from services.orchestrator.discovery import Target, resolve
 from services.orchestrator.items import WorkItem
+from services.orchestrator.judge_queue import JobQueue, JudgeJob, Judging, partition_tasks
 from services.orchestrator.ledger import Ledger, StoredAnswer
+from services.orchestrator.replicas import NoReplicas, Replica, ReplicaInfo, backoff_s, replica_info
+from services.orchestrator.run_options import DispatchOptions
 
 log = logging.getLogger(__name__)
 
@@ -72,270 +72,6 @@ PERMANENT = frozenset(
     }
 )
 
-
-def partition_tasks(tasks: frozenset[str], pools: set[frozenset[str]]) -> list[frozenset[str]]:
-    """Split `tasks` into as few jobs as the pools allow (greedy: the pool covering most first).
-
-    Tasks that no pool serves form one last job, which waits for a replica that serves them all.
-    """
-    left = set(tasks)
-    groups: list[frozenset[str]] = []
-    ordered = sorted(pools, key=lambda p: tuple(sorted(p)))
-    while left:
-        best = max(ordered, key=lambda p: len(p & left), default=frozenset())
-        cover = best & left
-        if not cover:
-            groups.append(frozenset(left))
-            break
-        groups.append(frozenset(cover))
-        left -= cover
-    return groups
-
-
-class NoReplicas(RuntimeError):
-    """No replica of a needed kind was ready for the stall timeout; the run stops (and can be resumed)."""
-
-
-class TasksUnserved(RuntimeError):
-    """Requested judge tasks that no evaluator replica serves (found before the run starts)."""
-
-
-@dataclass
-class DispatchOptions:
-    output_prefix: str = "videos"
-    overrides: dict[str, Any] = field(default_factory=dict)
-    negative_prompt: str | None = None
-    gen_deadline_s: float = 3600.0
-    judge_deadline_s: float = 900.0
-    max_attempts: int = 4
-    refresh_s: float = 10.0
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 30.0
-    stall_timeout_s: float = 900.0
-    drain_grace_s: float = 30.0  # after drain(): how long calls in flight may take to finish
-    # Requested judge tasks (services.common.judge_tasks); a rule task applies only to items with a rule.
-    judge_tasks: tuple[str, ...] = ("sa", "pc", "rule")
-    verify_decode: bool = True
-    # Send every prompt of the run to each generator when it joins (Prepare), so all embeddings are
-    # encoded once up front; best effort: a replica that refuses still encodes on demand.
-    prepare_prompts: bool = True
-    prepare_batch: int = 64
-    prepare_deadline_s: float = 600.0
-    # Threads that verify videos (sha256 + full decode; PyAV mostly releases the GIL). Few on purpose:
-    # each one competes with the event loop for the GIL whenever the loop waits on a socket or SQLite.
-    verify_threads: int = field(default_factory=lambda: max(1, min(4, (os.cpu_count() or 2) // 2)))
-
-
-@dataclass
-class ReplicaInfo:
-    """What a replica told GetInfo (kept for the manifest)."""
-
-    kind: str
-    address: str
-    model_id: str
-    revision: str
-    preset: str
-    device: str
-    device_name: str
-    hostname: str
-    capacity: int
-    library_versions: dict[str, str] = field(default_factory=dict)
-    tasks: list[str] = field(default_factory=list)  # judge tasks an evaluator serves (GetInfo)
-
-    def model_key(self) -> tuple[str, str, str]:
-        return (self.preset, self.model_id, self.revision)
-
-
-def replica_info(kind: str, address: str, info: Any) -> ReplicaInfo:
-    rt = info.runtime
-    return ReplicaInfo(
-        kind,
-        address,
-        info.model.model_id,
-        info.model.revision,
-        info.model.preset,
-        rt.device,
-        rt.device_name,
-        rt.hostname,
-        max(1, int(info.capacity or 1)),
-        dict(rt.library_versions),
-        [t.name for t in map(judge_tasks.task_by_wire, getattr(info, "tasks", ())) if t is not None],
-    )
-
-
-def backoff_s(failures: int, initial: float, maximum: float) -> float:
-    """Exponential backoff (tenacity) plus up to `initial` of jitter, for the n-th failure in a row."""
-    state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
-    state.attempt_number = max(1, failures)
-    return float((wait_exponential(multiplier=initial, max=maximum) + wait_random(0, initial))(state))
-
-
-async def first_info(kind: str, targets: list[Target], config: ClientConfig, timeout_s: float) -> ReplicaInfo:
-    """GetInfo of the first replica that answers (retrying with backoff until `timeout_s`)."""
-    cls = GeneratorClient if kind == "generator" else EvaluatorClient
-    deadline = time.monotonic() + timeout_s
-    failures = 0
-    last = "no address resolved"
-    while True:
-        for address in sorted(await resolve(targets)):
-            client = cls(address, config)
-            try:
-                return replica_info(kind, address, await client.info())
-            except grpc.aio.AioRpcError as exc:
-                last = f"{address}: {exc.code().name}: {exc.details()}"
-            finally:
-                await client.close()
-        failures += 1
-        if time.monotonic() > deadline:
-            raise NoReplicas(f"no {kind} answered within {timeout_s:.0f}s (last: {last})")
-        await asyncio.sleep(backoff_s(failures, 0.2, 5.0))
-
-
-def _unserved_message(missing: set[str], infos: dict[str, ReplicaInfo]) -> str:
-    serving = "; ".join(
-        f"{a} ({i.preset or i.model_id}) serves {', '.join(i.tasks) or 'nothing'}"
-        for a, i in sorted(infos.items())
-    )
-    names = ", ".join(t for t in judge_tasks.task_names() if t in missing)
-    return (
-        f"judge task(s) {names} not served by any evaluator "
-        f"({serving}); add evaluators that serve them (--evaluators, or --videocon-model with --local) "
-        "or drop them from --judge-tasks"
-    )
-
-
-async def evaluator_infos(
-    targets: list[Target], config: ClientConfig, tasks: frozenset[str], timeout_s: float
-) -> dict[str, ReplicaInfo]:
-    """GetInfo of the evaluator replicas until together they serve every task in `tasks`.
-
-    Raises TasksUnserved at once when every listed (`host:port`) replica answered and some task is
-    still missing; with `dns:///` targets (replicas may still be starting) it waits up to `timeout_s`.
-    Raises NoReplicas when no replica answers at all.
-    """
-    deadline = time.monotonic() + timeout_s
-    infos: dict[str, ReplicaInfo] = {}
-    static = all(not t.dns for t in targets)
-    failures = 0
-    last = "no address resolved"
-    while True:
-        addresses = sorted(await resolve(targets))
-        for address in addresses:
-            if address in infos:
-                continue
-            client = EvaluatorClient(address, config)
-            try:
-                infos[address] = replica_info("evaluator", address, await client.info())
-            except grpc.aio.AioRpcError as exc:
-                last = f"{address}: {exc.code().name}: {exc.details()}"
-            finally:
-                await client.close()
-        served = {t for i in infos.values() for t in i.tasks}
-        missing = set(tasks) - served
-        if infos and not missing:
-            return infos
-        answered_all = bool(addresses) and all(a in infos for a in addresses)
-        failures += 1
-        if infos and ((answered_all and static) or time.monotonic() > deadline):
-            raise TasksUnserved(_unserved_message(missing, infos))
-        if time.monotonic() > deadline:
-            raise NoReplicas(f"no evaluator answered within {timeout_s:.0f}s (last: {last})")
-        await asyncio.sleep(backoff_s(failures, 0.2, 5.0))
-
-
-class _Replica:
-    def __init__(self, kind: str, address: str, client: GeneratorClient | EvaluatorClient) -> None:
-        self.kind = kind
-        self.address = address
-        self.client = client
-        self.retired = False
-        self.accepted = False  # answered GetInfo and serves this run's model (and tasks)
-        self.serves: frozenset[str] = frozenset()  # evaluator: requested tasks it may answer
-        self.tasks: list[asyncio.Task] = []
-        self.idle: set[asyncio.Task] = set()
-        self.info: ReplicaInfo | None = None
-
-
-@dataclass(eq=False)
-class _Judging:
-    """One video being judged: the tasks it needs, and the answers so far (merged into one row)."""
-
-    item: WorkItem
-    required: frozenset[str]
-    answered: set[str] = field(default_factory=set)
-    active: bool = True  # False once the item failed or went back to generation: its jobs are dropped
-    seconds: float = 0.0
-
-    @property
-    def complete(self) -> bool:
-        return self.required <= self.answered
-
-
-@dataclass(eq=False)
-class JudgeJob:
-    """Some of one video's tasks, for a replica that serves all of them."""
-
-    ctx: _Judging
-    tasks: frozenset[str]
-    attempts: int = 0
-
-
-class JobQueue:
-    """FIFO of judge jobs; `get(served)` waits for the first job whose tasks `served` covers."""
-
-    def __init__(self) -> None:
-        self.jobs: list[JudgeJob] = []
-        self._waiters: list[asyncio.Future[None]] = []
-
-    def __len__(self) -> int:
-        return len(self.jobs)
-
-    def put(self, job: JudgeJob) -> None:
-        self.jobs.append(job)
-        self.wake()
-
-    def wake(self) -> None:
-        for fut in self._waiters:
-            if not fut.done():
-                fut.set_result(None)
-        self._waiters.clear()
-
-    def _take(self, served: frozenset[str]) -> JudgeJob | None:
-        self.jobs = [j for j in self.jobs if j.ctx.active]
-        for k, job in enumerate(self.jobs):
-            if job.tasks <= served:
-                return self.jobs.pop(k)
-        return None
-
-    async def get(self, served: frozenset[str]) -> JudgeJob:
-        while True:
-            job = self._take(served)
-            if job is not None:
-                return job
-            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiters.append(fut)
-            try:
-                await fut
-            finally:
-                if fut in self._waiters:
-                    self._waiters.remove(fut)
-
-    def replan(self, pools: set[frozenset[str]]) -> None:
-        """Re-split the waiting jobs of each video for the current pools (order kept per video)."""
-        by_ctx: dict[int, list[JudgeJob]] = {}
-        for job in self.jobs:
-            if job.ctx.active:
-                by_ctx.setdefault(id(job.ctx), []).append(job)
-        out: list[JudgeJob] = []
-        for job in self.jobs:
-            group = by_ctx.pop(id(job.ctx), None)
-            if group is None:
-                continue  # already re-split at this video's first job (or dropped)
-            tasks = frozenset().union(*(j.tasks for j in group))
-            attempts = max(j.attempts for j in group)
-            out += [JudgeJob(job.ctx, g, attempts) for g in partition_tasks(tasks, pools)]
-        self.jobs = out
-        self.wake()
 
 
 class Dispatcher:
@@ -367,7 +103,7 @@ class Dispatcher:
         self._busy_tasks: Counter[str] = Counter()  # judge tasks being answered right now
         self._last_ready_task = dict.fromkeys(options.judge_tasks, time.monotonic())
         self._started = False
-        self.replicas: dict[str, dict[str, _Replica]] = {"generator": {}, "evaluator": {}}
+        self.replicas: dict[str, dict[str, Replica]] = {"generator": {}, "evaluator": {}}
         self.seen: dict[str, ReplicaInfo] = {}
         self.in_flight: Counter[str] = Counter()
         self._remaining = 0
@@ -506,7 +242,7 @@ class Dispatcher:
             client = (GeneratorClient if kind == "generator" else EvaluatorClient)(
                 address, self.client_config
             )
-            rep = _Replica(kind, address, client)
+            rep = Replica(kind, address, client)
             pool[address] = rep
             rep.tasks.append(asyncio.create_task(self._start_replica(rep)))
             log.info("%s replica joined: %s", kind, address)
@@ -519,7 +255,7 @@ class Dispatcher:
             if kind == "evaluator" and rep.accepted:
                 self.jobs.replan(self._pools())
 
-    async def _start_replica(self, rep: _Replica) -> None:
+    async def _start_replica(self, rep: Replica) -> None:
         failures = 0
         while not rep.retired:
             try:
@@ -564,7 +300,7 @@ class Dispatcher:
         for _ in range(rep.info.capacity):
             rep.tasks.append(asyncio.create_task(worker(rep)))
 
-    async def _prepare(self, rep: _Replica) -> None:
+    async def _prepare(self, rep: Replica) -> None:
         """Encode the run's prompts on a joining generator, in batches; failures only cost speed."""
         if not self.opts.prepare_prompts or not self._gen_prompts:
             return
@@ -595,7 +331,7 @@ class Dispatcher:
                 await rep.client.close()
 
     # -- worker loop -----------------------------------------------------------------------------
-    async def _wait_ready(self, rep: _Replica) -> bool:
+    async def _wait_ready(self, rep: Replica) -> bool:
         failures = 0
         while not rep.retired and not self._draining:
             if await rep.client.ready():
@@ -608,7 +344,7 @@ class Dispatcher:
             await asyncio.sleep(backoff_s(failures, self.opts.backoff_initial_s, self.opts.backoff_max_s))
         return False
 
-    async def _pull(self, rep: _Replica, handle: Callable[[_Replica, Any], Awaitable[bool]]) -> None:
+    async def _pull(self, rep: Replica, handle: Callable[[Replica, Any], Awaitable[bool]]) -> None:
         me = asyncio.current_task()
         assert me is not None
         failures = 0
@@ -643,10 +379,10 @@ class Dispatcher:
             if failures:
                 await asyncio.sleep(backoff_s(failures, self.opts.backoff_initial_s, self.opts.backoff_max_s))
 
-    async def _gen_worker(self, rep: _Replica) -> None:
+    async def _gen_worker(self, rep: Replica) -> None:
         await self._pull(rep, self._generate)
 
-    async def _judge_worker(self, rep: _Replica) -> None:
+    async def _judge_worker(self, rep: Replica) -> None:
         await self._pull(rep, self._judge)
 
     # -- settling items --------------------------------------------------------------------------
@@ -706,7 +442,7 @@ class Dispatcher:
             req.negative_prompt = self.opts.negative_prompt
         return req
 
-    async def _generate(self, rep: _Replica, item: WorkItem) -> bool:
+    async def _generate(self, rep: Replica, item: WorkItem) -> bool:
         item.gen_attempts += 1
         self.ledger.begin_attempt(
             item.request_id, "gen_attempts", state="generating", gen_replica=rep.address
@@ -746,7 +482,7 @@ class Dispatcher:
         return json.dumps(json_format.MessageToDict(result))
 
     async def _check_generated(
-        self, rep: _Replica, item: WorkItem, result: generator_pb2.GenerateResult, seconds: float
+        self, rep: Replica, item: WorkItem, result: generator_pb2.GenerateResult, seconds: float
     ) -> None:
         try:
             uri, sha = result.artifact.uri, result.artifact.sha256
@@ -791,14 +527,14 @@ class Dispatcher:
 
     def _enqueue_judging(self, item: WorkItem) -> None:
         """Split the video's unanswered tasks into jobs for the current pools."""
-        ctx = _Judging(item, self._required(item), set(item.answered))
+        ctx = Judging(item, self._required(item), set(item.answered))
         if ctx.complete:  # answered in an earlier session (all but the state change)
             self._complete(ctx)
             return
         for tasks in partition_tasks(ctx.required - ctx.answered, self._pools()):
             self.jobs.put(JudgeJob(ctx, tasks))
 
-    def _complete(self, ctx: _Judging) -> None:
+    def _complete(self, ctx: Judging) -> None:
         """Mark an item judged whose answers were all recorded in an earlier session."""
         ctx.active = False
         self.ledger.update(ctx.item.request_id, state="judged", judged_at=time.time(), error=None)
@@ -815,7 +551,7 @@ class Dispatcher:
             request_id=item.request_id, video_uri=item.video_uri, queries=queries, video_sha256=item.sha256
         )
 
-    async def _judge(self, rep: _Replica, job: JudgeJob) -> bool:
+    async def _judge(self, rep: Replica, job: JudgeJob) -> bool:
         ctx, item = job.ctx, job.ctx.item
         if not ctx.active:
             return True

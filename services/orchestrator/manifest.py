@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from services.common.runtime import library_versions
-from services.orchestrator.dispatch import ReplicaInfo
 from services.orchestrator.export import write_atomic
+from services.orchestrator.replicas import ReplicaInfo
 
 MANIFEST_NAME = "manifest.json"
 ORCHESTRATOR_LIBRARIES = (

@@ -10,12 +10,9 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services.common.channel import ClientConfig
 from services.common.errors import InvalidRequest
 from services.common.judge_tasks import applies, default_tasks, families, task_names, tasks_of
 from services.common.limits import MAX_PROMPT_CHARS, check_text
@@ -25,14 +22,7 @@ from services.evaluator.catalog import unknown_judge
 from services.generator.presets import PRESETS, get_preset, resolve
 from services.orchestrator import artifacts, export, manifest, video_source
 from services.orchestrator.discovery import Target, parse_targets
-from services.orchestrator.dispatch import (
-    Dispatcher,
-    DispatchOptions,
-    ReplicaInfo,
-    TasksUnserved,
-    evaluator_infos,
-    first_info,
-)
+from services.orchestrator.dispatch import Dispatcher
 from services.orchestrator.interrupt import Interrupted, SignalStop
 from services.orchestrator.items import RunConfig, WorkItem, derive_seed
 from services.orchestrator.ledger import Ledger, RunLock
@@ -40,6 +30,8 @@ from services.orchestrator.local import LocalServices, visible_gpus
 from services.orchestrator.metrics import RunMetrics, run_metrics
 from services.orchestrator.progress import progress_info, run_progress
 from services.orchestrator.prompts import Prompt, PromptSet, load_prompt_set
+from services.orchestrator.replicas import ReplicaInfo, TasksUnserved, evaluator_infos, first_info
+from services.orchestrator.run_options import RunOptions
 from services.orchestrator.status import recent_rate
 
 log = logging.getLogger(__name__)
@@ -51,50 +43,6 @@ DEFAULT_JUDGE = "videophy_2_auto"
 
 class UsageError(RuntimeError):
     """Bad arguments or a run directory that cannot take this run (exit code 2)."""
-
-
-@dataclass
-class RunOptions:
-    prompts: str
-    out: Path
-    storage_root: Path | None = None
-    limit: int | None = None
-    ids: list[str] | None = None
-    hard_only: bool = False
-    seeds: int = 1
-    run_seed: int = 0
-    upsampled: bool = False
-    generators: str | None = None
-    evaluators: str | None = None
-    local: bool = False
-    allow_cpu: bool = False  # --local: start real (non-tiny) models although no GPU is visible
-    model: str | None = None
-    judge_model: str | None = None
-    videocon_model: str | None = None  # --local: a second evaluator kind for the videocon tasks
-    judge_tasks: tuple[str, ...] | None = None  # None: sa,pc plus rule when the prompt set has rules
-    no_judge: bool = False
-    metrics_port: int | None = None  # serve Prometheus metrics here (0: any free port)
-    metrics_addr: str = "0.0.0.0"
-    metrics_interval_s: float = 1.0
-    overrides: dict[str, Any] = field(default_factory=dict)
-    negative_prompt: str | None = None
-    local_generators: int | None = None
-    local_evaluators: int | None = None
-    local_generator_args: list[str] = field(default_factory=list)
-    local_evaluator_args: list[str] = field(default_factory=list)
-    local_restarts: int = 3  # --local: restarts per child that exits during the run
-    startup_timeout_s: float = 1800.0
-    lock_wait_s: float = 0.0  # wait this long for another orchestrator to release the run directory
-    prompt_revision: str | None = None
-    cache_dir: str | None = None
-    progress: bool | None = None  # None: rich on a TTY, log lines otherwise
-    client: ClientConfig = field(default_factory=ClientConfig)
-    dispatch: DispatchOptions = field(default_factory=DispatchOptions)
-    argv: list[str] = field(default_factory=list)
-    # Builds the work items from (prompt set, config hash) instead of the selection (e.g. `refine`).
-    items_fn: Callable[[PromptSet, str], list[WorkItem]] | None = None
-    videos: str | None = None  # judge these existing videos (video_source.py); no generator
-    arm: str | None = None  # --videos: the arm (the model); default the source's name
 
 
 def _output_prefix(run_dir: Path, storage_root: Path) -> str:
@@ -507,11 +455,8 @@ async def run(opts: RunOptions, stop: SignalStop | None = None) -> int:
             len(to_judge),
             config.hash,
         )
-        dispatch_opts = opts.dispatch
-        dispatch_opts.output_prefix = prefix
-        dispatch_opts.overrides = dict(opts.overrides)
-        dispatch_opts.negative_prompt = opts.negative_prompt
-        dispatch_opts.judge_tasks = judge_tasks
+        dispatch_opts = opts.dispatch.for_run(output_prefix=prefix, overrides=opts.overrides,
+                                              negative_prompt=opts.negative_prompt, judge_tasks=judge_tasks)
         dispatcher = Dispatcher(
             ledger,
             storage,

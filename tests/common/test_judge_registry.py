@@ -15,10 +15,12 @@ from services.evaluator import catalog
 from services.evaluator.catalog import JudgeSpec
 from services.orchestrator import runner
 from services.orchestrator.analysis import loading
-from services.orchestrator.dispatch import Dispatcher, DispatchOptions, partition_tasks, replica_info
+from services.orchestrator.dispatch import Dispatcher, DispatchOptions
 from services.orchestrator.export import export_run
 from services.orchestrator.items import WorkItem
+from services.orchestrator.judge_queue import partition_tasks
 from services.orchestrator.ledger import Ledger, StoredAnswer
+from services.orchestrator.replicas import replica_info
 from services.orchestrator.results_schema import RESULTS_COLUMNS, results_columns
 
 BUILT_IN = ("sa", "pc", "rule", "videocon_sa", "videocon_pc")

@@ -14,7 +14,7 @@ from pathlib import Path
 from run_dirs import results, rows
 
 from services.orchestrator.cli import main
-from services.orchestrator.dispatch import partition_tasks
+from services.orchestrator.judge_queue import partition_tasks
 
 
 def run_args(storage: Path, name: str, gens: str, *extra: str) -> list[str]:

@@ -200,10 +200,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def refine_main(argv: list[str]) -> int:
     from services.orchestrator import cli
-    from services.orchestrator.dispatch import NoReplicas
     from services.orchestrator.ledger import ConfigMismatch, RunLocked
     from services.orchestrator.local import LocalServiceError
     from services.orchestrator.prompts import PromptSetError
+    from services.orchestrator.replicas import NoReplicas
     from services.orchestrator.runner import UsageError
 
     args = _parser().parse_args(argv)
