@@ -94,6 +94,15 @@ def build_tiny_pipeline(out_dir: str | Path, layout: str = "ti2v", seed: int = 0
     return save_pipeline(pipe, out, {"layout": layout, "seed": seed})
 
 
+def tiny_target(preset, out_dir: str | Path | None) -> tuple[Path, bool]:
+    """Where a family's tiny pipeline goes (default: the cache, named after the preset) and whether
+    it is built there already."""
+    from services.common.cache import cache_dir
+
+    out = Path(out_dir) if out_dir is not None else cache_dir() / preset.name
+    return out, (out / "model_index.json").is_file()
+
+
 def save_pipeline(pipe, out: Path, meta: dict) -> Path:
     """`pipe.save_pretrained` into `out` through a private build folder renamed into place: replicas
     starting together never see half a model. `meta` goes to videophy_tiny.json beside it."""

@@ -14,7 +14,7 @@ import string
 import tempfile
 from pathlib import Path
 
-from services.generator.tiny import _COMMON_WORDS, save_pipeline
+from services.generator.tiny import _COMMON_WORDS, save_pipeline, tiny_target
 
 TEXT_DIM = 32
 _LLAMA_SPECIALS = ("<|pad|>", "<unk>", "<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>",
@@ -66,10 +66,8 @@ def build(preset, out_dir: str | Path | None = None, seed: int = 0) -> Path:
     )
     from transformers import CLIPTextConfig, CLIPTextModel, LlamaConfig, LlamaModel
 
-    from services.common.cache import cache_dir
-
-    out = Path(out_dir) if out_dir is not None else cache_dir() / preset.name
-    if (out / "model_index.json").is_file():
+    out, built = tiny_target(preset, out_dir)
+    if built:
         return out
     torch.manual_seed(seed)
     tok = llama_tokenizer()

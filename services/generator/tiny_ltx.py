@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.generator.tiny import TINY_TEXT_DIM, save_pipeline, t5_encoder, tiny_tokenizer
+from services.generator.tiny import TINY_TEXT_DIM, save_pipeline, t5_encoder, tiny_target, tiny_tokenizer
 
 
 def build(preset, out_dir: str | Path | None = None, seed: int = 0) -> Path:
@@ -22,10 +22,8 @@ def build(preset, out_dir: str | Path | None = None, seed: int = 0) -> Path:
         LTXVideoTransformer3DModel,
     )
 
-    from services.common.cache import cache_dir
-
-    out = Path(out_dir) if out_dir is not None else cache_dir() / preset.name
-    if (out / "model_index.json").is_file():
+    out, built = tiny_target(preset, out_dir)
+    if built:
         return out
     torch.manual_seed(seed)
     tok = tiny_tokenizer()
