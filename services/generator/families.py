@@ -63,6 +63,8 @@ class Family:
     extra: tuple[ExtraParam, ...] = ()
     fps_kwarg: str | None = None  # pipeline keyword that takes the fps (LTX conditions on the rate)
     url: str = ""  # where the rules come from
+    # "module:callable" -> the tiny pipeline's (offline) tokenizer: the orchestrator counts prompt tokens
+    tiny_tokenizer: str = "services.generator.tiny:tiny_tokenizer"
 
     def extra_param(self, name: str) -> ExtraParam:
         for p in self.extra:
@@ -140,7 +142,7 @@ register_family(Family(
 register_family(Family(
     "hunyuanvideo", "HunyuanVideoPipeline", "services.generator.pipeline_backend:DiffusersPipelineBackend",
     "services.generator.tiny_hunyuanvideo:build", frame_step=4, spatial_multiple=16, negative_prompt="",
-    flow_shift="shift",
+    flow_shift="shift", tiny_tokenizer="services.generator.tiny_hunyuanvideo:llama_tokenizer",
     extra=(ExtraParam("true_cfg_scale", 1, 50, "real classifier-free guidance (1: off, the "
                       "distilled guidance_scale alone, as the official code)"),),
     url="https://github.com/Tencent/HunyuanVideo",

@@ -23,7 +23,7 @@ MIN_SIDE = 16
 # A family's own parameters travel in `extra` (GenerationOverrides.extra, Params.extra).
 OVERRIDE_FIELDS = ("height", "width", "num_frames", "num_inference_steps", "guidance_scale",
                    "guidance_scale_2", "flow_shift", "fps")
-WAN_SOURCE = "https://github.com/Wan-Video/Wan2.2 wan/configs/"
+WAN_SOURCE = "https://github.com/Wan-Video/Wan2.2 wan/configs/ (shared_config.py, wan_*.py)"
 
 
 @dataclass(frozen=True)
@@ -73,13 +73,16 @@ PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
         Preset("wan2.2-ti2v-5b", "Wan-AI/Wan2.2-TI2V-5B-Diffusers", "ti2v", 704, 1280, 121, 50, 5.0, 5.0, 24,
-               spatial_multiple=32, sizes=((1280, 704), (704, 1280))),
+               spatial_multiple=32, sizes=((1280, 704), (704, 1280)),
+               source="https://github.com/Wan-Video/Wan2.2 wan/configs/wan_ti2v_5B.py + generate.py"),
         Preset("wan2.2-t2v-a14b", "Wan-AI/Wan2.2-T2V-A14B-Diffusers", "moe", 720, 1280, 81, 40, 4.0, 12.0, 16,
                guidance_scale_2=3.0, boundary_ratio=0.875,
                sizes=((1280, 720), (720, 1280), (832, 480), (480, 832)),
-               note="flow shift 12.0 as in the official wan_t2v_A14B config (the Hub scheduler ships 3.0)"),
+               note="flow shift 12.0 as in the official wan_t2v_A14B config (the Hub scheduler ships 3.0)",
+               source="https://github.com/Wan-Video/Wan2.2 wan/configs/wan_t2v_A14B.py"),
         Preset("wan2.1-t2v-14b", "Wan-AI/Wan2.1-T2V-14B-Diffusers", "t2v", 720, 1280, 81, 50, 5.0, 5.0, 16,
-               sizes=((1280, 720), (720, 1280), (832, 480), (480, 832))),
+               sizes=((1280, 720), (720, 1280), (832, 480), (480, 832)),
+               source="https://github.com/Wan-Video/Wan2.1 wan/configs/wan_t2v_14B.py + generate.py"),
         Preset("tiny", "", "ti2v", 64, 64, 9, 4, 5.0, 5.0, 24, spatial_multiple=32,
                note="random weights in the TI2V-5B layout, built offline"),
         Preset("tiny-moe", "", "moe", 48, 48, 9, 4, 4.0, 12.0, 16, guidance_scale_2=3.0, boundary_ratio=0.875,
@@ -103,7 +106,7 @@ PRESETS: dict[str, Preset] = {
                extra=(("guidance_rescale", 0.0), ("decode_timestep", 0.0), ("decode_noise_scale", 0.0)),
                note="random weights in the LTX-Video layout, built offline"),
         # The official sample_video.py defaults: 720x1280, 129 frames, 50 steps, embedded guidance 6.0,
-        # flow shift 7.0, no real CFG; 24 fps.
+        # flow shift 7.0, no real CFG; 24 fps (the diffusers example's 320x512 / 61 / 30 steps is a demo).
         Preset("hunyuanvideo", "hunyuanvideo-community/HunyuanVideo", "hunyuanvideo", 720, 1280, 129, 50, 6.0,
                7.0, 24, max_sequence_length=256, family="hunyuanvideo", source=HUNYUAN_SOURCE,
                extra=(("true_cfg_scale", 1.0),)),
