@@ -268,9 +268,12 @@ def apply_acceleration(pipe: Any, name: str = DEFAULT_PRESET, device: str = "cud
     parts = []
     if name == "fp8":
         parts.append(f"fp8-linear:{quantize_fp8(pipe)}")
-    kernel, note = attention.resolve_kernel(attention.requested_kernel(), device)
-    attention.set_attention(transformers_of(pipe), kernel)
-    parts.append(f"attn={kernel}" + (f"[{note}]" if note else ""))
+    if attention.dispatchable(transformers_of(pipe)):
+        kernel, note = attention.resolve_kernel(attention.requested_kernel(), device)
+        attention.set_attention(transformers_of(pipe), kernel)
+        parts.append(f"attn={kernel}" + (f"[{note}]" if note else ""))
+    else:  # e.g. CogVideoX: its processors call SDPA themselves; say so rather than name a kernel
+        parts.append("attn=sdpa[model's processors]")
     if share_timestep(pipe):
         parts.append("t=shared")
     do_compile = cuda if compile_blocks is None else compile_blocks

@@ -20,12 +20,13 @@ from services.orchestrator import cli
 FAST = ["--refresh-s", "0.5", "--no-progress"]
 
 
-@pytest.mark.parametrize(("preset", "param"), [
-    ("tiny-cogvideox", "use_dynamic_cfg=0"),
-    ("tiny-ltx", "decode_timestep=0.05"),
-    ("tiny-hunyuanvideo", "true_cfg_scale=1.5"),
+@pytest.mark.parametrize(("preset", "param", "attention"), [
+    ("tiny-cogvideox", "use_dynamic_cfg=0", "attn=sdpa[model's processors]"),  # its processors call SDPA
+    ("tiny-ltx", "decode_timestep=0.05", "attn=native"),
+    ("tiny-hunyuanvideo", "true_cfg_scale=1.5", "attn=native"),
 ])
-def test_tiny_family_runs_end_to_end_and_records_its_parameters(preset, param, tmp_path, monkeypatch):
+def test_tiny_family_runs_end_to_end_and_records_its_parameters(preset, param, attention, tmp_path,
+                                                                monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     monkeypatch.setenv("VIDEOPHY_CACHE", str(tmp_path / "cache"))  # the tiny pipeline is built here
     out = tmp_path / "run"
@@ -43,6 +44,7 @@ def test_tiny_family_runs_end_to_end_and_records_its_parameters(preset, param, t
     assert gen["params"]["extra"] == extra
     assert gen["params"]["numInferenceSteps"] == 2 and gen["params"]["fps"] == p.fps
     assert ("flowShift" in gen["params"]) == (p.flow_shift is not None)
+    assert gen["params"]["acceleration"] == f"lossless({attention},compile=off)"  # no Wan-only t=shared
     frames, meta = decode_mp4(out / results(out)[0]["video_path"])
     assert (meta.frames, meta.height, meta.width) == (p.num_frames, p.height, p.width)
     assert frames.std() > 0  # a random-weights model still draws something, not a constant frame
