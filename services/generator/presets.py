@@ -64,7 +64,8 @@ class Preset:
 
 COGVIDEOX_SOURCE = ("https://huggingface.co/THUDM/CogVideoX-5b (README) + "
                     "https://github.com/THUDM/CogVideo inference/cli_demo.py")
-LTX_SOURCE = "https://huggingface.co/Lightricks/LTX-Video (README, diffusers LTXPipeline example)"
+LTX_SOURCE = ("https://huggingface.co/Lightricks/LTX-Video (README, diffusers LTXPipeline example) + "
+              "https://github.com/Lightricks/LTX-Video inference.py (frame rate)")
 HUNYUAN_SOURCE = ("https://huggingface.co/hunyuanvideo-community/HunyuanVideo + "
                   "https://github.com/Tencent/HunyuanVideo sample_video.py / hyvideo/config.py")
 _COGVIDEOX_DPM = ("CogVideoXDPMScheduler", (("timestep_spacing", "trailing"),))
@@ -97,11 +98,12 @@ PRESETS: dict[str, Preset] = {
                scheduler=_COGVIDEOX_DPM,
                note="random weights in the CogVideoX-5B layout (rotary, DPM), built offline"),
         # The card's text-to-video example: 704x480, 161 frames, 50 steps, guidance 3, its negative
-        # prompt; the rate the model is conditioned on is the fps (the card exports at 24).
-        Preset("ltx-video", "Lightricks/LTX-Video", "ltx-0.9", 480, 704, 161, 50, 3.0, None, 24,
+        # prompt. The model is conditioned on the frame rate (LTXPipeline frame_rate, 25 there and in the
+        # official inference.py, which writes the video at that rate): the fps is both.
+        Preset("ltx-video", "Lightricks/LTX-Video", "ltx-0.9", 480, 704, 161, 50, 3.0, None, 25,
                max_sequence_length=128, family="ltx", source=LTX_SOURCE,
                extra=(("guidance_rescale", 0.0), ("decode_timestep", 0.0), ("decode_noise_scale", 0.0))),
-        Preset("tiny-ltx", "", "ltx-0.9", 64, 64, 9, 3, 3.0, None, 24, max_sequence_length=64, family="ltx",
+        Preset("tiny-ltx", "", "ltx-0.9", 64, 64, 9, 3, 3.0, None, 25, max_sequence_length=64, family="ltx",
                source=LTX_SOURCE,
                extra=(("guidance_rescale", 0.0), ("decode_timestep", 0.0), ("decode_noise_scale", 0.0)),
                note="random weights in the LTX-Video layout, built offline"),
