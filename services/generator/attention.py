@@ -15,7 +15,8 @@ fast preset, never here.
   cross-attention to the text tokens stays on SDPA, which is faster there.
 
 The pick is recorded in the acceleration label (``attn=fa3`` / ``attn=native``), so every result says
-which kernel made it.
+which kernel made it, and logged once at start-up with the reason FA3 was not taken (e.g. the import
+error of a build for another CUDA), so a silent fallback cannot go unnoticed.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ FA3_MODULES = ("flash_attn_interface", "fa3_fwd_interface")
 SELF_CHECK_MAX_REL = 2e-2
 
 _fa3: ModuleType | None = None
+_fa3_errors: dict[str, str] = {}  # module -> why it did not import
 
 
 def requested_kernel() -> str:
@@ -59,6 +61,7 @@ def fa3_module() -> ModuleType | None:
                 _fa3 = importlib.import_module(name)
                 break
             except Exception as exc:  # ImportError, or a binary built for another torch/CUDA
+                _fa3_errors[name] = f"{type(exc).__name__}: {exc}"
                 log.debug("FlashAttention-3 module %s unavailable: %s", name, exc)
     return _fa3
 
@@ -73,7 +76,8 @@ def fa3_unusable_reason(device: str) -> str | None:
     if major != 9:
         return f"FlashAttention-3 needs a Hopper GPU (compute capability 9.x, this one is {major}.x)"
     if fa3_module() is None:
-        return f"no FlashAttention-3 module imports ({', '.join(FA3_MODULES)})"
+        return "no FlashAttention-3 module imports (" + "; ".join(
+            f"{name}: {_fa3_errors.get(name, 'not found')}" for name in FA3_MODULES) + ")"
     return None
 
 
@@ -108,30 +112,47 @@ def fa3_self_check(device: str) -> float:
     return float(((out.float() - ref.float()).abs().max() / ref.float().abs().max()).item())
 
 
-def resolve_kernel(requested: str, device: str) -> tuple[str, str]:
-    """(kernel to use, note for the label) for `requested` on `device`.
+def describe(kernel: str) -> str:
+    """What `kernel` runs, for the start-up log."""
+    if kernel == FA3:
+        mod = fa3_module()
+        return (f"fa3 (FlashAttention-3 via {mod.__name__ if mod else '?'}) for self-attention, SDPA for "
+                "cross-attention")
+    return f"{kernel} (SDPA)" if kernel == "native" else f"{kernel} (SDPA, this backend forced)"
 
-    ``auto`` falls back to ``native`` quietly when FA3 cannot run; an explicit ``fa3`` that cannot run
-    is an error. A failed self-check always falls back, with the reason in the note."""
+
+def resolve_kernel(requested: str, device: str) -> tuple[str, str]:
+    """(kernel to use, note for the label) for `requested` on `device`, logged in one line.
+
+    ``auto`` falls back to ``native`` when FA3 cannot run (the log line says why); an explicit ``fa3``
+    that cannot run is an error. A failed self-check always falls back, with the reason in the note."""
+    kernel, note, why = _resolve(requested, device)
+    log.info("attention kernel: %s%s (requested %s on %s)", describe(kernel),
+             f"; FlashAttention-3 not used: {why}" if why else "", requested, device)
+    return kernel, note
+
+
+def _resolve(requested: str, device: str) -> tuple[str, str, str]:
+    """(kernel, label note, why FA3 is not used: '' when it is or was not asked for)."""
     if requested not in KERNELS:
         raise ValueError(f"unknown attention kernel {requested!r}; known: {', '.join(KERNELS)}")
     cuda = str(device).startswith("cuda")
     if requested in SDPA_BACKENDS:
-        return (requested if cuda else "native"), ""  # the _native_* backends force CUDA kernels
+        return (requested if cuda else "native"), "", ""  # the _native_* backends force CUDA kernels
     reason = fa3_unusable_reason(device)
     if reason is not None:
         if requested == FA3:
             raise ValueError(f"attention kernel fa3 requested but unusable: {reason}")
-        return "native", ""
+        return "native", "", reason
     try:
         err = fa3_self_check(device)
     except Exception as exc:  # e.g. a binary built for another CUDA: the kernel does not launch
         log.warning("FlashAttention-3 self-check failed: %s: using SDPA", exc)
-        return "native", f"fa3 failed self-check: {type(exc).__name__}"
+        return "native", f"fa3 failed self-check: {type(exc).__name__}", f"self-check failed: {exc}"
     if err > SELF_CHECK_MAX_REL:
         log.warning("FlashAttention-3 differs from SDPA by %.3g (> %g): using SDPA", err, SELF_CHECK_MAX_REL)
-        return "native", f"fa3 failed self-check {err:.2g}"
-    return FA3, ""
+        return "native", f"fa3 failed self-check {err:.2g}", f"differs from SDPA by {err:.3g}"
+    return FA3, "", ""
 
 
 def _diffusers_has_fa3() -> bool:

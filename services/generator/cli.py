@@ -82,13 +82,15 @@ async def serve(args: argparse.Namespace, backend=None,
 
     backend = backend or make_backend(args)
     servicer = GeneratorServicer(backend, Storage(args.storage_root), mp4_quality=args.mp4_quality,
-                                 queue_depth=args.queue_depth, decode_overlap=args.decode_overlap)
+                                 queue_depth=args.queue_depth, decode_overlap=args.decode_overlap,
+                                 stall_limit_s=args.stall_limit_s)
 
     def register(server) -> None:
         generator_pb2_grpc.add_GeneratorServiceServicer_to_server(servicer, server)
 
     await run_service(args, SERVICE_NAME, register,
-                      lambda: servicer.load_and_warm(warmup=not args.no_warmup), on_listening)
+                      lambda: servicer.load_and_warm(warmup=not args.no_warmup), on_listening,
+                      watchdog=servicer.watchdog)
 
 
 def main(argv: list[str] | None = None) -> int:

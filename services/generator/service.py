@@ -4,7 +4,9 @@ One generation at a time per device, with up to `queue_depth` callers waiting be
 RESOURCE_EXHAUSTED at once); GPU work on one worker thread so health keeps answering; the MP4
 encoding (and, with --decode-overlap, the VAE decode) on threads of their own, so the next item's
 denoising overlaps them; cancellation and deadlines stop denoising at the
-next step; results are idempotent per request id through a sidecar beside the atomically written MP4.
+next step; a watchdog on the device and decode threads fails liveness when one step stalls
+(services/common/watchdog.py); results are idempotent per request id through a sidecar beside the
+atomically written MP4.
 Every text field is checked against `services.common.limits` before any model work (no text encoding
 for a refused request); the text encoder's own 512-token cap truncates as the official Wan code does,
 and every result reports the prompt's token count and whether it was cut (a warning is logged then).
@@ -38,6 +40,7 @@ from services.common.limits import (
 from services.common.runtime import runtime_info
 from services.common.storage import Storage, safe_component, sha256_file
 from services.common.video import DEFAULT_QUALITY, encode_mp4
+from services.common.watchdog import DeviceWatchdog
 from services.generator.backend import DECODE_OVERLAP, GenerationJob, GenerationOutput, GeneratorBackend
 from services.generator.presets import OVERRIDE_FIELDS, PRESETS, Params, resolve
 from services.generator.prompt_tokens import truncated
@@ -80,7 +83,7 @@ class _Work:
 
 class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
     def __init__(self, backend: GeneratorBackend, storage: Storage, mp4_quality: float = DEFAULT_QUALITY,
-                 queue_depth: int = 0, decode_overlap: str = "off"):
+                 queue_depth: int = 0, decode_overlap: str = "off", stall_limit_s: float = 0.0):
         if decode_overlap not in DECODE_OVERLAP:
             raise ValueError(f"decode_overlap must be one of {DECODE_OVERLAP}, not {decode_overlap!r}")
         self.backend = backend
@@ -101,6 +104,8 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         self._device = asyncio.Lock()
         self.ready = False
         self._runtime: common_pb2.RuntimeInfo | None = None  # set by load_and_warm
+        # Beaten at every denoising step; one step (or decode) past the limit fails liveness.
+        self.watchdog = DeviceWatchdog(stall_limit_s)
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def load_and_warm(self, warmup: bool = True) -> None:
@@ -203,7 +208,8 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         shields it: cancelling the future would release the device while the thread still runs.
         """
         await self._device.acquire()
-        fut = asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+        fut = asyncio.get_running_loop().run_in_executor(
+            self.executor, self.watchdog.watched(fn.__name__.strip("_").replace("_", " "), fn), *args)
 
         def free(f: asyncio.Future[Any]) -> None:
             self._device.release()
@@ -221,6 +227,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         started = time.perf_counter()
 
         def on_step(k: int, n: int) -> None:
+            self.watchdog.beat()
             loop.call_soon_threadsafe(events.put_nowait, (k, n))
 
         def progress(k: int, n: int) -> generator_pb2.GenerateEvent:
@@ -278,7 +285,8 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         the overlap off and decodes again alone on the device, with the usual low-memory fallback."""
         loop = asyncio.get_running_loop()
         try:
-            out = await loop.run_in_executor(self.decoder, self.backend.decode, out, True)
+            decode = self.watchdog.watched("VAE decode", self.backend.decode)
+            out = await loop.run_in_executor(self.decoder, decode, out, True)
         except Exception as exc:
             if not _is_oom(exc):
                 raise

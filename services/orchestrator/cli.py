@@ -185,7 +185,12 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"videophy-bench run: --judge-tasks: {exc}", file=sys.stderr)
         return USAGE_ERROR
     try:
-        return run_sync(opts)
+        rc = run_sync(opts)
+        if rc == exit_codes.OK:  # on Kubernetes: the run's Job completes, its services' GPUs go back
+            from services.orchestrator.release import release_after_run
+
+            release_after_run()
+        return rc
     except (UsageError, ConfigMismatch, PromptSetError, LedgerCorrupt) as exc:
         print(f"videophy-bench run: {exc}", file=sys.stderr)
         return USAGE_ERROR

@@ -21,6 +21,7 @@ Contract:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import json
 import logging
@@ -188,19 +189,31 @@ class RunLock:
         self.release()
 
 
-def lock_holder(run_dir: Path) -> str | None:
-    """Who holds RUN_DIR/.lock (None: nobody), without taking it: works in a read-only directory."""
+@contextlib.contextmanager
+def shared_lock(run_dir: Path) -> Iterator[str | None]:
+    """Hold a shared flock on RUN_DIR/.lock (no orchestrator can take the run meanwhile) and yield None,
+    or yield who holds the exclusive one. Opens the file read-only: works on a read-only mount. No lock
+    file (no run ever started here) yields None without locking."""
     try:
         fd = os.open(Path(run_dir) / LOCK_NAME, os.O_RDONLY)
     except FileNotFoundError:
-        return None
+        yield None
+        return
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return _holder(fd)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield _holder(fd)
+        else:
+            yield None
     finally:
         os.close(fd)  # also drops the shared lock, if taken
-    return None
+
+
+def lock_holder(run_dir: Path) -> str | None:
+    """Who holds RUN_DIR/.lock (None: nobody), without taking it: works in a read-only directory."""
+    with shared_lock(run_dir) as holder:
+        return holder
 
 
 def _check(conn: sqlite3.Connection, run_dir: Path) -> None:

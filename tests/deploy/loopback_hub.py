@@ -6,6 +6,9 @@ a revision and download a snapshot (HF_ENDPOINT=http://127.0.0.1:PORT):
 - HEAD/GET /{repo}/resolve/{rev}/{path}    -> the file, with X-Repo-Commit and ETag
 - HEAD /                                    -> 200 (services.common.hub's reachability probe)
 
+Datasets are served the same way under /api/datasets/ and /datasets/{repo}/resolve/ (one namespace of
+repo names for both kinds).
+
 Branches move with `commit(repo, files)`, as a push to the real Hub would; every request is counted.
 """
 
@@ -63,6 +66,11 @@ class LoopbackHub:
     def _answer(self, h: BaseHTTPRequestHandler, body: bool) -> None:
         path = unquote(urlsplit(h.path).path)
         self.requests.append(f"{h.command} {path}")
+        # a dataset: the model routes, on the same repo names
+        if path.startswith("/api/datasets/"):
+            path = "/api/models/" + path[len("/api/datasets/"):]
+        elif path.startswith("/datasets/"):
+            path = path[len("/datasets"):]
         if path in ("", "/"):
             return self._send(h, 200, b"", {}, body)
         if path.startswith("/api/models/") and "/revision/" in path:

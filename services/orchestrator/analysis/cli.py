@@ -12,14 +12,35 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from services.common.arguments import Parser
+from services.common.hub import HubUnavailable
 from services.orchestrator.prompts import download_videophy2
 
 from .export import write_report
 from .intervals import DEFAULT_BOOTSTRAP, DEFAULT_SEED
-from .leaderboard import build_leaderboard_report, labels_to_results, read_test_csv
+from .leaderboard import build_leaderboard_report, labels_to_results, match_human, read_test_csv
 from .loading import conditions_from_runs, load_run
+from .published_scores import HUB_REPO, PublishedScores, load_published
 from .report import build_report
 from .rounds import PRIMARY_CHOICES
+
+AUTO = "auto"
+
+
+def _published(spec: str, test, conditions: list) -> tuple[PublishedScores | None, str]:
+    """(published scores or None, why they are absent); an explicit source that fails raises."""
+    if spec == "none":
+        return None, "The published per-video AutoEval scores were not read (--published-scores none)."
+    if spec != AUTO:
+        return load_published(spec), ""
+    if not any(len(match_human(c.df, test)[0]) for c in conditions):
+        return None, ""
+    try:
+        return load_published("hub"), ""
+    except (HubUnavailable, ValueError) as exc:
+        return None, (
+            "The published per-video AutoEval scores could not be read, so none are compared: "
+            f"{exc}"
+        )
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -80,6 +101,14 @@ def leaderboard_parser() -> argparse.ArgumentParser:
         default=None,
         help="local videophy2_test.csv (default: download videophysics/videophy2_test from the Hub)",
     )
+    parser.add_argument(
+        "--published-scores",
+        default=AUTO,
+        metavar="PATH|hub|none",
+        help="the authors' per-video AutoEval scores to reproduce: a CSV file or directory, 'hub' "
+        f"({HUB_REPO}), or 'none'; default: from the Hub when a run judged leaderboard videos, "
+        "noted in the report (not an error) when the Hub cannot give them",
+    )
     _common(parser)
     return parser
 
@@ -110,16 +139,19 @@ def report_main(argv: Sequence[str] | None = None) -> int:
 
 
 def leaderboard_main(argv: Sequence[str] | None = None) -> int:
-    """``videophy-bench leaderboard [--test-csv PATH] [RUN ...] --out DIR``."""
+    """``videophy-bench leaderboard [--test-csv PATH] [--published-scores PATH|hub|none] [RUN ...]
+    --out DIR``."""
     args = leaderboard_parser().parse_args(argv)
     try:
         test_path = args.test_csv if args.test_csv is not None else download_videophy2()[0]
         test = labels_to_results(read_test_csv(test_path))
         conditions = _conditions(args) if args.runs else []
+        published, note = _published(args.published_scores, test, conditions)
         report = build_leaderboard_report(
-            test, conditions, n_boot=args.bootstrap, seed=args.seed, source=str(test_path)
+            test, conditions, n_boot=args.bootstrap, seed=args.seed, source=str(test_path),
+            published=published, published_note=note,
         )
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, HubUnavailable) as exc:
         print(f"videophy-bench leaderboard: {exc}", file=sys.stderr)
         return 2
     paths = write_report(report, args.out)

@@ -16,18 +16,24 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from services.orchestrator.prompts import normalize_caption
 
 from . import plots
+from .agreement import agreement
 from .document import Column, Figure, Report, Section, Table, Text
 from .intervals import DEFAULT_BOOTSTRAP, DEFAULT_SEED
+from .judge_board import judge_board_sections
 from .loading import Condition, prepare_results
 from .metrics import scored, subset_table
+from .published_scores import PublishedScores
 
 HUMAN_JUDGE = "human (VideoPhy-2 test set)"
 REQUIRED_COLUMNS = ("caption", "sa", "pc", "model_name")
+MATCHED_COLUMNS = (
+    "prompt_id", "sa", "pc", "joint", "sa_h", "pc_h", "joint_h",
+    "model", "video_url", "caption", "action", "is_hard", "cluster",
+)
 
 #: display names of ``model_name`` values
 MODEL_NAMES = {
@@ -176,8 +182,10 @@ def match_human(run: pd.DataFrame, test: pd.DataFrame) -> tuple[pd.DataFrame, st
     one) equal to the test ``video_url``; the last two path components of ``video_path`` equal to those
     of ``video_url`` (e.g. ``hunyuan_xdit/A_yo-yo_....mp4``); (caption, arm) equal to (caption,
     model_name), captions compared after ``normalize_caption`` as everywhere else. Test keys that occur
-    more than once are ambiguous and dropped. Returns the matched frame
-    (``sa``, ``pc``, ``joint`` of the run, ``sa_h``, ``pc_h``, ``joint_h`` human) and the key used.
+    more than once are ambiguous and dropped. Returns the matched frame (:data:`MATCHED_COLUMNS`: the
+    run's ``prompt_id``, ``sa``, ``pc``, ``joint``; the human ``sa_h``, ``pc_h``, ``joint_h``; the test
+    row's ``model`` (model_name), ``video_url``, ``caption``, ``action``, ``is_hard`` and bootstrap
+    ``cluster``) and the key used.
     """
     ok = scored(run)
     human = scored(test)
@@ -199,46 +207,26 @@ def match_human(run: pd.DataFrame, test: pd.DataFrame) -> tuple[pd.DataFrame, st
         if hits.empty:
             continue
         h = human.loc[lookup[hits.to_numpy()].to_numpy()]
+        mine = ok.loc[hits.index]
         matched = pd.DataFrame(
             {
-                "sa": ok.loc[hits.index, "sa"].to_numpy(),
-                "pc": ok.loc[hits.index, "pc"].to_numpy(),
-                "joint": ok.loc[hits.index, "joint"].to_numpy(),
+                "prompt_id": mine["prompt_id"].to_numpy(),
+                "sa": mine["sa"].to_numpy(),
+                "pc": mine["pc"].to_numpy(),
+                "joint": mine["joint"].to_numpy(),
                 "sa_h": h["sa"].to_numpy(),
                 "pc_h": h["pc"].to_numpy(),
                 "joint_h": h["joint"].to_numpy(),
+                "model": h["arm"].to_numpy(),
+                "video_url": h["video_url"].to_numpy(),
+                "caption": h["caption"].to_numpy(),
+                "action": h["action"].to_numpy(),
+                "is_hard": h["is_hard"].to_numpy(),
+                "cluster": h["cluster"].to_numpy(),
             }
         )
         return matched, name
-    return pd.DataFrame(columns=["sa", "pc", "joint", "sa_h", "pc_h", "joint_h"]), "none"
-
-
-def _pearson(x: pd.Series, y: pd.Series) -> float:
-    x, y = x.to_numpy(float), y.to_numpy(float)
-    if len(x) < 3 or np.std(x) == 0 or np.std(y) == 0:
-        return float("nan")
-    return float(stats.pearsonr(x, y).statistic)
-
-
-def agreement(matched: pd.DataFrame) -> dict[str, Any]:
-    """Pearson r of SA and PC, joint accuracy, precision, recall and F1 (positive = joint pass)."""
-    n = len(matched)
-    judge, human = matched["joint"].to_numpy(float) == 1, matched["joint_h"].to_numpy(float) == 1
-    tp, fp, fn = int((judge & human).sum()), int((judge & ~human).sum()), int((~judge & human).sum())
-    precision = tp / (tp + fp) if tp + fp else float("nan")
-    recall = tp / (tp + fn) if tp + fn else float("nan")
-    f1 = 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else float("nan")
-    return {
-        "n": n,
-        "r_sa": _pearson(matched["sa"], matched["sa_h"]),
-        "r_pc": _pearson(matched["pc"], matched["pc_h"]),
-        "accuracy": float((judge == human).mean()) if n else float("nan"),
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "joint_judge": float(judge.mean()) if n else float("nan"),
-        "joint_human": float(human.mean()) if n else float("nan"),
-    }
+    return pd.DataFrame(columns=list(MATCHED_COLUMNS)), "none"
 
 
 def _leaderboard_columns(categories: list[str]) -> list[Column]:
@@ -270,9 +258,14 @@ def build_leaderboard_report(
     n_boot: int = DEFAULT_BOOTSTRAP,
     seed: int = DEFAULT_SEED,
     source: str = "",
+    published: PublishedScores | None = None,
+    published_note: str = "",
 ) -> Report:
     """The leaderboard report: human rows from ``test`` (typed, :func:`labels_to_results`), the runs beside
-    them labelled by judge, the published AutoEval-vs-human gap, and judge-human agreement."""
+    them labelled by judge, the published AutoEval-vs-human gap, and the leaderboard on one judge
+    (:mod:`judge_board`: judge vs human on the same videos, agreement, the user's runs on the judge's scale
+    and, estimated, on the human scale, like-for-like statements, the published per-video AutoEval scores
+    reproduced when ``published`` is given; ``published_note`` says why they are absent)."""
     categories = sorted(test["category"].dropna().unique())
     human_rows = human_leaderboard(test, n_boot=n_boot, seed=seed)
     run_rows = [leaderboard_row(c.label, c.judge, c.df, categories, n_boot, seed) for c in conditions]
@@ -331,45 +324,10 @@ def build_leaderboard_report(
         )
     )
 
-    agreement_rows = []
-    for cond in conditions:
-        matched, key = match_human(cond.df, test)
-        if len(matched):
-            agreement_rows.append({"run": cond.label, "judge": cond.judge, "key": key, **agreement(matched)})
-    blocks: list[Any] = []
-    if agreement_rows:
-        blocks.append(
-            Table(
-                "agreement",
-                "Agreement of the run's judge with the human labels",
-                [
-                    Column("run", "run"),
-                    Column("judge", "judge"),
-                    Column("key", "matched by"),
-                    Column("n", "matched videos", "int"),
-                    Column("r_sa", "Pearson r SA", "num3"),
-                    Column("r_pc", "Pearson r PC", "num3"),
-                    Column("accuracy", "joint accuracy", "pct"),
-                    Column("precision", "precision", "pct"),
-                    Column("recall", "recall", "pct"),
-                    Column("f1", "joint F1", "pct"),
-                    Column("joint_judge", "joint (judge)", "pct"),
-                    Column("joint_human", "joint (human)", "pct"),
-                ],
-                agreement_rows,
-                note="Published AutoEval on unseen prompts: r 0.47 (SA), 0.37 (PC), accuracy 79.1%, "
-                "F1 51.1%.",
-            )
-        )
-    else:
-        blocks.append(
-            Text(
-                "No run shares videos with the test set, so agreement with the human labels cannot be "
-                "measured. Judge the test set's own videos (keep their URL path tail under videos/ or "
-                "a video_url column) to measure it."
-            )
-        )
-    sections.append(Section("agreement", "Judge agreement with humans", blocks))
+    sections += judge_board_sections(
+        test, conditions, MODEL_NAMES, PUBLISHED_AUTOEVAL, published=published,
+        published_note=published_note, n_boot=n_boot, seed=seed,
+    )
 
     checks = test["joint_file"].notna() & test["joint"].notna()
     mismatch = int((test.loc[checks, "joint_file"] != test.loc[checks, "joint"]).sum())

@@ -92,9 +92,11 @@ def _wilcoxon(diff: np.ndarray) -> float:
     return float(stats.wilcoxon(diff).pvalue)
 
 
-def _metric_row(
+def metric_row(
     joined: pd.DataFrame, metric: str, ci: tuple[float, float], confidence: float, power: float
 ) -> dict[str, Any]:
+    """The paired row of ``metric`` over ``joined`` (columns ``<metric>_a``/``<metric>_b``; B - A), with
+    the given bootstrap ``ci``: means, difference with normal CI, directions, test and p, MDE."""
     a = joined[f"{metric}_a"].to_numpy(float)
     b = joined[f"{metric}_b"].to_numpy(float)
     diff = b - a
@@ -175,7 +177,7 @@ def compare_videocon(
         diff = (joined[f"{metric}_b"] - joined[f"{metric}_a"]).to_numpy(float)
         clusters = pa.loc[shared, "cluster"].astype(str).tolist()
         ci = cluster_bootstrap({metric: diff}, clusters, n_boot=n_boot, seed=seed, confidence=confidence)
-        row = _metric_row(joined, metric, ci[metric], confidence, power)
+        row = metric_row(joined, metric, ci[metric], confidence, power)
         row["n_only_a"] = int(pa[metric].notna().sum()) - len(shared)
         row["n_only_b"] = int(pb[metric].notna().sum()) - len(shared)
         rows.append(row)
@@ -206,7 +208,7 @@ def compare(
         seed=seed,
         confidence=confidence,
     )
-    metric_rows = [_metric_row(joined, m, cis[m], confidence, power) for m in METRICS]
+    metric_rows = [metric_row(joined, m, cis[m], confidence, power) for m in METRICS]
     joint = metric_rows[0]
 
     subset_rows = []
@@ -222,7 +224,7 @@ def compare(
                 seed=seed,
                 confidence=confidence,
             )["joint"]
-            row = _metric_row(part, "joint", ci, confidence, power) if len(part) else None
+            row = metric_row(part, "joint", ci, confidence, power) if len(part) else None
         subset_rows.append(
             {
                 "subset": name,
