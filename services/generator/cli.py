@@ -78,19 +78,21 @@ async def serve(args: argparse.Namespace, backend=None,
     `on_listening` gets the host once the port is bound (embedding and tests use it to reach the port
     and `host.drain()`).
     """
+    from services.generator.engine import GenerationEngine
     from services.generator.service import GeneratorServicer
 
     backend = backend or make_backend(args)
-    servicer = GeneratorServicer(backend, Storage(args.storage_root), mp4_quality=args.mp4_quality,
-                                 queue_depth=args.queue_depth, decode_overlap=args.decode_overlap,
-                                 stall_limit_s=args.stall_limit_s)
+    engine = GenerationEngine(backend, Storage(args.storage_root), mp4_quality=args.mp4_quality,
+                              queue_depth=args.queue_depth, decode_overlap=args.decode_overlap,
+                              stall_limit_s=args.stall_limit_s)
+    servicer = GeneratorServicer(engine)
 
     def register(server) -> None:
         generator_pb2_grpc.add_GeneratorServiceServicer_to_server(servicer, server)
 
     await run_service(args, SERVICE_NAME, register,
-                      lambda: servicer.load_and_warm(warmup=not args.no_warmup), on_listening,
-                      watchdog=servicer.watchdog)
+                      lambda: engine.load_and_warm(warmup=not args.no_warmup), on_listening,
+                      watchdog=engine.watchdog)
 
 
 def main(argv: list[str] | None = None) -> int:

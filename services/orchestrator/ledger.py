@@ -70,6 +70,11 @@ CREATE TABLE IF NOT EXISTS answers (
   replica TEXT, seconds REAL, answered_at REAL NOT NULL,
   PRIMARY KEY (request_id, task)
 );
+CREATE TABLE IF NOT EXISTS item_sources (
+  request_id TEXT PRIMARY KEY,
+  video_url TEXT, caption_source TEXT,
+  bytes INTEGER, seconds REAL, resumed_from INTEGER, attempts INTEGER, fetched_at REAL
+);
 """
 # What an item forgets of its judging when its video must be made again (its `answers` rows go too).
 JUDGE_COLUMNS = ("judge_seconds", "judge_replica", "judged_at")
@@ -368,6 +373,16 @@ def rows_with_answers(conn: sqlite3.Connection, rows: Iterable[sqlite3.Row]) -> 
     return [{**dict(r), **answer_fields(answers.get(r["request_id"], {}))} for r in rows]
 
 
+def item_sources(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+    """request_id -> where its video came from (`item_sources`: downloaded videos); {} in a ledger
+    without the table (read-only, made before it)."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='item_sources'").fetchone():
+        return {}
+    cur = conn.execute("SELECT * FROM item_sources")
+    names = [d[0] for d in cur.description]
+    return {row[0]: dict(zip(names, row, strict=True)) for row in cur}
+
+
 def state_counts(conn: sqlite3.Connection) -> dict[str, int]:
     """Items per state (every state present, zero when none)."""
     out = dict.fromkeys(STATES, 0)
@@ -522,3 +537,25 @@ class Ledger:
 
     def counts(self) -> dict[str, int]:
         return state_counts(self.conn)
+
+    def set_sources(self, sources: Iterable[tuple[str, str, str]]) -> None:
+        """Record (request_id, video_url, caption_source) of items whose video is fetched."""
+        with self.conn:
+            self.conn.executemany(
+                "INSERT INTO item_sources(request_id, video_url, caption_source) VALUES (?,?,?) "
+                "ON CONFLICT(request_id) DO UPDATE SET video_url=excluded.video_url, "
+                "caption_source=excluded.caption_source",
+                list(sources),
+            )
+
+    def record_fetch(self, rid: str, *, size: int, seconds: float, resumed_from: int, attempts: int,
+                     **fields: Any) -> None:
+        """A finished download: its numbers in `item_sources` and the item's `fields`, in one transaction."""
+        now = time.time()
+        fields["updated_at"] = now
+        cols = ", ".join(f"{k}=?" for k in fields)
+        with self.conn:
+            self.conn.execute(
+                "UPDATE item_sources SET bytes=?, seconds=?, resumed_from=?, attempts=?, fetched_at=? "
+                "WHERE request_id=?", (size, seconds, resumed_from, attempts, now, rid))
+            self.conn.execute(f"UPDATE items SET {cols} WHERE request_id=?", (*fields.values(), rid))
