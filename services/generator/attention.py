@@ -85,10 +85,15 @@ def fa3_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, scale
                   is_causal: bool = False, return_lse: bool = False, _parallel_config: Any = None) -> Any:
     """diffusers dispatcher signature -> FA3 ``flash_attn_func``; tensors are (B, S, H, D).
 
-    No mask, and no log-sum-exp output (only context parallelism asks for it, which we do not
-    register this adapter for)."""
+    FA3 takes no mask: a masked call (LTX-Video's and HunyuanVideo's padded text tokens, in attention
+    modules that do not say whether they are cross-attention) runs in exact SDPA instead, so routing
+    a family's attention here never changes its numbers. No log-sum-exp output (only context
+    parallelism asks for it, which we do not register this adapter for)."""
     if attn_mask is not None:
-        raise ValueError("FlashAttention-3 takes no attention mask")
+        from diffusers.models import attention_dispatch as ad
+
+        native = ad._AttentionBackendRegistry._backends[ad.AttentionBackendName.NATIVE]
+        return native(query, key, value, attn_mask=attn_mask, scale=scale, is_causal=is_causal)
     if return_lse or _parallel_config is not None:
         raise NotImplementedError("the FA3 adapter does not serve context parallelism")
     mod = fa3_module()
