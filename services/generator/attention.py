@@ -1,4 +1,4 @@
-"""Exact attention kernels for the Wan transformers, and the choice of the fastest one available.
+"""Exact attention kernels for the diffusers video transformers, and the choice of the fastest one available.
 
 Every kernel here computes softmax(q kᵀ / √d) v exactly (only the float accumulation order differs), so
 any of them may serve the ``lossless`` preset. Lossy kernels (Sage, FP8 attention) belong in a named
@@ -85,10 +85,15 @@ def fa3_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, scale
                   is_causal: bool = False, return_lse: bool = False, _parallel_config: Any = None) -> Any:
     """diffusers dispatcher signature -> FA3 ``flash_attn_func``; tensors are (B, S, H, D).
 
-    No mask, and no log-sum-exp output (only context parallelism asks for it, which we do not
-    register this adapter for)."""
+    FA3 takes no mask: a masked call (LTX-Video's and HunyuanVideo's padded text tokens, in attention
+    modules that do not say whether they are cross-attention) runs in exact SDPA instead, so routing
+    a family's attention here never changes its numbers. No log-sum-exp output (only context
+    parallelism asks for it, which we do not register this adapter for)."""
     if attn_mask is not None:
-        raise ValueError("FlashAttention-3 takes no attention mask")
+        from diffusers.models import attention_dispatch as ad
+
+        native = ad._AttentionBackendRegistry._backends[ad.AttentionBackendName.NATIVE]
+        return native(query, key, value, attn_mask=attn_mask, scale=scale, is_causal=is_causal)
     if return_lse or _parallel_config is not None:
         raise NotImplementedError("the FA3 adapter does not serve context parallelism")
     mod = fa3_module()
@@ -184,13 +189,25 @@ def reset_attention(transformers: list[Any]) -> None:
 def _set_processor_backend(module: Any, self_backend: Any, cross_backend: Any) -> None:
     """What diffusers' `set_attention_backend` does, without its installed-package check (which only
     knows the official FA3 distribution), with one kernel for self- and one for cross-attention."""
-    from diffusers.models.attention import AttentionModuleMixin
-
     for m in module.modules():
-        processor = getattr(m, "processor", None) if isinstance(m, AttentionModuleMixin) else None
-        if processor is not None and hasattr(processor, "_attention_backend"):
+        processor = _dispatching_processor(m)
+        if processor is not None:
             cross = bool(getattr(m, "is_cross_attention", False))
             processor._attention_backend = cross_backend if cross else self_backend
+
+
+def dispatchable(transformers: list[Any]) -> bool:
+    """Whether the transformers' attention goes through diffusers' attention dispatch (their
+    processors take a backend), so that `set_attention` decides the kernel."""
+    return any(_dispatching_processor(m) is not None for t in transformers for m in t.modules())
+
+
+def _dispatching_processor(module: Any) -> Any:
+    """The module's attention processor when it calls diffusers' attention dispatch (it has a
+    `_attention_backend`), else None. The attention module may be the legacy `Attention` class
+    (HunyuanVideo) or an AttentionModuleMixin (Wan, LTX)."""
+    processor = getattr(module, "processor", None)
+    return processor if hasattr(processor, "_attention_backend") else None
 
 
 def set_attention(transformers: list[Any], kernel: str) -> str:

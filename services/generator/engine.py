@@ -57,7 +57,8 @@ class VideoRequest:
     prompt: str
     seed: int
     negative_prompt: str | None = None  # None: the preset's
-    overrides: dict[str, Any] = field(default_factory=dict)  # presets.OVERRIDE_FIELDS given
+    # presets.OVERRIDE_FIELDS given, and "extra": the family's own parameters by name
+    overrides: dict[str, Any] = field(default_factory=dict)
     output_prefix: str = ""  # folder under the storage root; "" = "videos"
 
 
@@ -89,6 +90,7 @@ def params_proto(p: Params, scheduler: str = "", acceleration: str = "") -> gene
         guidance_scale=p.guidance_scale, guidance_scale_2=p.guidance_scale_2, flow_shift=p.flow_shift,
         boundary_ratio=p.boundary_ratio, fps=p.fps, negative_prompt=p.negative_prompt, seed=p.seed,
         max_sequence_length=p.max_sequence_length, scheduler=scheduler, acceleration=acceleration,
+        extra=p.extra,
     )
 
 

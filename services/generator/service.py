@@ -20,7 +20,8 @@ def video_request(req: generator_pb2.GenerateRequest) -> VideoRequest:
     return VideoRequest(
         request_id=req.request_id, prompt_id=req.prompt_id, prompt=req.prompt, seed=req.seed,
         negative_prompt=req.negative_prompt if req.HasField("negative_prompt") else None,
-        overrides={f: getattr(o, f) for f in OVERRIDE_FIELDS if o.HasField(f)},
+        overrides={**{f: getattr(o, f) for f in OVERRIDE_FIELDS if o.HasField(f)},
+                   **({"extra": dict(o.extra)} if o.extra else {})},
         output_prefix=req.output_prefix,
     )
 
@@ -51,7 +52,8 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
     async def GetInfo(self, request, context):
         engine = self.engine
         presets = [
-            generator_pb2.Preset(name=p.name, model_id=p.model_id, defaults=params_proto(resolve(p, seed=0)))
+            generator_pb2.Preset(name=p.name, model_id=p.model_id, defaults=params_proto(resolve(p, seed=0)),
+                                 family=p.family, pipeline=p.family_spec.pipeline, source=p.source)
             for p in PRESETS.values()
         ]
         return generator_pb2.GetInfoResponse(model=engine.model_proto(), runtime=engine.runtime,

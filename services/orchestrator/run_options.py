@@ -49,6 +49,26 @@ SERVICES = "services"
 DISPATCH = "dispatch"
 
 
+def family_param(text: str) -> tuple[str, float]:
+    """`NAME=VALUE` of --param (the name is checked against the preset's family before anything starts)."""
+    name, sep, value = text.partition("=")
+    try:
+        if not sep or not name.strip():
+            raise ValueError
+        return name.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=NUMBER (booleans are 0 or 1)") from None
+
+
+def overrides_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The generator overrides given: the OVERRIDES flags, and the family's own (--param) as `extra`."""
+    given: dict[str, Any] = {key: getattr(args, key) for _, key, _ in OVERRIDES
+                             if getattr(args, key) is not None}
+    if getattr(args, "params", None):
+        given["extra"] = dict(args.params)
+    return given
+
+
 def _comma_list(value: str | None) -> list[str] | None:
     return [i.strip() for i in value.split(",") if i.strip()] if value else None
 
@@ -205,7 +225,8 @@ class RunOptions:
         "--upsampled", "generate from upsampled_caption (SA is still judged against caption)", CONFIGURATION,
         default=False, store_true=True)
     negative_prompt: str | None = cli_field(
-        "--negative-prompt", "default: the official Wan negative prompt", CONFIGURATION, default=None)
+        "--negative-prompt", "default: the model family's official one (Wan's, LTX-Video's; none for "
+        "CogVideoX and HunyuanVideo)", CONFIGURATION, default=None)
     # The OVERRIDES flags come here (add_run_flags); `overrides` holds the ones given.
     overrides: dict[str, Any] = field(default_factory=dict)
     model: str | None = cli_field("--model", "", CONFIGURATION, env=True, default=None)  # help: _models_help
@@ -286,7 +307,7 @@ class RunOptions:
             values["judge_model"] = TINY if model and is_tiny_preset(model) else DEFAULT_JUDGE
         return cls(
             **values,
-            overrides={key: getattr(args, key) for _, key, _ in OVERRIDES if getattr(args, key) is not None},
+            overrides=overrides_of(args),
             client=ClientConfig(token=read_token(args.auth_token, args.auth_token_file), tls_ca=args.tls_ca,
                                 tls_cert=args.tls_cert, tls_key=args.tls_key),
             dispatch=DispatchOptions.from_cli_args(args),
@@ -310,6 +331,10 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     for flag, key, typ in OVERRIDES:
         groups[CONFIGURATION].add_argument(flag, dest=key, type=typ, default=None,
                                            help="override the preset's value")
+    groups[CONFIGURATION].add_argument(
+        "--param", dest="params", action="append", type=family_param, default=None, metavar="NAME=VALUE",
+        help="a model family's own parameter (repeatable), e.g. use_dynamic_cfg=0 for CogVideoX; "
+        "`videophy-bench models` lists each preset's")
     tls = groups[SERVICES]
     env_flag(tls, "--auth-token", default=None, help="bearer token for the services")
     env_flag(tls, "--auth-token-file", default=None, help="file holding the bearer token")
