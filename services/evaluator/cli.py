@@ -73,19 +73,20 @@ async def serve(args: argparse.Namespace, judge_factory=None, on_listening=None,
                 endpoint: dict | None = None) -> None:
     """Serve until SIGTERM/SIGINT. `judge_factory` (no arguments -> Judge) replaces the flags' judge;
     `on_listening(host)` is called once the port is bound, before the judge loads (tests, embedding)."""
+    from services.evaluator.engine import EvaluationEngine
     from services.evaluator.service import EvaluatorServicer
 
     if judge_factory is None:
         judge_factory = _factory(args, _endpoint_options(args) if endpoint is None else endpoint)
-    servicer = EvaluatorServicer(judge_factory, Storage(args.storage_root),
-                                 capacity=args.max_batch, batch_wait_s=args.batch_wait_ms / 1000.0,
-                                 stall_limit_s=args.stall_limit_s)
+    engine = EvaluationEngine(judge_factory, Storage(args.storage_root), capacity=args.max_batch,
+                              batch_wait_s=args.batch_wait_ms / 1000.0, stall_limit_s=args.stall_limit_s)
+    servicer = EvaluatorServicer(engine)
 
     def register(server) -> None:
         evaluator_pb2_grpc.add_EvaluatorServiceServicer_to_server(servicer, server)
 
-    await run_service(args, SERVICE_NAME, register, servicer.load, on_listening=on_listening,
-                      watchdog=servicer.watchdog)
+    await run_service(args, SERVICE_NAME, register, engine.load, on_listening=on_listening,
+                      watchdog=engine.watchdog)
 
 
 def main(argv: list[str] | None = None) -> int:

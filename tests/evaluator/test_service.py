@@ -33,12 +33,12 @@ from services.common.server import ServiceHost
 from services.common.storage import sha256_file
 from services.evaluator import catalog, prefetch
 from services.evaluator.cli import SERVICE_NAME, build_parser, serve
+from services.evaluator.engine import to_service_error
 from services.evaluator.errors import EmptyVideoError, UnsupportedPromptError, VideoDecodeError
 from services.evaluator.judge import JudgeOutcome, JudgeQuery, MplugOwlJudge, load_judge
 from services.evaluator.model.frames import frame_indices
 from services.evaluator.model.templates import build_prompt
 from services.evaluator.model.tokenization import VIDEOCON_MAX_LENGTH
-from services.evaluator.service import to_service_error
 
 VIDEOS = {
     "jetski.mp4": "A_jetski_moves_quickly_through_a_narrow_channel_between_two_rocky_outcrops_0.mp4",
@@ -589,5 +589,28 @@ def test_token_refused_and_accepted(tiny_judge: MplugOwlJudge, storage: Path) ->
                 info = await evaluator_pb2_grpc.EvaluatorServiceStub(ch).GetInfo(
                     common_pb2.GetInfoRequest(), metadata=ok.metadata)
                 assert info.capacity == 4
+
+    asyncio.run(main())
+
+
+def test_the_engine_judges_without_any_grpc(tiny_judge: MplugOwlJudge, storage: Path) -> None:
+    """The data plane alone (services/evaluator/engine.py): no server, no channel, the same answers as
+    the judge called directly, and its refusals are domain errors."""
+    from services.common.errors import FailedPrecondition
+    from services.common.storage import Storage
+    from services.evaluator.engine import EvaluationEngine, VideoJudgeRequest
+
+    async def main() -> None:
+        engine = EvaluationEngine(lambda: tiny_judge, Storage(storage), capacity=2)
+        await engine.load()
+        queries = [JudgeQuery("sa", CAPTIONS["jetski.mp4"]), JudgeQuery("pc", "")]
+        events = [e async for e in engine.evaluate(VideoJudgeRequest("r1", "videos/jetski.mp4", queries))]
+        assert events[0] == "queued" and len(events) == 2
+        want = tiny_judge.judge(str(storage / "videos" / "jetski.mp4"), queries)
+        assert [(a.task, a.score, a.raw_text) for a in events[1].answers] == [
+            (a.task, a.score, a.raw_text) for a in want.answers]
+        assert "total" in events[1].timings
+        with pytest.raises(FailedPrecondition, match="does not exist"):
+            [e async for e in engine.evaluate(VideoJudgeRequest("r2", "videos/missing.mp4", queries))]
 
     asyncio.run(main())
