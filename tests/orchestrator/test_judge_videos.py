@@ -218,3 +218,24 @@ def test_local_starts_only_the_judge(tmp_path):
     assert len(led) == 2 and {r["state"] for r in led} == {"judged"} and {r["arm"] for r in led} == {"src"}
     started = sorted(p.name for p in (run_dir / "logs").iterdir())
     assert started and all(name.startswith("evaluator-") for name in started), started
+
+
+@pytest.mark.slow
+def test_local_judge_from_a_checkpoint_directory_in_the_official_layout(tmp_path):
+    """`--judge-model DIR` (a checkpoint as the official repo lays it out) also with --local: the
+    evaluator child loads it from there, and the run records the directory and its content revision."""
+    from services.evaluator.tiny import build_tiny_judge
+
+    checkpoint = build_tiny_judge(tmp_path / "my-judge")
+    src = tmp_path / "src"
+    write_csv(src / "videos.csv", [(tiny_mp4(src / f"{k}.mp4", k).name, SAMPLE[k].caption) for k in range(2)])
+    run_dir = tmp_path / "run"
+    args = ["run", "--local", "--allow-cpu", "--videos", str(src), "--judge-model", str(checkpoint),
+            "--prompts", "sample", "--out", str(run_dir), *FAST]
+    assert main(args) == 0
+    led = rows(run_dir)
+    assert len(led) == 2 and {r["state"] for r in led} == {"judged"}
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["config"]["judge_model"] == str(checkpoint)
+    (evaluator,) = manifest["models"]["evaluator"]
+    assert evaluator["revision"].startswith("local")  # a directory has no Hub commit: its content hash
