@@ -56,6 +56,18 @@ DELEGATES: dict[str, tuple[str, str, str, str]] = {
         "orchestrator",
         "PhyT2V-style prompt refinement rounds on a finished run (LLM/VLM endpoints)",
     ),
+    "track": (
+        "services.orchestrator.tracking.cli",
+        "track_main",
+        "orchestrator",
+        "log run directories to Weights & Biases / MLflow",
+    ),
+    "push": (
+        "services.orchestrator.hub_push",
+        "push_main",
+        "orchestrator",
+        "upload a run's results to a Hugging Face Hub dataset repo, with a dataset card",
+    ),
     "cluster": (
         "services.orchestrator.cluster",
         "cluster_main",

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from services.common import judge_tasks
 from services.common.arguments import port
 from services.common.cli_fields import add_cli_args, cli_field, cli_values
+from services.orchestrator.tracking.options import TrackingOptions
 
 if TYPE_CHECKING:
     from services.common.channel import ClientConfig
@@ -214,6 +215,7 @@ class RunOptions:
     cache_dir: str | None = None
     client: ClientConfig = field(default_factory=_client_config)
     dispatch: DispatchOptions = field(default_factory=DispatchOptions)
+    tracking: TrackingOptions = field(default_factory=TrackingOptions)  # its flags: tracking/options.py
     argv: list[str] = field(default_factory=list)
     # Builds the work items from (prompt set, config hash) instead of the selection (e.g. `refine`).
     items_fn: Callable[[PromptSet, str], list[WorkItem]] | None = None
@@ -236,6 +238,7 @@ class RunOptions:
             client=ClientConfig(token=read_token(args.auth_token, args.auth_token_file), tls_ca=args.tls_ca,
                                 tls_cert=args.tls_cert, tls_key=args.tls_key),
             dispatch=DispatchOptions.from_cli_args(args),
+            tracking=TrackingOptions.from_cli_args(args),
             argv=["videophy-bench", *argv],
         )
 
@@ -260,3 +263,4 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     env_flag(tls, "--tls-cert", default=None, help="PEM client certificate (mTLS)")
     env_flag(tls, "--tls-key", default=None, help="PEM client key (mTLS)")
     add_cli_args(DispatchOptions, parser, groups)
+    add_cli_args(TrackingOptions, parser, groups)
