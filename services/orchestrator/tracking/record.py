@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +47,7 @@ class Sample:
 
     @property
     def caption(self) -> str:
-        scores = ", ".join(f"{k.upper()} {self.row[k]:g}" for k in ("sa", "pc") if _number(self.row.get(k)))
+        scores = ", ".join(f"{k.upper()} {self.row[k]:g}" for k in ("sa", "pc") if is_number(self.row.get(k)))
         return f"{self.kind}: {self.row.get('caption', '')}" + (f" ({scores})" if scores else "")
 
 
@@ -67,8 +69,26 @@ class TrackedRun:
         return {k: ("" if v is None else str(v)) for k, v in _flatten(self.config["run"]).items()}
 
 
-def _number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# Flags whose value is a secret (a file or variable name is not): masked wherever a command is shown.
+_SECRET_FLAG = re.compile(r"^--[\w-]*(token|secret|password|api-key)$")
+
+
+def commands(manifest: dict[str, Any]) -> list[str]:
+    """Each session's command line from manifest.json, secrets masked (the run's files go public)."""
+    out = []
+    for session in manifest.get("sessions") or []:
+        argv, masked, hide = session.get("argv") or [], [], False
+        for arg in map(str, argv):
+            flag, eq, _ = arg.partition("=")
+            masked.append("***" if hide else f"{flag}=***" if eq and _SECRET_FLAG.match(flag) else arg)
+            hide = not eq and bool(_SECRET_FLAG.match(arg))
+        if masked:
+            out.append(shlex.join(masked))
+    return out
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -94,13 +114,13 @@ def _subset_key(subset: str) -> str:
 
 
 def _metrics(doc: dict[str, Any]) -> dict[str, float]:
-    out = {k: float(v) for k, v in doc["summary"].items() if _number(v)}
+    out = {k: float(v) for k, v in doc["summary"].items() if is_number(v)}
     conditions = doc.get("conditions", [])
     for cond in conditions:
         prefix = _condition_prefix(cond, conditions)
         for row in cond["subsets"]:
             for stat in SUBSET_STATS:
-                if _number(row.get(stat)):
+                if is_number(row.get(stat)):
                     out[f"{prefix}{_subset_key(row['subset'])}/{stat}"] = float(row[stat])
     return out
 
@@ -166,7 +186,7 @@ def tracked_run(run_dir: Path, name: str | None = None, n_videos: int = 2) -> Tr
         "tool": doc.get("tool"),
         "completeness": doc.get("completeness"),
         "methods": doc.get("methods"),
-        "argv": manifest.get("argv"),
+        "commands": commands(manifest),
         "run_dir": str(run_dir.resolve()),
         "results_schema": f"{doc['schema']}/{doc['schema_version']}",
     }
