@@ -164,7 +164,7 @@ def _samples(run_dir: Path, n: int) -> list[Sample]:
     out = []
     for kind, part in picks:
         for _, row in part.iterrows():
-            values = {c: results_document._plain(row[c]) for c in SAMPLE_COLUMNS if c in row}
+            values = {"kind": kind, **{c: results_document._plain(row[c]) for c in SAMPLE_COLUMNS[1:]}}
             out.append(Sample(kind, run_dir / str(row["video_path"]), values))
     return out
 

@@ -28,7 +28,7 @@ def check(opts: TrackingOptions) -> str | None:
     if os.environ.get("WANDB_MODE", "").lower() in OFFLINE_MODES:
         return None
     try:  # credentials only (no request): a missing key is found now, not after the run
-        wandb.login(anonymous="never", verify=False, relogin=False)
+        wandb.login(verify=False, relogin=False)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return (f"--wandb: no usable W&B credentials ({first}); set WANDB_API_KEY, run `wandb login`, "
