@@ -19,7 +19,6 @@ from services.common.entry import configure_logging, one_line
 USAGE_ERROR = 2
 RUNTIME_FAILURE = 1
 NAME = "videophy-bench push"
-RESULT_FILES = ("results.csv", "results.json", "summary.json", "manifest.json", "prompts.csv")
 REPORT_DIR = "report"  # the report folder's default place in a run directory, and in the repo
 
 
@@ -71,10 +70,12 @@ def _token(token_file: str | None) -> str:
     return token
 
 
-def upload_files(run_dir: Path, report: Path | None, include_videos: bool) -> dict[str, Path]:
-    """Repo path -> local file of everything to upload (the card aside)."""
-    files = {name: run_dir / name for name in RESULT_FILES if (run_dir / name).is_file()}
-    files |= {f"official/{p.name}": p for p in sorted((run_dir / "official").glob("*.csv")) if p.is_file()}
+def upload_files(run_dir: Path, report: Path | None, include_videos: bool) -> dict[str, Path | bytes]:
+    """Repo path -> local file (or content) of everything to upload, the card aside: the same results
+    files as a tracker gets, the manifest with its command lines redacted."""
+    from services.orchestrator.tracking.record import result_files
+
+    files = result_files(run_dir)
     folders = []
     if report is None and (run_dir / REPORT_DIR).is_dir():
         report = run_dir / REPORT_DIR
@@ -126,11 +127,13 @@ def push(run_dir: Path, repo: str, *, token: str, report: Path | None = None, in
     card = card_text(doc, sorted({p.split("/", 1)[0] + ("/" if "/" in p else "") for p in files}),
                      license_id, manifest)
     operations = [CommitOperationAdd("README.md", card.encode("utf-8"))]
-    operations += [CommitOperationAdd(path, str(local)) for path, local in sorted(files.items())]
+    operations += [CommitOperationAdd(path, local if isinstance(local, bytes) else str(local))
+                   for path, local in sorted(files.items())]
     endpoint = constants.ENDPOINT
     api = HfApi(endpoint=endpoint, token=token)
     try:
-        api.create_repo(repo, repo_type="dataset", private=private, exist_ok=True)
+        # Not private: the Hub's default for the namespace (an organization may default to private).
+        api.create_repo(repo, repo_type="dataset", private=True if private else None, exist_ok=True)
         if revision and revision != constants.DEFAULT_REVISION:
             api.create_branch(repo, branch=revision, repo_type="dataset", exist_ok=True)
         info = api.create_commit(

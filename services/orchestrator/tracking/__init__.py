@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,11 +87,17 @@ def log_run(run_dir: Path, opts: TrackingOptions) -> bool:
     run_dir = Path(run_dir)
     retry = f"videophy-bench track {run_dir} " + " ".join(
         f"--{n} {getattr(opts, n)}" for n in opts.targets)
-    try:
-        record = tracked_run(run_dir, opts.track_name, opts.track_videos)
-    except Exception as exc:
-        log.warning("experiment tracking skipped: %s (the results are in %s)", _line(exc), run_dir)
-        return False
+    with tempfile.TemporaryDirectory(prefix="videophy-track-") as scratch:
+        try:
+            record = tracked_run(run_dir, opts.track_name, opts.track_videos, Path(scratch))
+        except Exception as exc:
+            log.warning("experiment tracking skipped: %s (the results are in %s)", _line(exc), run_dir)
+            return False
+        return _log_record(record, opts, retry)
+
+
+def _log_record(record: Any, opts: TrackingOptions, retry: str) -> bool:
+    run_dir = record.run_dir
     ok = True
     for name in opts.targets:
         label = BACKENDS[name].label

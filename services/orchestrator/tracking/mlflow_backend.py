@@ -96,8 +96,8 @@ def log(run: TrackedRun, opts: TrackingOptions, run_id: str | None) -> tuple[str
             client.log_batch(run_id, metrics=metrics[i:i + 100], params=params[i:i + 100],
                              tags=tags if i == 0 else [])
         client.log_dict(run_id, run.config, "config.json")
-        for path in run.files:
-            parent = path.parent.relative_to(run.run_dir).as_posix()
+        for name, path in run.files.items():
+            parent = Path(name).parent.as_posix()
             client.log_artifact(run_id, str(path), "results" if parent == "." else f"results/{parent}")
         with tempfile.TemporaryDirectory(prefix="videophy-mlflow-") as tmp:
             tables = Path(tmp) / "tables"

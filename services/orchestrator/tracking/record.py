@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from services.common.redact import redact_argv
+from services.orchestrator import manifest as run_manifest
 from services.orchestrator import results_document
 
-# The run's files worth keeping beside the numbers (paths relative to the run directory).
-RESULT_FILES = ("results.csv", "results.json", "summary.json", "manifest.json", "prompts.csv")
+# The run's files worth keeping beside the numbers (paths relative to the run directory); manifest.json
+# goes as `manifest.public_bytes` (secrets redacted).
+RESULT_FILES = ("results.csv", "results.json", "summary.json", "prompts.csv")
 # Per subset (all, hard, easy, each category): the numbers with their CIs (results.json `subsets`).
 SUBSET_STATS = (
     "joint", "joint_lo", "joint_hi", "joint_boot_lo", "joint_boot_hi", "mean_sa", "mean_sa_boot_lo",
@@ -60,7 +62,7 @@ class TrackedRun:
     tags: dict[str, str]
     tables: dict[str, Table] = field(default_factory=dict)
     samples: list[Sample] = field(default_factory=list)
-    files: list[Path] = field(default_factory=list)
+    files: dict[str, Path] = field(default_factory=dict)  # name under the run directory -> local file
 
     @property
     def params(self) -> dict[str, str]:
@@ -73,22 +75,9 @@ def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-# Flags whose value is a secret (a file or variable name is not): masked wherever a command is shown.
-_SECRET_FLAG = re.compile(r"^--[\w-]*(token|secret|password|api-key)$")
-
-
 def commands(manifest: dict[str, Any]) -> list[str]:
     """Each session's command line from manifest.json, secrets masked (the run's files go public)."""
-    out = []
-    for session in manifest.get("sessions") or []:
-        argv, masked, hide = session.get("argv") or [], [], False
-        for arg in map(str, argv):
-            flag, eq, _ = arg.partition("=")
-            masked.append("***" if hide else f"{flag}=***" if eq and _SECRET_FLAG.match(flag) else arg)
-            hide = not eq and bool(_SECRET_FLAG.match(arg))
-        if masked:
-            out.append(shlex.join(masked))
-    return out
+    return [shlex.join(redact_argv(s["argv"])) for s in manifest.get("sessions") or [] if s.get("argv")]
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -169,8 +158,21 @@ def _samples(run_dir: Path, n: int) -> list[Sample]:
     return out
 
 
-def tracked_run(run_dir: Path, name: str | None = None, n_videos: int = 2) -> TrackedRun:
-    """The record of `run_dir` (its exports as they are now). Raises NotARun."""
+def result_files(run_dir: Path) -> dict[str, Path | bytes]:
+    """The run's results files that leave the machine (trackers, Hub repos): path in the run directory
+    -> the file, or the content of the manifest with its command lines redacted."""
+    files: dict[str, Path | bytes] = {f: run_dir / f for f in RESULT_FILES if (run_dir / f).is_file()}
+    public = run_manifest.public_bytes(run_dir)
+    if public is not None:
+        files[run_manifest.MANIFEST_NAME] = public
+    files |= {f"official/{p.name}": p for p in sorted((run_dir / "official").glob("*.csv")) if p.is_file()}
+    return files
+
+
+def tracked_run(run_dir: Path, name: str | None = None, n_videos: int = 2,
+                scratch: Path | None = None) -> TrackedRun:
+    """The record of `run_dir` (its exports as they are now); the redacted manifest is written into
+    `scratch` to be logged from there (without `scratch` it is not among the files). Raises NotARun."""
     run_dir = Path(run_dir)
     path = run_dir / results_document.FILE_NAME
     if not path.is_file():
@@ -200,8 +202,15 @@ def tracked_run(run_dir: Path, name: str | None = None, n_videos: int = 2) -> Tr
         "tool_version": str(tool.get("version") or ""),
         "git_commit": str(tool.get("git_commit") or ""),
     }
-    files = [run_dir / f for f in RESULT_FILES if (run_dir / f).is_file()]
-    files += sorted(p for p in (run_dir / "official").glob("*.csv") if p.is_file())
+    files: dict[str, Path] = {}
+    for rel, local in result_files(run_dir).items():
+        if isinstance(local, bytes):  # the redacted manifest: logged from a copy in `scratch`
+            if scratch is None:
+                continue
+            (scratch / rel).write_bytes(local)
+            files[rel] = scratch / rel
+        else:
+            files[rel] = local
     return TrackedRun(run_dir=run_dir, name=name or run_dir.resolve().name, config=config,
                       metrics=_metrics(doc), tags=tags, tables=_tables(doc),
                       samples=_samples(run_dir, n_videos), files=files)

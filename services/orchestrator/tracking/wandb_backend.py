@@ -66,8 +66,8 @@ def log(run: TrackedRun, opts: TrackingOptions, run_id: str | None) -> tuple[str
         wb.log(logged)
         artifact = wandb.Artifact(_artifact_name(run.name), type="videophy2-results",
                                   metadata={"config_hash": run.config["run"].get("config_hash")})
-        for path in run.files:
-            artifact.add_file(str(path), name=str(path.relative_to(run.run_dir)))
+        for name, path in run.files.items():
+            artifact.add_file(str(path), name=name)
         wb.log_artifact(artifact)
         offline = wb.settings.mode in OFFLINE_MODES  # (asking an offline run for its URL warns)
         return wb.id, str(f"{wb.dir} (offline: `wandb sync` uploads it)" if offline else wb.url)
