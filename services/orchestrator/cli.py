@@ -7,6 +7,7 @@
     videophy-bench prompts [SOURCE] --out prompts.csv
     videophy-bench serve generator|evaluator ...   judge ...   report ...   leaderboard ...   cluster ...
     videophy-bench refine --run RUN_DIR --rounds 2 --llm-endpoint URL --llm-model NAME [run's flags]
+    videophy-bench track RUN_DIR --wandb PROJECT --mlflow URI   push RUN_DIR --repo ID
 
 Subcommands that belong to other packages are imported only when used, so each works with only its
 own extra installed. Exit codes (services/orchestrator/exit_codes.py): 0 done, 1 runtime failure,
