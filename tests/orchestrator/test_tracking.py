@@ -196,3 +196,24 @@ def test_track_refuses_what_it_cannot_log_in_one_line(tmp_path):
     assert done.returncode == 2
     [only] = done.stderr.strip().splitlines()
     assert only.startswith(f"videophy-bench track: {tmp_path}: no results.json")
+
+
+def test_refine_is_tracked_once_after_its_last_round_with_each_condition(shared_services, tmp_path):
+    from fake_openai import FakeOpenAI
+
+    from services.orchestrator.cli import main
+
+    svc, gens, ev = shared_services
+    run_dir = svc.root / "runs" / "refined"
+    common = ["--storage-root", str(svc.root), "--generators", ",".join(g.address for g in gens),
+              "--evaluators", ev.address, "--refresh-s", "0.5", "--no-progress"]
+    assert main(["run", "--prompts", "sample", "--limit", "2", "--out", str(run_dir), *common]) == 0
+    uri = (tmp_path / "mlruns").as_uri()
+    with FakeOpenAI() as fake:
+        assert main(["refine", "--run", str(run_dir), "--rounds", "2", "--llm-endpoint", fake.url,
+                     "--llm-model", "fake-llm", "--frames", "2", "--mlflow", uri, *common]) == 0
+    _, [run] = mlflow_runs(uri)  # one MLflow run for the two rounds' runs
+    m = run.data.metrics
+    for condition in ("base/round_0", "phyt2v/round_1", "phyt2v/round_2"):
+        assert m[f"{condition}/all/n_items"] == 2
+    assert "all/n_items" not in m  # with several conditions every key names its own
