@@ -116,6 +116,15 @@ def push(run_dir: Path, repo: str, *, token: str, report: Path | None = None, in
         raise PushError(f"--report {report} is not a directory", usage=True)
     if include_videos and not (run_dir / "videos").is_dir():
         raise PushError(f"--include-videos: {run_dir} has no videos/ folder", usage=True)
+    from services.orchestrator.ledger import LedgerCorrupt
+    from services.orchestrator.tracking.record import refresh_exports
+
+    try:
+        note = refresh_exports(run_dir)  # the numbers pushed are the ledger's
+    except LedgerCorrupt as exc:
+        raise PushError(str(exc), usage=True) from None
+    if note:
+        print(f"{NAME}: warning: {note}", file=sys.stderr)
     results = run_dir / "results.json"
     if not results.is_file():
         raise PushError(f"{run_dir}: no results.json (not a run directory, or made before results.json "

@@ -65,9 +65,9 @@ def check(opts: TrackingOptions) -> None:
 def _target_key(name: str, opts: TrackingOptions) -> str:
     if name == "wandb":
         return f"{opts.wandb_entity or ''}/{opts.wandb}"
-    from services.orchestrator.tracking.mlflow_backend import tracking_uri
+    from services.orchestrator.tracking.mlflow_backend import shown_uri, tracking_uri
 
-    return f"{tracking_uri(opts.mlflow or '')}#{opts.mlflow_experiment}"
+    return f"{shown_uri(tracking_uri(opts.mlflow or ''))}#{opts.mlflow_experiment}"
 
 
 def _state(run_dir: Path) -> dict[str, Any]:
@@ -85,8 +85,10 @@ def log_run(run_dir: Path, opts: TrackingOptions) -> bool:
     if not opts.targets:
         return True
     run_dir = Path(run_dir)
+    from services.orchestrator.tracking.mlflow_backend import shown_uri
+
     retry = f"videophy-bench track {run_dir} " + " ".join(
-        f"--{n} {getattr(opts, n)}" for n in opts.targets)
+        f"--{n} {shown_uri(getattr(opts, n))}" for n in opts.targets)
     with tempfile.TemporaryDirectory(prefix="videophy-track-") as scratch:
         try:
             record = tracked_run(run_dir, opts.track_name, opts.track_videos, Path(scratch))

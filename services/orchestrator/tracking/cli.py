@@ -6,6 +6,7 @@ logging a run directory again updates its tracked run (ids kept in RUN/tracking.
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from services.common.cli_fields import add_cli_args
 from services.common.entry import configure_logging
 
 USAGE_ERROR = 2
+log = logging.getLogger(__name__)
 
 
 def _parser() -> Parser:
@@ -28,8 +30,9 @@ def _parser() -> Parser:
 
 def track_main(argv: list[str]) -> int:
     from services.orchestrator import tracking
+    from services.orchestrator.ledger import LedgerCorrupt
     from services.orchestrator.tracking.options import TrackingOptions
-    from services.orchestrator.tracking.record import NotARun, tracked_run
+    from services.orchestrator.tracking.record import NotARun, refresh_exports, tracked_run
 
     args = _parser().parse_args(argv)
     configure_logging(args.log_level)
@@ -45,7 +48,11 @@ def track_main(argv: list[str]) -> int:
         tracking.check(opts)
         for run_dir in args.runs:  # every directory readable before anything is logged
             tracked_run(run_dir, n_videos=0)
-    except (tracking.TrackingUnavailable, NotARun) as exc:
+        for run_dir in args.runs:
+            note = refresh_exports(run_dir)
+            if note:
+                log.warning("%s", note)
+    except (tracking.TrackingUnavailable, NotARun, LedgerCorrupt) as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return USAGE_ERROR
     ok = [tracking.log_run(run_dir, opts) for run_dir in args.runs]

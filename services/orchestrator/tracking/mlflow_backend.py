@@ -28,6 +28,16 @@ def tracking_uri(uri: str) -> str:
     return Path(uri).expanduser().resolve().as_uri()
 
 
+def shown_uri(uri: str) -> str:
+    """The URI without a password it may carry (https://user:pass@host), for logs and tracking.json."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return parts._replace(netloc=netloc).geturl()
+
+
 def _file_store(uri: str) -> Path | None:
     parts = urlsplit(uri)
     return Path(parts.path) if parts.scheme == "file" else None
@@ -113,4 +123,4 @@ def log(run: TrackedRun, opts: TrackingOptions, run_id: str | None) -> tuple[str
         status = "FINISHED"
     finally:
         client.set_terminated(run_id, status=status)
-    return run_id, f"{uri} experiment {opts.mlflow_experiment!r} run {run_id}"
+    return run_id, f"{shown_uri(uri)} experiment {opts.mlflow_experiment!r} run {run_id}"

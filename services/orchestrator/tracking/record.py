@@ -158,6 +158,18 @@ def _samples(run_dir: Path, n: int) -> list[Sample]:
     return out
 
 
+def refresh_exports(run_dir: Path) -> str:
+    """Rewrite the run's exports from its ledger first, as `status` and `report` do (a directory of
+    exports without a ledger is taken as it is). Returns why they could not be rewritten ("" when
+    they were): a run in progress, a read-only directory. Raises LedgerCorrupt."""
+    if not (Path(run_dir) / "ledger.sqlite").is_file():
+        return ""
+    from services.orchestrator.export import refresh
+
+    done = refresh(Path(run_dir))
+    return "" if done.written else f"{run_dir}: {done.note}; the files sent are those of its last export"
+
+
 def result_files(run_dir: Path) -> dict[str, Path | bytes]:
     """The run's results files that leave the machine (trackers, Hub repos): path in the run directory
     -> the file, or the content of the manifest with its command lines redacted."""
