@@ -217,3 +217,20 @@ def test_refine_is_tracked_once_after_its_last_round_with_each_condition(shared_
     for condition in ("base/round_0", "phyt2v/round_1", "phyt2v/round_2"):
         assert m[f"{condition}/all/n_items"] == 2
     assert "all/n_items" not in m  # with several conditions every key names its own
+
+
+def test_uris_and_command_lines_as_they_leave_the_machine(tmp_path, monkeypatch):
+    from services.common.redact import redact_argv
+    from services.orchestrator.tracking.mlflow_backend import shown_uri, tracking_uri
+
+    monkeypatch.chdir(tmp_path)
+    assert tracking_uri("mlruns") == (tmp_path / "mlruns").as_uri()  # a directory: the file store
+    for uri in ("file:/x/mlruns", "http://host:5000", "databricks", "databricks://profile", "sqlite:///a.db"):
+        assert tracking_uri(uri) == uri
+    assert shown_uri("https://me:pw@host:5000/p") == "https://me:***@host:5000/p"
+    assert shown_uri("http://host:5000") == "http://host:5000"
+    argv = ["videophy-bench", "run", "--auth-token", "s1", "--api-key=s2", "--auth-token-file", "/f",
+            "--api-key-env", "KEY", "--out", "runs/x", "--llm-api-token", "s3"]
+    assert redact_argv(argv) == ["videophy-bench", "run", "--auth-token", "REDACTED", "--api-key=REDACTED",
+                                 "--auth-token-file", "/f", "--api-key-env", "KEY", "--out", "runs/x",
+                                 "--llm-api-token", "REDACTED"]

@@ -18,12 +18,13 @@ from services.orchestrator.tracking.record import SAMPLE_COLUMNS, TrackedRun
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+BARE_URIS = ("databricks", "databricks-uc", "uc")  # MLflow URIs without "://"
 
 
 def tracking_uri(uri: str) -> str:
     """A directory becomes a `file:` URI (relative paths are relative to where the command runs)."""
     scheme = urlsplit(uri).scheme
-    if scheme and len(scheme) > 1:  # not a Windows drive letter
+    if (scheme and len(scheme) > 1) or uri in BARE_URIS:  # (a one-letter scheme is a Windows drive)
         return uri
     return Path(uri).expanduser().resolve().as_uri()
 
