@@ -131,17 +131,18 @@ def minimal_servicer_class():
     """The real GeneratorServicer (GetInfo, request validation) with a lighter Generate (see top)."""
     from videophy.v1 import common_pb2, generator_pb2
 
-    from services.common.errors import Busy, NotReady
-    from services.generator.service import GeneratorServicer, params_proto
+    from services.common.errors import Busy
+    from services.generator.engine import params_proto
+    from services.generator.service import GeneratorServicer, video_request
 
     class MinimalServicer(GeneratorServicer):
         premade: bytes = b""
         premade_sha: str = ""
+        busy = False
 
         async def Generate(self, request, context):
-            if not self.ready:
-                raise NotReady("model is still loading")
-            work = self._work_for(request)
+            work = self.engine.plan(video_request(request))  # the real checks
+            engine = self.engine
             if self.busy:
                 raise Busy("generator busy with another item")
             self.busy = True
@@ -154,10 +155,10 @@ def minimal_servicer_class():
                     ),
                 )
                 t0 = time.monotonic()
-                if self.backend.delay_s:
-                    await asyncio.sleep(self.backend.delay_s)
-                self.backend.device_busy.append((t0, time.monotonic()))
-                path = self.storage.resolve(work.uri)
+                if engine.backend.delay_s:
+                    await asyncio.sleep(engine.backend.delay_s)
+                engine.backend.device_busy.append((t0, time.monotonic()))
+                path = engine.storage.resolve(work.uri)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_name(f".{path.name}.tmp")
                 tmp.write_bytes(self.premade)
@@ -172,10 +173,10 @@ def minimal_servicer_class():
                     duration_s=f / p.fps,
                     height=h,
                     width=w,
-                    params=params_proto(p, "", self.backend.acceleration),
-                    model=self._model_proto(),
-                    runtime=self._runtime_proto(),
-                    timings_s={"denoise": self.backend.delay_s},
+                    params=params_proto(p, "", engine.backend.acceleration),
+                    model=engine.model_proto(),
+                    runtime=engine.runtime,
+                    timings_s={"denoise": engine.backend.delay_s},
                     attempts=1,
                 )
             finally:
@@ -190,6 +191,7 @@ async def serve(args: argparse.Namespace) -> None:
 
     from services.common.server import ServiceHost
     from services.common.storage import Storage
+    from services.generator import engine as gen_engine
     from services.generator import service as gen_service
 
     premade = Path(args.premade).read_bytes()
@@ -197,7 +199,7 @@ async def serve(args: argparse.Namespace) -> None:
     def write_premade(frames, path, fps, quality=0.0):  # stands in for the ffmpeg encode (see top)
         Path(path).write_bytes(premade)
 
-    gen_service.encode_mp4 = write_premade
+    gen_engine.encode_mp4 = write_premade
     base = gen_service.GeneratorServicer
     if args.servicer == "minimal":
         base = minimal_servicer_class()
@@ -210,7 +212,7 @@ async def serve(args: argparse.Namespace) -> None:
             t_recv = time.monotonic()
             async for event in super().Generate(request, context):
                 if event.HasField("result"):
-                    self.backend.handled.append((t_recv, time.monotonic()))
+                    self.engine.backend.handled.append((t_recv, time.monotonic()))
                 yield event
 
     frames = bench_frames(args.frames)
@@ -219,7 +221,8 @@ async def serve(args: argparse.Namespace) -> None:
     for _ in range(args.replicas):
         backend = BenchBackend(frames, args.delay)
         kwargs = {"queue_depth": args.queue_depth} if args.servicer == "real" else {}
-        servicer = TimedServicer(backend, storage, **kwargs)
+        engine = gen_engine.GenerationEngine(backend, storage, **kwargs)
+        servicer = TimedServicer(engine)
         host = ServiceHost(
             bind="127.0.0.1:0",
             service_names=["videophy.v1.GeneratorService"],
@@ -229,7 +232,7 @@ async def serve(args: argparse.Namespace) -> None:
             grace_s=1.0,
         )
         await host.start()
-        await servicer.load_and_warm(warmup=False)
+        await engine.load_and_warm(warmup=False)
         await host.set_ready(True)
         hosts.append(host)
         backends.append(backend)

@@ -52,3 +52,33 @@ async def wait_for_health(
             last = e.code()
         await asyncio.sleep(0.05)
     raise AssertionError(f"health {service!r} never became {want} (last: {last})")
+
+
+class ManualClock:
+    """A clock for the device watchdog that moves only when the test says so: a stall is made by
+    advancing it while a device step is held on an event, never by waiting."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def watch_with(run: Running, clock: ManualClock) -> None:
+    """Give the served host's device watchdog the test's clock."""
+    assert run.host.health.watchdog is not None, "the service runs no device watchdog"
+    run.host.health.watchdog.clock = clock
+
+
+async def assert_stall_fails_liveness(run: Running, clock: ManualClock, limit_s: float) -> None:
+    """With a device step held (by the caller): alive at exactly `limit_s` of silence, NOT_SERVING past
+    it, readiness untouched (the kubelet restarts on liveness alone; readiness is the drain's)."""
+    clock.advance(limit_s)
+    assert await health_status(run.target, "") == SERVING
+    clock.advance(1)
+    assert await health_status(run.target, "") == NOT_SERVING
+    assert await health_status(run.target, "readiness") == SERVING

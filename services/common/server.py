@@ -1,6 +1,7 @@
 """grpc.aio server bootstrap shared by the generator and the evaluator.
 
-Health (`""` for liveness, `readiness` and the service's full name for readiness), reflection,
+Health (`""` for liveness, `readiness` and the service's full name for readiness; liveness also fails
+while the device watchdog sees a stalled step, services/common/watchdog.py), reflection,
 the token and error interceptors, optional (mutual) TLS, and a SIGTERM drain: readiness goes
 NOT_SERVING, new calls get UNAVAILABLE, the item in flight gets `grace_s` to finish while health
 keeps answering (`""` stays SERVING), then the server stops and the process exits.
@@ -22,6 +23,7 @@ from grpc_reflection.v1alpha import reflection
 
 from services.common.entry import one_line
 from services.common.interceptors import DrainInterceptor, ErrorMappingInterceptor, TokenAuthInterceptor
+from services.common.watchdog import DeviceWatchdog
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,31 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 # Item results travel as URIs; the limit is raised only as a margin for long raw judge texts.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+class WatchedHealth(health.aio.HealthServicer):
+    """grpc.health.v1 whose liveness ("") is NOT_SERVING while the watchdog names a stalled device step.
+
+    Computed at each Check (the kubelet's probe), so nothing has to poll the watchdog; the first failing
+    check logs the reason once per stall."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.watchdog: DeviceWatchdog | None = None  # set by run_service from the servicer's
+        self._reported: str | None = None
+
+    async def Check(self, request, context):
+        if request.service == "" and self.watchdog is not None:
+            reason = self.watchdog.stalled()
+            if reason is not None:
+                if self._reported is None:
+                    log.error("liveness NOT_SERVING: %s (a wedged device?)", reason)
+                self._reported = reason
+                return health_pb2.HealthCheckResponse(status=NOT_SERVING)
+            if self._reported is not None:
+                log.warning("liveness SERVING again: the stalled step finished")
+                self._reported = None
+        return await super().Check(request, context)
 
 
 @dataclass
@@ -61,7 +88,7 @@ class ServiceHost:
     health_bind: str | None = None
     health_server: aio.Server | None = None
     health_port: int = 0
-    health: health.aio.HealthServicer = field(default_factory=health.aio.HealthServicer)
+    health: WatchedHealth = field(default_factory=WatchedHealth)
     server: aio.Server | None = None
     port: int = 0
     draining: asyncio.Event = field(default_factory=asyncio.Event)
@@ -167,11 +194,13 @@ def write_port_file(path: str | None, port: int) -> None:
 
 async def run_service(args, service_name: str, register: Callable[[aio.Server], None],
                       load: Callable[[], Awaitable[None]],
-                      on_listening: Callable[[ServiceHost], None] | None = None) -> None:
+                      on_listening: Callable[[ServiceHost], None] | None = None,
+                      watchdog: DeviceWatchdog | None = None) -> None:
     """Serve until SIGTERM/SIGINT: bind (health NOT_SERVING), load the model, go ready, drain on signal.
 
     `args` carries the flags of `settings.add_server_flags`. The port is bound before the (minutes
-    long) model load so probes and local mode see the process at once.
+    long) model load so probes and local mode see the process at once. `watchdog` (the servicer's, on
+    its device threads) turns liveness NOT_SERVING while a step is stalled.
     """
     from services.common.settings import read_token
 
@@ -179,6 +208,8 @@ async def run_service(args, service_name: str, register: Callable[[aio.Server], 
     host = ServiceHost(bind=args.bind, service_names=[service_name], register=register,
                        token=read_token(args.auth_token, args.auth_token_file), tls=tls, grace_s=args.grace_s,
                        health_bind=args.health_bind)
+    if watchdog is not None:
+        host.health.watchdog = watchdog
     port = await host.start()
     host.install_signal_handlers()
     write_port_file(args.port_file, port)

@@ -75,6 +75,9 @@ def add_server_flags(parser: argparse.ArgumentParser, default_port: int) -> None
              help="PEM CA bundle; when set, clients must present a certificate (mTLS)")
     env_flag(g, "--grace-s", default=900.0, type=float,
              help="seconds the current item may take to finish after SIGTERM")
+    env_flag(g, "--stall-limit-s", default=600.0, type=float,
+             help="liveness fails while one device step (a denoising step, a decode, a judge batch) runs "
+                  "longer than this: a wedged GPU gets its container restarted (0: off)")
     env_flag(g, "--port-file", default=None, help="write the bound port here once serving (for local mode)")
     env_flag(g, "--log-level", default="INFO", help="logging level")
 

@@ -55,12 +55,14 @@ async def serve(args: argparse.Namespace, judge_factory=None, on_listening=None)
     from services.evaluator.service import EvaluatorServicer
 
     servicer = EvaluatorServicer(judge_factory or _factory(args), Storage(args.storage_root),
-                                 capacity=args.max_batch, batch_wait_s=args.batch_wait_ms / 1000.0)
+                                 capacity=args.max_batch, batch_wait_s=args.batch_wait_ms / 1000.0,
+                                 stall_limit_s=args.stall_limit_s)
 
     def register(server) -> None:
         evaluator_pb2_grpc.add_EvaluatorServiceServicer_to_server(servicer, server)
 
-    await run_service(args, SERVICE_NAME, register, servicer.load, on_listening=on_listening)
+    await run_service(args, SERVICE_NAME, register, servicer.load, on_listening=on_listening,
+                      watchdog=servicer.watchdog)
 
 
 def main(argv: list[str] | None = None) -> int:

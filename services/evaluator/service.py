@@ -3,6 +3,8 @@
 Up to `capacity` calls are accepted at once (GetInfo tells the orchestrator how many worker slots
 to open); a batcher gathers what is queued into one `judge_batch` forward, whose padding keeps each
 score equal to its batch-of-one score. More calls than capacity get RESOURCE_EXHAUSTED at once.
+Each batch runs inside the device watchdog (services/common/watchdog.py): one batch past
+`stall_limit_s` fails liveness.
 
 Every request is checked before its video is hashed, decoded or queued (sizes from
 `services.common.limits`, then the judge's own `validate`: characters, NUL, tokens against its
@@ -25,6 +27,7 @@ from services.common.errors import Busy, FailedPrecondition, InvalidRequest, Not
 from services.common.limits import MAX_ID_CHARS, MAX_JUDGE_QUERIES, MAX_URI_CHARS, require_texts
 from services.common.runtime import runtime_info
 from services.common.storage import Storage, sha256_file
+from services.common.watchdog import DeviceWatchdog
 from services.evaluator.errors import (
     EmptyVideoError,
     JudgeInputError,
@@ -52,7 +55,8 @@ class _Pending:
 
 
 class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServiceServicer):
-    def __init__(self, judge_factory, storage: Storage, capacity: int = 4, batch_wait_s: float = 0.05):
+    def __init__(self, judge_factory, storage: Storage, capacity: int = 4, batch_wait_s: float = 0.05,
+                 stall_limit_s: float = 0.0):
         self._judge_factory = judge_factory
         self.judge: Judge | None = None
         self.storage = storage
@@ -63,6 +67,7 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServiceServicer):
         self._inflight = 0
         self._batcher: asyncio.Task | None = None
         self._runtime: common_pb2.RuntimeInfo | None = None
+        self.watchdog = DeviceWatchdog(stall_limit_s)
 
     async def load(self) -> None:
         loop = asyncio.get_running_loop()
@@ -166,7 +171,8 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServiceServicer):
                     batch.append(await asyncio.wait_for(self._queue.get(), max(0.0, deadline - loop.time())))
                 except TimeoutError:
                     break
-            results = await loop.run_in_executor(self.executor, self._judge_items, batch)
+            judge = self.watchdog.watched(f"judge batch of {len(batch)}", self._judge_items)
+            results = await loop.run_in_executor(self.executor, judge, batch)
             for pending, result in zip(batch, results, strict=True):
                 if pending.done.done():
                     continue

@@ -1,6 +1,6 @@
-"""Named acceleration presets for the diffusers Wan pipeline.
+"""Named acceleration presets for the diffusers video pipelines (every family; one trick Wan-only).
 
-`apply_acceleration(pipe, name, device)` changes a loaded WanPipeline in place and returns the string
+`apply_acceleration(pipe, name, device)` changes a loaded pipeline in place and returns the string
 the backend records as its `acceleration` (it flows into every result and manifest), e.g.
 ``lossless(attn=fa3,t=shared,compile=regional,te=cpu)`` or
 ``fp8(fp8-linear:300,attn=fa3,t=shared,compile=regional,te=cpu)``.
@@ -12,13 +12,16 @@ Presets (docs/performance.md has the measurements behind each choice):
   - the fastest exact attention kernel available (``services.generator.attention``: FlashAttention-3
     on a Hopper GPU where it is installed and passes its self-check, else ``native`` SDPA, which on
     torch >= 2.9 / H100 dispatches to cuDNN flash attention; VIDEOPHY_ATTENTION_BACKEND forces one),
-  - one time embedding per step instead of one per token for text-to-video on TI2V-5B: diffusers'
+  - (Wan only: pipelines with ``expand_timesteps``, labelled ``t=shared``) one time embedding per step
+    instead of one per token for text-to-video on TI2V-5B: diffusers'
     ``expand_timesteps`` path gives every latent token its own timestep so that an image-conditioned
     first frame can sit at t=0; without an image every token carries the same t, so the per-token
     embedding, the [B, N, 6, dim] fp32 modulation it feeds and the per-token output head are the
     per-sample ones repeated N times. The per-sample path computes them once (equal up to rounding),
-  - regional ``torch.compile`` of each transformer's repeated block (``compile_repeated_blocks``,
-    fullgraph); the compile itself happens in the backend's warm-up, before the service reports ready,
+  - regional ``torch.compile`` of each transformer's repeated block (the model's ``_repeated_blocks``
+    where diffusers declares them, else the blocks of its homogeneous ModuleLists, e.g. CogVideoX's
+    ``transformer_blocks``; fullgraph); the compile itself happens in the backend's warm-up, before the
+    service reports ready,
   - the text encoder parked on the CPU (pinned) once embeddings are cached; `text_encoder_on` brings it
     back for an unseen prompt (GPU only; on the CPU nothing moves),
   - the VAE stays in fp32 on the device.
@@ -100,8 +103,18 @@ def compile_regions(pipe: Any, fullgraph: bool = True) -> int:
 
 
 def _repeated_blocks(module: Any) -> list[Any]:
+    """The transformer's repeated blocks: those diffusers names in `_repeated_blocks`, else the members
+    of each top-level ModuleList whose members all share one class (found generically)."""
     names = set(getattr(module, "_repeated_blocks", None) or ())
-    return [m for m in module.modules() if type(m).__name__ in names]
+    if names:
+        return [m for m in module.modules() if type(m).__name__ in names]
+    import torch
+
+    blocks: list[Any] = []
+    for child in module.children():
+        if isinstance(child, torch.nn.ModuleList) and len(child) and len({type(b) for b in child}) == 1:
+            blocks.extend(child)
+    return blocks
 
 
 def uncompile(pipe: Any) -> None:
@@ -234,11 +247,12 @@ def quantize_fp8(pipe: Any) -> int:
 
 # -- presets --------------------------------------------------------------------------------------
 def apply_acceleration(pipe: Any, name: str = DEFAULT_PRESET, device: str = "cuda",
-                       compile_blocks: bool | None = None) -> str:
+                       compile_blocks: bool | None = None, park_text_encoder: bool = True) -> str:
     """Apply preset `name` to `pipe` (already on `device`); returns the label to record.
 
     compile_blocks: None = the preset's default (regional compile on CUDA, off on the CPU, where the
-    compile costs more than it saves on the tiny models); True/False forces it."""
+    compile costs more than it saves on the tiny models); True/False forces it. park_text_encoder:
+    the backend caches prompt embeddings (Wan), so the text encoder may wait on the CPU."""
     if name not in PRESET_NAMES:
         raise ValueError(f"unknown acceleration preset {name!r}; known: {', '.join(PRESET_NAMES)}")
     reset(pipe)
@@ -254,9 +268,12 @@ def apply_acceleration(pipe: Any, name: str = DEFAULT_PRESET, device: str = "cud
     parts = []
     if name == "fp8":
         parts.append(f"fp8-linear:{quantize_fp8(pipe)}")
-    kernel, note = attention.resolve_kernel(attention.requested_kernel(), device)
-    attention.set_attention(transformers_of(pipe), kernel)
-    parts.append(f"attn={kernel}" + (f"[{note}]" if note else ""))
+    if attention.dispatchable(transformers_of(pipe)):
+        kernel, note = attention.resolve_kernel(attention.requested_kernel(), device)
+        attention.set_attention(transformers_of(pipe), kernel)
+        parts.append(f"attn={kernel}" + (f"[{note}]" if note else ""))
+    else:  # e.g. CogVideoX: its processors call SDPA themselves; say so rather than name a kernel
+        parts.append("attn=sdpa[model's processors]")
     if share_timestep(pipe):
         parts.append("t=shared")
     do_compile = cuda if compile_blocks is None else compile_blocks
@@ -268,7 +285,7 @@ def apply_acceleration(pipe: Any, name: str = DEFAULT_PRESET, device: str = "cud
         parts.append("compile=regional")
     else:
         parts.append("compile=off")
-    if release_text_encoder(pipe, device):
+    if park_text_encoder and release_text_encoder(pipe, device):
         parts.append("te=cpu")
     label = f"{name}({','.join(parts)})"
     log.info("acceleration: %s", label)

@@ -1,4 +1,4 @@
-"""Exact attention kernels for the Wan transformers, and the choice of the fastest one available.
+"""Exact attention kernels for the diffusers video transformers, and the choice of the fastest one available.
 
 Every kernel here computes softmax(q kᵀ / √d) v exactly (only the float accumulation order differs), so
 any of them may serve the ``lossless`` preset. Lossy kernels (Sage, FP8 attention) belong in a named
@@ -15,7 +15,8 @@ fast preset, never here.
   cross-attention to the text tokens stays on SDPA, which is faster there.
 
 The pick is recorded in the acceleration label (``attn=fa3`` / ``attn=native``), so every result says
-which kernel made it.
+which kernel made it, and logged once at start-up with the reason FA3 was not taken (e.g. the import
+error of a build for another CUDA), so a silent fallback cannot go unnoticed.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ FA3_MODULES = ("flash_attn_interface", "fa3_fwd_interface")
 SELF_CHECK_MAX_REL = 2e-2
 
 _fa3: ModuleType | None = None
+_fa3_errors: dict[str, str] = {}  # module -> why it did not import
 
 
 def requested_kernel() -> str:
@@ -59,6 +61,7 @@ def fa3_module() -> ModuleType | None:
                 _fa3 = importlib.import_module(name)
                 break
             except Exception as exc:  # ImportError, or a binary built for another torch/CUDA
+                _fa3_errors[name] = f"{type(exc).__name__}: {exc}"
                 log.debug("FlashAttention-3 module %s unavailable: %s", name, exc)
     return _fa3
 
@@ -73,7 +76,8 @@ def fa3_unusable_reason(device: str) -> str | None:
     if major != 9:
         return f"FlashAttention-3 needs a Hopper GPU (compute capability 9.x, this one is {major}.x)"
     if fa3_module() is None:
-        return f"no FlashAttention-3 module imports ({', '.join(FA3_MODULES)})"
+        return "no FlashAttention-3 module imports (" + "; ".join(
+            f"{name}: {_fa3_errors.get(name, 'not found')}" for name in FA3_MODULES) + ")"
     return None
 
 
@@ -81,10 +85,15 @@ def fa3_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, scale
                   is_causal: bool = False, return_lse: bool = False, _parallel_config: Any = None) -> Any:
     """diffusers dispatcher signature -> FA3 ``flash_attn_func``; tensors are (B, S, H, D).
 
-    No mask, and no log-sum-exp output (only context parallelism asks for it, which we do not
-    register this adapter for)."""
+    FA3 takes no mask: a masked call (LTX-Video's and HunyuanVideo's padded text tokens, in attention
+    modules that do not say whether they are cross-attention) runs in exact SDPA instead, so routing
+    a family's attention here never changes its numbers. No log-sum-exp output (only context
+    parallelism asks for it, which we do not register this adapter for)."""
     if attn_mask is not None:
-        raise ValueError("FlashAttention-3 takes no attention mask")
+        from diffusers.models import attention_dispatch as ad
+
+        native = ad._AttentionBackendRegistry._backends[ad.AttentionBackendName.NATIVE]
+        return native(query, key, value, attn_mask=attn_mask, scale=scale, is_causal=is_causal)
     if return_lse or _parallel_config is not None:
         raise NotImplementedError("the FA3 adapter does not serve context parallelism")
     mod = fa3_module()
@@ -108,30 +117,47 @@ def fa3_self_check(device: str) -> float:
     return float(((out.float() - ref.float()).abs().max() / ref.float().abs().max()).item())
 
 
-def resolve_kernel(requested: str, device: str) -> tuple[str, str]:
-    """(kernel to use, note for the label) for `requested` on `device`.
+def describe(kernel: str) -> str:
+    """What `kernel` runs, for the start-up log."""
+    if kernel == FA3:
+        mod = fa3_module()
+        return (f"fa3 (FlashAttention-3 via {mod.__name__ if mod else '?'}) for self-attention, SDPA for "
+                "cross-attention")
+    return f"{kernel} (SDPA)" if kernel == "native" else f"{kernel} (SDPA, this backend forced)"
 
-    ``auto`` falls back to ``native`` quietly when FA3 cannot run; an explicit ``fa3`` that cannot run
-    is an error. A failed self-check always falls back, with the reason in the note."""
+
+def resolve_kernel(requested: str, device: str) -> tuple[str, str]:
+    """(kernel to use, note for the label) for `requested` on `device`, logged in one line.
+
+    ``auto`` falls back to ``native`` when FA3 cannot run (the log line says why); an explicit ``fa3``
+    that cannot run is an error. A failed self-check always falls back, with the reason in the note."""
+    kernel, note, why = _resolve(requested, device)
+    log.info("attention kernel: %s%s (requested %s on %s)", describe(kernel),
+             f"; FlashAttention-3 not used: {why}" if why else "", requested, device)
+    return kernel, note
+
+
+def _resolve(requested: str, device: str) -> tuple[str, str, str]:
+    """(kernel, label note, why FA3 is not used: '' when it is or was not asked for)."""
     if requested not in KERNELS:
         raise ValueError(f"unknown attention kernel {requested!r}; known: {', '.join(KERNELS)}")
     cuda = str(device).startswith("cuda")
     if requested in SDPA_BACKENDS:
-        return (requested if cuda else "native"), ""  # the _native_* backends force CUDA kernels
+        return (requested if cuda else "native"), "", ""  # the _native_* backends force CUDA kernels
     reason = fa3_unusable_reason(device)
     if reason is not None:
         if requested == FA3:
             raise ValueError(f"attention kernel fa3 requested but unusable: {reason}")
-        return "native", ""
+        return "native", "", reason
     try:
         err = fa3_self_check(device)
     except Exception as exc:  # e.g. a binary built for another CUDA: the kernel does not launch
         log.warning("FlashAttention-3 self-check failed: %s: using SDPA", exc)
-        return "native", f"fa3 failed self-check: {type(exc).__name__}"
+        return "native", f"fa3 failed self-check: {type(exc).__name__}", f"self-check failed: {exc}"
     if err > SELF_CHECK_MAX_REL:
         log.warning("FlashAttention-3 differs from SDPA by %.3g (> %g): using SDPA", err, SELF_CHECK_MAX_REL)
-        return "native", f"fa3 failed self-check {err:.2g}"
-    return FA3, ""
+        return "native", f"fa3 failed self-check {err:.2g}", f"differs from SDPA by {err:.3g}"
+    return FA3, "", ""
 
 
 def _diffusers_has_fa3() -> bool:
@@ -163,13 +189,25 @@ def reset_attention(transformers: list[Any]) -> None:
 def _set_processor_backend(module: Any, self_backend: Any, cross_backend: Any) -> None:
     """What diffusers' `set_attention_backend` does, without its installed-package check (which only
     knows the official FA3 distribution), with one kernel for self- and one for cross-attention."""
-    from diffusers.models.attention import AttentionModuleMixin
-
     for m in module.modules():
-        processor = getattr(m, "processor", None) if isinstance(m, AttentionModuleMixin) else None
-        if processor is not None and hasattr(processor, "_attention_backend"):
+        processor = _dispatching_processor(m)
+        if processor is not None:
             cross = bool(getattr(m, "is_cross_attention", False))
             processor._attention_backend = cross_backend if cross else self_backend
+
+
+def dispatchable(transformers: list[Any]) -> bool:
+    """Whether the transformers' attention goes through diffusers' attention dispatch (their
+    processors take a backend), so that `set_attention` decides the kernel."""
+    return any(_dispatching_processor(m) is not None for t in transformers for m in t.modules())
+
+
+def _dispatching_processor(module: Any) -> Any:
+    """The module's attention processor when it calls diffusers' attention dispatch (it has a
+    `_attention_backend`), else None. The attention module may be the legacy `Attention` class
+    (HunyuanVideo) or an AttentionModuleMixin (Wan, LTX)."""
+    processor = getattr(module, "processor", None)
+    return processor if hasattr(processor, "_attention_backend") else None
 
 
 def set_attention(transformers: list[Any], kernel: str) -> str:

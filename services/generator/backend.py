@@ -80,3 +80,21 @@ class GeneratorBackend(Protocol):
     def free_memory(self) -> None: ...
 
     def enable_low_memory(self) -> None: ...
+
+
+def free_device_memory() -> None:
+    """Drop unreachable tensors and give the CUDA allocator's cache back (after a failed or cancelled run)."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def enter_low_memory(pipe: Any, device: str) -> None:
+    """VAE tiling plus offload of idle components: slower, but fits where the resident mode doesn't."""
+    pipe.vae.enable_tiling()
+    if device.startswith("cuda"):
+        pipe.enable_model_cpu_offload(device=device)

@@ -27,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         allow_abbrev=False,
         prog="videophy-bench serve generator",
-        description="Serve a Wan text-to-video model over gRPC (GeneratorService, health, reflection).",
+        description="Serve a text-to-video model (any registered family) over gRPC (GeneratorService, "
+        "health, reflection).",
     )
     add_server_flags(parser, DEFAULT_PORT)
     g = parser.add_argument_group("model")
@@ -58,19 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def make_backend(args: argparse.Namespace):
     from services.common.runtime import resolve_device
-    from services.generator.diffusers_backend import DiffusersWanBackend, default_tiny_dir, resolve_model_dir
-    from services.generator.tiny import build_tiny_pipeline
+    from services.generator.families import get_backend
 
-    preset = get_preset(args.model)
-    device = resolve_device(args.device)
-    if preset.model_id == "" and not args.model_path:  # tiny: built locally (once) and read from there
-        model_path = str(build_tiny_pipeline(default_tiny_dir(preset.layout), layout=preset.layout))
-        model_id = f"videophy-bench/{preset.name}"
-    else:
-        model_path, model_id = args.model_path, preset.model_id or str(args.model_path)
-    model_dir, revision = resolve_model_dir(preset, model_path, args.revision, args.cache_dir)
-    return DiffusersWanBackend(preset, model_dir, revision, device, model_id=model_id,
-                               compile_blocks=_compile_choice(args), acceleration=args.acceleration)
+    return get_backend(get_preset(args.model), device=resolve_device(args.device), model_path=args.model_path,
+                       revision=args.revision, cache_dir=args.cache_dir, compile_blocks=_compile_choice(args),
+                       acceleration=args.acceleration)
 
 
 def _compile_choice(args: argparse.Namespace) -> bool | None:
@@ -85,17 +78,21 @@ async def serve(args: argparse.Namespace, backend=None,
     `on_listening` gets the host once the port is bound (embedding and tests use it to reach the port
     and `host.drain()`).
     """
+    from services.generator.engine import GenerationEngine
     from services.generator.service import GeneratorServicer
 
     backend = backend or make_backend(args)
-    servicer = GeneratorServicer(backend, Storage(args.storage_root), mp4_quality=args.mp4_quality,
-                                 queue_depth=args.queue_depth, decode_overlap=args.decode_overlap)
+    engine = GenerationEngine(backend, Storage(args.storage_root), mp4_quality=args.mp4_quality,
+                              queue_depth=args.queue_depth, decode_overlap=args.decode_overlap,
+                              stall_limit_s=args.stall_limit_s)
+    servicer = GeneratorServicer(engine)
 
     def register(server) -> None:
         generator_pb2_grpc.add_GeneratorServiceServicer_to_server(servicer, server)
 
     await run_service(args, SERVICE_NAME, register,
-                      lambda: servicer.load_and_warm(warmup=not args.no_warmup), on_listening)
+                      lambda: engine.load_and_warm(warmup=not args.no_warmup), on_listening,
+                      watchdog=engine.watchdog)
 
 
 def main(argv: list[str] | None = None) -> int:

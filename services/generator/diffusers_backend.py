@@ -8,7 +8,6 @@ and every step reports progress and checks for cancellation.
 from __future__ import annotations
 
 import contextlib
-import gc
 import hashlib
 import logging
 import threading
@@ -20,7 +19,14 @@ from typing import Any
 from services.common.cache import cache_dir
 from services.common.errors import Cancelled, InvalidRequest
 from services.generator import prompt_tokens
-from services.generator.backend import GenerationJob, GenerationOutput, StepCallback, StopCheck
+from services.generator.backend import (
+    GenerationJob,
+    GenerationOutput,
+    StepCallback,
+    StopCheck,
+    enter_low_memory,
+    free_device_memory,
+)
 from services.generator.presets import Preset
 
 log = logging.getLogger(__name__)
@@ -308,20 +314,14 @@ class DiffusersWanBackend:
 
     # -- memory ----------------------------------------------------------------------------------
     def free_memory(self) -> None:
-        import torch
-
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        free_device_memory()
 
     def enable_low_memory(self) -> None:
-        """VAE tiling plus offload of idle components: slower, but fits where the resident mode doesn't."""
+        """VAE tiling plus offload of idle components (`enter_low_memory`), not while a decode runs."""
         with self._vae_lock:
             if self._low_memory:
                 return
-            self.pipe.vae.enable_tiling()
-            if self.device.startswith("cuda"):
-                self.pipe.enable_model_cpu_offload(device=self.device)
+            enter_low_memory(self.pipe, self.device)
             self._low_memory = True
         self.acceleration += "+low-memory"
 

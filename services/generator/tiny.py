@@ -33,6 +33,13 @@ def tiny_tokenizer():
     return _tokenizer()
 
 
+def build_tiny_for(preset) -> Path:
+    """The Wan family's tiny builder (services.generator.families): the preset's layout, built once."""
+    from services.generator.diffusers_backend import default_tiny_dir
+
+    return build_tiny_pipeline(default_tiny_dir(preset.layout), layout=preset.layout)
+
+
 def build_tiny_pipeline(out_dir: str | Path, layout: str = "ti2v", seed: int = 0) -> Path:
     """Write a tiny WanPipeline in the official layout to `out_dir` (idempotent) and return it.
 
@@ -84,12 +91,27 @@ def build_tiny_pipeline(out_dir: str | Path, layout: str = "ti2v", seed: int = 0
         pipe = WanPipeline(tokenizer=tok, text_encoder=text_encoder, vae=vae, scheduler=scheduler,
                            transformer=transformer(), transformer_2=transformer(), boundary_ratio=0.875,
                            expand_timesteps=False)
-    # A private build folder renamed into place: replicas starting together never see half a model.
+    return save_pipeline(pipe, out, {"layout": layout, "seed": seed})
+
+
+def tiny_target(preset, out_dir: str | Path | None) -> tuple[Path, bool]:
+    """Where a family's tiny pipeline goes (default: the cache, named after the preset) and whether
+    it is built there already."""
+    from services.common.cache import cache_dir
+
+    out = Path(out_dir) if out_dir is not None else cache_dir() / preset.name
+    return out, (out / "model_index.json").is_file()
+
+
+def save_pipeline(pipe, out: Path, meta: dict) -> Path:
+    """`pipe.save_pretrained` into `out` through a private build folder renamed into place: replicas
+    starting together never see half a model. `meta` goes to videophy_tiny.json beside it."""
+    marker = out / "model_index.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         pipe.save_pretrained(tmp)
-        (tmp / "videophy_tiny.json").write_text(json.dumps({"layout": layout, "seed": seed}))
+        (tmp / "videophy_tiny.json").write_text(json.dumps(meta))
         try:
             tmp.rename(out)
         except OSError:
@@ -98,3 +120,13 @@ def build_tiny_pipeline(out_dir: str | Path, layout: str = "ti2v", seed: int = 0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def t5_encoder(vocab_size: int, d_model: int = TINY_TEXT_DIM):
+    """A one-layer T5 encoder over the tiny tokenizer (CogVideoX and LTX-Video read T5-XXL)."""
+    from transformers import T5Config, T5EncoderModel
+
+    return T5EncoderModel(T5Config(
+        vocab_size=vocab_size, d_model=d_model, d_kv=8, d_ff=64, num_layers=1, num_heads=4,
+        feed_forward_proj="gated-gelu", dropout_rate=0.0, pad_token_id=0, eos_token_id=1,
+    )).eval()

@@ -5,6 +5,7 @@
     videophy-bench status RUN_DIR
     videophy-bench recover RUN_DIR    (rebuild a corrupt ledger from the videos and their sidecars)
     videophy-bench prompts [SOURCE] --out prompts.csv
+    videophy-bench models            (generator presets with family and defaults, and the judges)
     videophy-bench serve generator|evaluator ...   judge ...   report ...   leaderboard ...   cluster ...
     videophy-bench refine --run RUN_DIR --rounds 2 --llm-endpoint URL --llm-model NAME [run's flags]
     videophy-bench track RUN_DIR --wandb PROJECT --mlflow URI   push RUN_DIR --repo ID
@@ -153,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", required=True, help="prepared CSV to write (+ OUT.json with the hash)")
     pr.add_argument("--revision", default=None, help="Hub dataset revision to pin")
     pr.add_argument("--cache-dir", default=None, help="Hub cache directory")
+    md = sub.add_parser(
+        "models", help="list the generator presets (family, pipeline, official defaults) and the judges",
+        allow_abbrev=False)
+    md.add_argument("--json", action="store_true", help="everything as JSON")
     sv = sub.add_parser(
         "serve",
         help="serve a model: serve generator|evaluator [flags] (see serve X --help)",
@@ -193,7 +198,12 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"videophy-bench run: --judge-tasks: {exc}", file=sys.stderr)
         return USAGE_ERROR
     try:
-        return run_sync(opts)
+        rc = run_sync(opts)
+        if rc == exit_codes.OK:  # on Kubernetes: the run's Job completes, its services' GPUs go back
+            from services.orchestrator.release import release_after_run
+
+            release_after_run()
+        return rc
     except (UsageError, ConfigMismatch, PromptSetError, LedgerCorrupt) as exc:
         print(f"videophy-bench run: {exc}", file=sys.stderr)
         return USAGE_ERROR
@@ -268,6 +278,10 @@ def _dispatch(argv: list[str]) -> tuple[str, Callable[[], int]]:
             return status_main(args.run_dir, args.json, args.watch)
         if args.command == "prompts":
             return _cmd_prompts(args)
+        if args.command == "models":
+            from services.orchestrator.models import models_main
+
+            return models_main(args.json)
         if args.command == "recover":
             from services.orchestrator.recover import recover_main
 

@@ -5,8 +5,10 @@
   arguments are baked in literally, so a retried pod resumes the same run from its ledger in
   /data/runs/NAME whatever happens to the `run-config` ConfigMap afterwards.
 - `status NAME` prints the Job's state and, while it runs, `videophy-bench status` from inside its pod.
-- `fetch NAME DEST` starts a short-lived pod that mounts the videos volume read-only, copies the run
-  directory (and any extra storage paths) out with `kubectl cp`, and deletes the pod.
+- `fetch NAME DEST` starts a short-lived pod that mounts the videos volume read-only, snapshots the
+  run's SQLite ledger (services/orchestrator/snapshot.py: in that pod, or in the orchestrator's pod
+  while the run is live), copies the run directory (and any extra storage paths) out with `kubectl
+  cp`, puts the snapshot in place of the copied ledger, and deletes the pod.
 
 Every kubectl call is an argument list (never a shell string), and user values reach the pod only as
 single list elements, with `$(` escaped so Kubernetes does not expand it as a variable reference.
@@ -33,6 +35,7 @@ from typing import Any
 
 from services.common.arguments import Parser
 from services.orchestrator import pinning
+from services.orchestrator.volume_check import REPORT_PREFIX
 
 JOB_PREFIX = "videophy-run-"
 FETCH_PREFIX = "videophy-fetch-"
@@ -65,6 +68,62 @@ class UsageError(ClusterError):
 
 def _default_overlay() -> Path:
     return Path(__file__).resolve().parents[2] / "k8s" / "overlays" / "gpu"
+
+
+# Kueue's LocalQueue label; on the run's Job and on the services' Deployments and their pods.
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+_OBJECT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the cluster puts a run's pods: a Kueue queue, a PriorityClass, a RuntimeClass (GPU pods)."""
+
+    queue: str | None = None
+    priority_class: str | None = None
+    runtime_class: str | None = None
+
+    def __post_init__(self) -> None:
+        for flag, value in (("--queue", self.queue), ("--priority-class", self.priority_class),
+                            ("--runtime-class", self.runtime_class)):
+            if value is not None and (len(value) > 63 or not _OBJECT_NAME.fullmatch(value)):
+                raise UsageError(f"{flag} {value!r} is not a Kubernetes object name (lowercase letters, "
+                                 "digits, '-' and '.', at most 63)")
+
+    def apply(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """Set the placement on a Deployment or Job (in place; other kinds are returned as they are)."""
+        if doc.get("kind") not in ("Deployment", "Job"):
+            return doc
+        pod = doc["spec"]["template"]
+        if self.queue:
+            # Kueue reads the workload's own label (Job, Deployment); the pods carry it too, for its
+            # pod integration and for the prefetch Jobs made from the Deployments' pod templates.
+            doc["metadata"].setdefault("labels", {})[QUEUE_LABEL] = self.queue
+            pod.setdefault("metadata", {}).setdefault("labels", {})[QUEUE_LABEL] = self.queue
+        if self.priority_class:
+            pod["spec"]["priorityClassName"] = self.priority_class
+        if self.runtime_class and _requests_gpu(pod["spec"]):
+            pod["spec"]["runtimeClassName"] = self.runtime_class
+        return doc
+
+
+def _requests_gpu(pod_spec: dict[str, Any]) -> bool:
+    return any(GPU_RESOURCE in (c.get("resources", {}).get("limits") or {}) for c in pod_spec["containers"])
+
+
+def check_autoscaler_namespace(docs: Sequence[dict[str, Any]], namespace: str) -> None:
+    """A KEDA query names the namespace whose pending work it reads; an overlay that moved the objects to
+    another namespace must move the query too (docs/deploy.md), or the generators scale on nothing."""
+    for d in docs:
+        if d.get("kind") != "ScaledObject":
+            continue
+        for trigger in d["spec"].get("triggers", []):
+            query = trigger.get("metadata", {}).get("query", "")
+            found = re.findall(r'namespace="([^"]*)"', query)
+            if found and set(found) != {namespace}:
+                raise UsageError(f"ScaledObject/{d['metadata']['name']} queries namespace {found[0]!r} but "
+                                 f"the overlay deploys to {namespace!r}; patch its query in the overlay")
 
 
 def validate_run_name(name: str) -> str:
@@ -352,12 +411,14 @@ def cmd_run(args: argparse.Namespace, kubectl: Kubectl) -> int:
         evaluators=args.evaluators,
         extra_args=tuple(args.orchestrator_args),
     )
+    placement = Placement(args.queue, args.priority_class, args.runtime_class)
     docs = render_overlay(kubectl, Path(args.overlay))
     namespace = template_job(docs)["metadata"].get("namespace") or DEFAULT_NAMESPACE
     if args.namespace and args.namespace != namespace:
         # The services, the volumes and the DNS addresses all live in the overlay's namespace.
         raise UsageError(f"the overlay deploys to namespace {namespace!r}; change it in the overlay")
     kubectl.namespace = namespace
+    check_autoscaler_namespace(docs, namespace)
     existing = find_job(kubectl, spec.name)
     if existing is not None and not args.replace:
         # Checked before anything is applied: the services (and their pins) stay as the live run has them.
@@ -371,6 +432,7 @@ def cmd_run(args: argparse.Namespace, kubectl: Kubectl) -> int:
         except pinning.PinError as e:
             raise ClusterError(str(e)) from None
         docs = pinning.pin_deployments(docs, pins)
+    docs = [placement.apply(copy.deepcopy(d)) for d in docs]
     job = make_run_job(docs, spec)
     job["metadata"]["namespace"] = namespace
     pinning.record(job, pins)
@@ -486,7 +548,53 @@ def cmd_status(args: argparse.Namespace, kubectl: Kubectl) -> int:
     return 1 if state == "failed" else 0
 
 
+SNAPSHOT_DIR = "/tmp/videophy-snapshot"  # in the pod that takes the ledger snapshot (an emptyDir)
+
+
+def running_pod(kubectl: Kubectl, run: str) -> str:
+    """The name of the run's running orchestrator pod; ClusterError if there is none."""
+    proc = kubectl.run("get", "pods", "-l", f"{JOB_NAME_LABEL}={job_name(run)}",
+                       "--field-selector=status.phase=Running", "-o", "jsonpath={.items[*].metadata.name}",
+                       capture=True, mutates=False)
+    names = proc.stdout.split()
+    if not names:
+        raise ClusterError(f"the run directory of {run} is locked by an orchestrator, but "
+                           f"job/{job_name(run)} has no running pod (it is stopping?); run fetch again "
+                           "in a minute")
+    return names[0]
+
+
+def snapshot_ledger(kubectl: Kubectl, run: str, fetch_pod_name: str) -> tuple[str, str]:
+    """Take a consistent snapshot of the run's ledger (services/orchestrator/snapshot.py); returns the pod
+    and container holding it at SNAPSHOT_DIR/ledger.sqlite.
+
+    First in the fetch pod, which refuses (exit LIVE) while an orchestrator holds the run; then in that
+    orchestrator's own pod, beside the writer, where SQLite's WAL index is coherent."""
+    from services.orchestrator.snapshot import LIVE
+
+    run_dir = f"{MOUNT_ROOT}/runs/{run}"
+    module = ["python", "-m", "services.orchestrator.snapshot"]
+    proc = kubectl.run("exec", fetch_pod_name, "-c", "fetch", "--", *module, run_dir, SNAPSHOT_DIR,
+                       capture=True, check=False)
+    if proc.returncode == 0:
+        return fetch_pod_name, "fetch"
+    if proc.returncode != LIVE:
+        raise ClusterError(f"ledger snapshot failed: {(proc.stderr or '').strip() or proc.returncode}")
+    pod = running_pod(kubectl, run)
+    proc = kubectl.run("exec", pod, "-c", CONTAINER, "--", *module, run_dir, SNAPSHOT_DIR, "--live",
+                       capture=True, check=False)
+    if proc.returncode != 0:
+        raise ClusterError(f"ledger snapshot in pod/{pod} failed: "
+                           f"{(proc.stderr or '').strip() or proc.returncode}")
+    return pod, CONTAINER
+
+
 def cmd_fetch(args: argparse.Namespace, kubectl: Kubectl) -> int:
+    """Snapshot the ledger first, then copy the run directory (videos written before their ledger rows
+    are then all there), then put the snapshot in place of the copied, possibly torn, ledger files."""
+    from services.orchestrator.ledger import LEDGER_NAME
+    from services.orchestrator.snapshot import WAL_SUFFIX
+
     run = validate_run_name(args.name)
     extra = [storage_path(p) for p in args.path]
     dest = Path(args.dest)
@@ -496,6 +604,7 @@ def cmd_fetch(args: argparse.Namespace, kubectl: Kubectl) -> int:
     kubectl.run("create", "-f", "-", stdin=dump_documents([pod]))
     try:
         kubectl.run("wait", "--for=condition=Ready", f"pod/{name}", f"--timeout={args.timeout_s}s")
+        snap_pod, container = ("", "") if kubectl.dry_run else snapshot_ledger(kubectl, run, name)
         sources = [(f"{MOUNT_ROOT}/runs/{run}", dest / run)]
         sources += [(src, dest / PurePosixPath(src).relative_to(MOUNT_ROOT)) for src in extra]
         for src, local in sources:
@@ -503,6 +612,15 @@ def cmd_fetch(args: argparse.Namespace, kubectl: Kubectl) -> int:
                 local.parent.mkdir(parents=True, exist_ok=True)
             kubectl.run("cp", "--retries=5", "-c", "fetch", f"{name}:{src}", str(local))
             print(f"fetched {src} -> {local}", file=kubectl.out)
+        if snap_pod:
+            ledger = dest / run / LEDGER_NAME
+            for suffix in (WAL_SUFFIX, "-shm", "-journal"):  # the copied WAL belongs to the torn copy
+                ledger.with_name(LEDGER_NAME + suffix).unlink(missing_ok=True)
+            kubectl.run("cp", "--retries=5", "-c", container, f"{snap_pod}:{SNAPSHOT_DIR}/{LEDGER_NAME}",
+                        str(ledger))
+            print(f"ledger: a consistent snapshot taken in pod/{snap_pod} -> {ledger}", file=kubectl.out)
+            if snap_pod != name:  # the orchestrator pod keeps no copy in its /tmp
+                kubectl.run("exec", snap_pod, "-c", container, "--", "rm", "-rf", SNAPSHOT_DIR, check=False)
     finally:
         kubectl.run("delete", "pod", name, "--ignore-not-found", "--wait=false", check=False)
     return 0
@@ -522,8 +640,14 @@ def preflight_job(template: dict[str, Any], size_mib: int) -> dict[str, Any]:
         raise ClusterError("the orchestrator Job mounts no PersistentVolumeClaim to check")
     container.pop("args", None)
     container.pop("ports", None)
+    # No API access: drop the run's service account token (for the end-of-run release).
+    pod_spec.pop("serviceAccountName", None)
+    api = {v["name"] for v in pod_spec.get("volumes", []) if "projected" in v}
+    pod_spec["volumes"] = [v for v in pod_spec.get("volumes", []) if v["name"] not in api]
+    container["volumeMounts"] = [m for m in container.get("volumeMounts", []) if m["name"] not in api]
+    hf_home = next((e["value"] for e in container.get("env", []) if e.get("name") == "HF_HOME"), None)
     container["command"] = ["python", "-m", "services.orchestrator.volume_check", "--size-mib", str(size_mib),
-                            *paths]
+                            *(["--hf-home", hf_home] if hf_home in paths else []), *paths]
     pod_spec["containers"] = [container]
     pod_spec["restartPolicy"] = "Never"
     labels = {"app.kubernetes.io/name": "videophy-bench", COMPONENT_LABEL: "preflight"}
@@ -540,7 +664,8 @@ def preflight_job(template: dict[str, Any], size_mib: int) -> dict[str, Any]:
 
 
 def cmd_check(args: argparse.Namespace, kubectl: Kubectl) -> int:
-    """Run the volume preflight as the pods run, print its report; exit 1 when a volume fails."""
+    """Run the volume preflight as the pods run, print its report and the startup probes' sizing against
+    the model cache's throughput; exit 1 when a volume fails or a startup probe is too short."""
     docs = render_overlay(kubectl, Path(args.overlay))
     job = preflight_job(template_job(docs), args.size_mib)
     kubectl.namespace = job["metadata"]["namespace"]
@@ -561,8 +686,34 @@ def cmd_check(args: argparse.Namespace, kubectl: Kubectl) -> int:
         state = job_state(json.loads(proc.stdout))
         if state not in ("succeeded", "failed"):
             time.sleep(2)  # polling the API server, not waiting for an effect
-    kubectl.run("logs", f"job/{PREFLIGHT_JOB}", check=False, mutates=False)
-    return 0 if state == "succeeded" else 1
+    logs = kubectl.run("logs", f"job/{PREFLIGHT_JOB}", capture=True, check=False, mutates=False).stdout or ""
+    report = None
+    for line in logs.splitlines():
+        if line.startswith(REPORT_PREFIX):
+            report = json.loads(line[len(REPORT_PREFIX):])
+        else:
+            print(line, file=kubectl.out)
+    if state != "succeeded" or report is None:
+        return 1
+    return 0 if print_probe_sizing(docs, report, kubectl.out) else 1
+
+
+def print_probe_sizing(docs: Sequence[dict[str, Any]], report: dict[str, Any], out: Any) -> bool:
+    """The startup probes against the model cache's measured throughput; False if one is too short."""
+    from services.orchestrator.startup_sizing import size_startup_probes
+
+    hf_home = "/cache/hf"
+    for c in template_job(docs)["spec"]["template"]["spec"]["containers"]:
+        hf_home = next((e["value"] for e in c.get("env", []) if e.get("name") == "HF_HOME"), hf_home)
+    volume = next((v for v in report["volumes"] if v["path"].rstrip("/") == hf_home.rstrip("/")), None)
+    if volume is None:
+        return True
+    mib_s = min(volume["write_mb_s"], volume["read_mb_s"])
+    print(f"model cache: sizing the startup probes at {mib_s:.0f} MiB/s", file=out)
+    sizings = size_startup_probes(docs, mib_s, report.get("models", {}))
+    for sizing in sizings:
+        print(sizing.line(), file=out)
+    return all(s.ok for s in sizings)
 
 
 # --- entry point -------------------------------------------------------------------------------------
@@ -602,6 +753,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--prefetch-timeout-s", type=int, default=4 * 3600,
                    help="how long the weights prefetch of a pinned model may take (default: %(default)s)")
     r.add_argument("--follow", action="store_true", help="stream the orchestrator's log until it ends")
+    place = r.add_argument_group("placement (the run's Job and, unless --no-deploy, the services)")
+    place.add_argument("--queue", default=None, metavar="LOCALQUEUE",
+                       help=f"Kueue LocalQueue: label {QUEUE_LABEL} on the Job and the services")
+    place.add_argument("--priority-class", default=None, metavar="NAME",
+                       help="priorityClassName of every pod of the run")
+    place.add_argument("--runtime-class", default=None, metavar="NAME",
+                       help="runtimeClassName of the GPU pods (e.g. nvidia)")
 
     s = sub.add_parser("status", help="the Job's state and the run's progress", allow_abbrev=False)
     s.add_argument("name")

@@ -118,13 +118,16 @@ class Dispatcher:
         self._drain_requested = asyncio.Event()
 
     # -- public ----------------------------------------------------------------------------------
-    async def run(self, to_generate: list[WorkItem], to_judge: list[WorkItem]) -> None:
-        """Process the items; returns when every one is judged (or generated, without judge) or failed."""
+    async def run(self, to_generate: list[WorkItem], to_judge: list[WorkItem], arriving: int = 0) -> None:
+        """Process the items; returns when every one is judged (or generated, without judge) or failed.
+
+        `arriving`: items whose videos are still on their way (downloads); each is handed over with
+        `arrive` once, and `run` waits for them too."""
         self._started = True
         now = time.monotonic()
         self._last_ready = {"generator": now, "evaluator": now}
         self._last_ready_task = dict.fromkeys(self.opts.judge_tasks, now)
-        self._remaining = len(to_generate) + len(to_judge)
+        self._remaining = len(to_generate) + len(to_judge) + arriving
         self._gen_prompts = list(dict.fromkeys(item.gen_prompt for item in to_generate))
         for item in to_generate:
             self.queues["generator"].put_nowait(item)
@@ -143,6 +146,14 @@ class Dispatcher:
                 task.cancel()
             await self._stop_all()
             self._verifier.shutdown(wait=False, cancel_futures=True)
+
+    def arrive(self, item: WorkItem | None) -> None:
+        """One of `run`'s arriving items: its video is in place (judge it), or None: it failed on the
+        way (already recorded in the ledger)."""
+        if item is None:
+            self._settle(None)
+        else:
+            self._enqueue_judging(item)
 
     def drain(self) -> None:
         """Take no more items; `run` returns when the work in flight is done or the grace is over."""
@@ -386,7 +397,7 @@ class Dispatcher:
         await self._pull(rep, self._judge)
 
     # -- settling items --------------------------------------------------------------------------
-    def _settle(self, item: WorkItem) -> None:
+    def _settle(self, item: WorkItem | None) -> None:
         self._remaining -= 1
         if self._remaining <= 0:
             self._finished.set()

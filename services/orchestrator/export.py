@@ -18,12 +18,13 @@ from typing import Any
 
 from services.common import csvio, judge_tasks
 from services.common.csvio import cell as _cell
-from services.orchestrator import results_document
+from services.orchestrator import caption_source, results_document
 from services.orchestrator.items import MAX_SEEDS, config_hash, seed_indices
 from services.orchestrator.ledger import (
     RunLock,
     RunLocked,
     connect,
+    item_sources,
     lock_holder,
     rows_with_answers,
     state_counts,
@@ -49,7 +50,8 @@ def run_video_path(uri: str) -> str:
 
 
 def prompt_table(run_dir: Path) -> dict[str, dict[str, str]]:
-    """prompt_id -> action, category, is_hard from the run's copy of its prompt set (prompts.csv)."""
+    """prompt_id -> action, category, is_hard (and the caption and upsampled caption, for
+    `caption_source`) from the run's copy of its prompt set (prompts.csv)."""
     from services.orchestrator.prompts import load_csv
 
     path = Path(run_dir) / PROMPTS_NAME
@@ -60,6 +62,8 @@ def prompt_table(run_dir: Path) -> dict[str, dict[str, str]]:
             "action": p.action,
             "category": p.category,
             "is_hard": "" if p.is_hard is None else str(p.is_hard),
+            "caption": p.caption,
+            "upsampled_caption": p.upsampled_caption,
         }
         for p in load_csv(path).prompts
     }
@@ -88,10 +92,14 @@ def truncated_prompts(results: list[dict[str, str]]) -> int:
 
 
 def result_rows(
-    rows: Iterable[Mapping[str, Any]], prompts: dict[str, dict[str, str]]
+    rows: Iterable[Mapping[str, Any]],
+    prompts: dict[str, dict[str, str]],
+    sources: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[dict[str, str]]:
     """Ledger rows with their answers (`ledger.rows_with_answers`) -> results.csv rows (prompt metadata
-    from the prompt set, paths relative to the run)."""
+    from the prompt set, paths relative to the run; `sources`: `ledger.item_sources`, the URL and
+    caption source of downloaded videos)."""
+    sources = sources or {}
     sa_pass, pc_pass = (judge_tasks.task(t).pass_threshold for t in ("sa", "pc"))
     out = []
     for r in rows:
@@ -100,6 +108,9 @@ def result_rows(
         sa, pc = r["sa"], r["pc"]
         joint = "" if sa is None or pc is None else ("1.0" if sa >= sa_pass and pc >= pc_pass else "0.0")
         error = r["error"] or ""  # cleared on success, so only failures and unfinished retries show
+        source = sources.get(r["request_id"], {})
+        chosen = source.get("caption_source") or caption_source.of_generation(
+            r["gen_prompt"], meta.get("caption", r["caption"]), meta.get("upsampled_caption", ""))
         out.append(
             {
                 "prompt_id": r["prompt_id"],
@@ -108,12 +119,14 @@ def result_rows(
                 "arm": r["arm"],
                 "caption": r["caption"],
                 "gen_prompt": r["gen_prompt"],
+                "caption_source": chosen,
                 **prompt_token_cells(r["gen_result"]),
                 "action": meta.get("action", ""),
                 "is_hard": meta.get("is_hard", ""),
                 "category": meta.get("category", ""),
                 "state": r["state"],
                 "error": error,
+                "video_url": _cell(source.get("video_url")),
                 "video_path": video_path,
                 "sha256": _cell(r["sha256"]),
                 **{col: _cell(r[col]) for col in judge_tasks.result_columns()},
@@ -218,7 +231,7 @@ def add_seed_index(results: list[dict[str, str]], meta: dict[str, Any]) -> None:
 def ledger_exports(run_dir: Path, conn: sqlite3.Connection) -> tuple[list[dict[str, str]], dict[str, Any]]:
     """(results.csv rows, each with its `rule_text`; summary) computed from the ledger alone."""
     rows = rows_with_answers(conn, conn.execute("SELECT * FROM items ORDER BY prompt_id, seed, round, arm"))
-    results = result_rows(rows, prompt_table(run_dir))
+    results = result_rows(rows, prompt_table(run_dir), item_sources(conn))
     add_seed_index(results, run_meta(conn))
     summary = {
         **summarize_rows(results),

@@ -31,7 +31,7 @@ class RunConfig:
     generator_model_id: str
     generator_revision: str
     overrides: dict[str, float | int] = field(default_factory=dict)
-    negative_prompt: str | None = None  # None: the official Wan negative prompt
+    negative_prompt: str | None = None  # None: the model family's official one
     upsampled: bool = False
     judge_model: str | None = None  # model id of the evaluator, None when not judging
     judge_revision: str = ""

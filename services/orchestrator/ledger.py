@@ -21,6 +21,7 @@ Contract:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import json
 import logging
@@ -68,6 +69,11 @@ CREATE TABLE IF NOT EXISTS answers (
   score REAL, parse TEXT, raw TEXT,
   replica TEXT, seconds REAL, answered_at REAL NOT NULL,
   PRIMARY KEY (request_id, task)
+);
+CREATE TABLE IF NOT EXISTS item_sources (
+  request_id TEXT PRIMARY KEY,
+  video_url TEXT, caption_source TEXT,
+  bytes INTEGER, seconds REAL, resumed_from INTEGER, attempts INTEGER, fetched_at REAL
 );
 """
 # What an item forgets of its judging when its video must be made again (its `answers` rows go too).
@@ -188,19 +194,31 @@ class RunLock:
         self.release()
 
 
-def lock_holder(run_dir: Path) -> str | None:
-    """Who holds RUN_DIR/.lock (None: nobody), without taking it: works in a read-only directory."""
+@contextlib.contextmanager
+def shared_lock(run_dir: Path) -> Iterator[str | None]:
+    """Hold a shared flock on RUN_DIR/.lock (no orchestrator can take the run meanwhile) and yield None,
+    or yield who holds the exclusive one. Opens the file read-only: works on a read-only mount. No lock
+    file (no run ever started here) yields None without locking."""
     try:
         fd = os.open(Path(run_dir) / LOCK_NAME, os.O_RDONLY)
     except FileNotFoundError:
-        return None
+        yield None
+        return
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return _holder(fd)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield _holder(fd)
+        else:
+            yield None
     finally:
         os.close(fd)  # also drops the shared lock, if taken
-    return None
+
+
+def lock_holder(run_dir: Path) -> str | None:
+    """Who holds RUN_DIR/.lock (None: nobody), without taking it: works in a read-only directory."""
+    with shared_lock(run_dir) as holder:
+        return holder
 
 
 def _check(conn: sqlite3.Connection, run_dir: Path) -> None:
@@ -353,6 +371,16 @@ def rows_with_answers(conn: sqlite3.Connection, rows: Iterable[sqlite3.Row]) -> 
     rows = list(rows)
     answers = read_answers(conn, [r["request_id"] for r in rows])
     return [{**dict(r), **answer_fields(answers.get(r["request_id"], {}))} for r in rows]
+
+
+def item_sources(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+    """request_id -> where its video came from (`item_sources`: downloaded videos); {} in a ledger
+    without the table (read-only, made before it)."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='item_sources'").fetchone():
+        return {}
+    cur = conn.execute("SELECT * FROM item_sources")
+    names = [d[0] for d in cur.description]
+    return {row[0]: dict(zip(names, row, strict=True)) for row in cur}
 
 
 def state_counts(conn: sqlite3.Connection) -> dict[str, int]:
@@ -509,3 +537,25 @@ class Ledger:
 
     def counts(self) -> dict[str, int]:
         return state_counts(self.conn)
+
+    def set_sources(self, sources: Iterable[tuple[str, str, str]]) -> None:
+        """Record (request_id, video_url, caption_source) of items whose video is fetched."""
+        with self.conn:
+            self.conn.executemany(
+                "INSERT INTO item_sources(request_id, video_url, caption_source) VALUES (?,?,?) "
+                "ON CONFLICT(request_id) DO UPDATE SET video_url=excluded.video_url, "
+                "caption_source=excluded.caption_source",
+                list(sources),
+            )
+
+    def record_fetch(self, rid: str, *, size: int, seconds: float, resumed_from: int, attempts: int,
+                     **fields: Any) -> None:
+        """A finished download: its numbers in `item_sources` and the item's `fields`, in one transaction."""
+        now = time.time()
+        fields["updated_at"] = now
+        cols = ", ".join(f"{k}=?" for k in fields)
+        with self.conn:
+            self.conn.execute(
+                "UPDATE item_sources SET bytes=?, seconds=?, resumed_from=?, attempts=?, fetched_at=? "
+                "WHERE request_id=?", (size, seconds, resumed_from, attempts, now, rid))
+            self.conn.execute(f"UPDATE items SET {cols} WHERE request_id=?", (*fields.values(), rid))

@@ -45,7 +45,7 @@ class ModelPin:
     revision: str  # a full commit sha
 
 
-def _config_env(pod_container: dict[str, Any], docs: Sequence[dict[str, Any]]) -> dict[str, str]:
+def config_env(pod_container: dict[str, Any], docs: Sequence[dict[str, Any]]) -> dict[str, str]:
     """The container's literal environment as the pod sees it: envFrom ConfigMaps, then env values."""
     maps = {d["metadata"]["name"]: d.get("data") or {} for d in docs if d.get("kind") == "ConfigMap"}
     env: dict[str, str] = {}
@@ -95,7 +95,7 @@ def resolve_revision(repo: str, revision: str | None) -> str:
     return sha
 
 
-def _model_containers(docs: Sequence[dict[str, Any]]):
+def model_containers(docs: Sequence[dict[str, Any]]):
     for d in docs:
         if d.get("kind") != "Deployment":
             continue
@@ -108,8 +108,8 @@ def resolve_pins(docs: Sequence[dict[str, Any]], recorded: Sequence[ModelPin] = 
     """One pin per Deployment that loads a Hub model; a pin recorded for the same repo is kept."""
     kept = {(p.deployment, p.repo): p.revision for p in recorded}
     pins = []
-    for d, c in _model_containers(docs):
-        env = _config_env(c, docs)
+    for d, c in model_containers(docs):
+        env = config_env(c, docs)
         repo = hub_repo(SERVICE_OF_CONTAINER[c["name"]], env)
         if repo is None:
             continue

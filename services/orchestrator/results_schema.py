@@ -16,6 +16,7 @@ ITEM_COLUMNS = (
     "arm",
     "caption",
     "gen_prompt",
+    "caption_source",
     "prompt_tokens",
     "prompt_truncated",
     "action",
@@ -23,6 +24,7 @@ ITEM_COLUMNS = (
     "category",
     "state",
     "error",
+    "video_url",
     "video_path",
     "sha256",
 )

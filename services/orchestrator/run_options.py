@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from services.orchestrator.prompts import PromptSet
 
 DEFAULT_PROMPTS = "videophysics/videophy2_test"
+TEST_SET_SOURCE = "videophy2-test"  # `--videos` of the test set's own videos (test_set_videos.py)
 # Generator parameters a run may override: (flag, GenerationOverrides field, type).
 OVERRIDES = (
     ("--height", "height", int),
@@ -45,6 +46,26 @@ SELECTION = "selection (not part of the configuration: a run can be extended)"
 CONFIGURATION = "configuration (a run directory refuses a different one)"
 SERVICES = "services"
 DISPATCH = "dispatch"
+
+
+def family_param(text: str) -> tuple[str, float]:
+    """`NAME=VALUE` of --param (the name is checked against the preset's family before anything starts)."""
+    name, sep, value = text.partition("=")
+    try:
+        if not sep or not name.strip():
+            raise ValueError
+        return name.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=NUMBER (booleans are 0 or 1)") from None
+
+
+def overrides_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The generator overrides given: the OVERRIDES flags, and the family's own (--param) as `extra`."""
+    given: dict[str, Any] = {key: getattr(args, key) for _, key, _ in OVERRIDES
+                             if getattr(args, key) is not None}
+    if getattr(args, "params", None):
+        given["extra"] = dict(args.params)
+    return given
 
 
 def _comma_list(value: str | None) -> list[str] | None:
@@ -106,6 +127,35 @@ class DispatchOptions:
                                    negative_prompt=negative_prompt, judge_tasks=tuple(judge_tasks))
 
 
+@dataclass(frozen=True)
+class DownloadOptions:
+    """How `--videos videophy2-test` fetches the videos (services/orchestrator/download.py)."""
+
+    concurrency: int = cli_field("--download-concurrency", "videos fetched at once", VIDEOS, default=8,
+                                 type=int)
+    timeout_s: float = cli_field(
+        "--download-timeout-s", "connect timeout, and the longest wait for a download's next bytes, "
+        "before a retry", VIDEOS, default=60.0, type=float)
+    attempts: int = cli_field("--download-attempts", "attempts per video and session (backoff between)",
+                              VIDEOS, default=5, type=int)
+    max_bytes: int = cli_field("--max-video-mb", "size cap of one downloaded video, in MiB", VIDEOS,
+                               default=512 * 2**20, type=float, cli_default=512.0,
+                               convert=lambda mb: int(mb * 2**20))
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+
+    @classmethod
+    def from_cli_args(cls, args: argparse.Namespace) -> DownloadOptions:
+        return cls(**cli_values(cls, args))
+
+    def problem(self) -> str:
+        """Why these values cannot work ("" when they can)."""
+        if self.concurrency < 1 or self.attempts < 1 or not self.timeout_s > 0 or not self.max_bytes > 0:
+            return ("--download-concurrency and --download-attempts must be >= 1, --download-timeout-s and "
+                    "--max-video-mb > 0")
+        return ""
+
+
 def _client_config() -> ClientConfig:
     from services.common.channel import ClientConfig
 
@@ -134,17 +184,27 @@ class RunOptions:
 
     prompts: str = cli_field(
         "--prompts", "'videophy2' / 'videophysics/videophy2_test' (Hub), 'sample' (bundled), or a CSV path "
-        "(default: %(default)s)", default=DEFAULT_PROMPTS)
+        f"(default: {DEFAULT_PROMPTS}; with --videos {TEST_SET_SOURCE} --test-csv PATH, that file)",
+        default=DEFAULT_PROMPTS, cli_default=None)
     out: Path = cli_field("--out", "run directory", required=True, convert=Path, default=None)
     prompt_revision: str | None = cli_field("--prompts-revision", "Hub dataset revision to pin", default=None)
     videos: str | None = cli_field(
         "--videos", "judge these videos instead of generating: a CSV in the official inference.py format "
         "(videopath, caption[, rule]; paths relative to the CSV or absolute) or a directory with its "
-        "videos.csv (or only CSV); captions map onto --prompts (docs/orchestrator.md)", VIDEOS,
+        f"videos.csv (or only CSV), or '{TEST_SET_SOURCE}': the test set's own leaderboard videos, fetched "
+        "by video_url; captions map onto --prompts (docs/orchestrator.md)", VIDEOS,
         default=None, metavar="SOURCE")
     arm: str | None = cli_field(
         "--arm", "--videos: the model's name in results.csv (default: the source's name)", VIDEOS,
         default=None)
+    arms: list[str] | None = cli_field(
+        "--arms", f"--videos {TEST_SET_SOURCE}: comma list of the test set's models to judge (wan, cogvideo, "
+        "cosmos, sora, ray2, hunyuan, videocrafter; default: every model in the file)", VIDEOS,
+        default=None, convert=lambda v: [a.strip() for a in v.split(",")] if v is not None else None)
+    test_csv: Path | None = cli_field(
+        "--test-csv", f"--videos {TEST_SET_SOURCE}: a local videophy2_test.csv (default: the Hub's "
+        f"{DEFAULT_PROMPTS}, pinned by --prompts-revision)", VIDEOS, default=None,
+        convert=lambda v: Path(v) if v else None)
     storage_root: Path | None = cli_field(
         "--storage-root", "storage root the services share (default: the run directory); --out must be "
         "inside it", env=True, default=None, convert=lambda v: Path(v) if v else None)
@@ -161,7 +221,8 @@ class RunOptions:
         "--upsampled", "generate from upsampled_caption (SA is still judged against caption)", CONFIGURATION,
         default=False, store_true=True)
     negative_prompt: str | None = cli_field(
-        "--negative-prompt", "default: the official Wan negative prompt", CONFIGURATION, default=None)
+        "--negative-prompt", "default: the model family's official one (Wan's, LTX-Video's; none for "
+        "CogVideoX and HunyuanVideo)", CONFIGURATION, default=None)
     # The OVERRIDES flags come here (add_run_flags); `overrides` holds the ones given.
     overrides: dict[str, Any] = field(default_factory=dict)
     model: str | None = cli_field("--model", "", CONFIGURATION, env=True, default=None)  # help: _models_help
@@ -215,6 +276,7 @@ class RunOptions:
     cache_dir: str | None = None
     client: ClientConfig = field(default_factory=_client_config)
     dispatch: DispatchOptions = field(default_factory=DispatchOptions)
+    download: DownloadOptions = field(default_factory=DownloadOptions)
     tracking: TrackingOptions = field(default_factory=TrackingOptions)  # its flags: tracking/options.py
     argv: list[str] = field(default_factory=list)
     # Builds the work items from (prompt set, config hash) instead of the selection (e.g. `refine`).
@@ -229,15 +291,19 @@ class RunOptions:
         from services.orchestrator.runner import DEFAULT_JUDGE, is_tiny_preset
 
         values = cli_values(cls, args)
+        if values["prompts"] is None:  # not given: the test set, from the local copy a test-set run reads
+            local = values["videos"] == TEST_SET_SOURCE and values["test_csv"] is not None
+            values["prompts"] = str(values["test_csv"]) if local else DEFAULT_PROMPTS
         if values["judge_model"] is None:
             model = values["model"]
             values["judge_model"] = TINY if model and is_tiny_preset(model) else DEFAULT_JUDGE
         return cls(
             **values,
-            overrides={key: getattr(args, key) for _, key, _ in OVERRIDES if getattr(args, key) is not None},
+            overrides=overrides_of(args),
             client=ClientConfig(token=read_token(args.auth_token, args.auth_token_file), tls_ca=args.tls_ca,
                                 tls_cert=args.tls_cert, tls_key=args.tls_key),
             dispatch=DispatchOptions.from_cli_args(args),
+            download=DownloadOptions.from_cli_args(args),
             tracking=TrackingOptions.from_cli_args(args),
             argv=["videophy-bench", *argv],
         )
@@ -256,6 +322,10 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     for flag, key, typ in OVERRIDES:
         groups[CONFIGURATION].add_argument(flag, dest=key, type=typ, default=None,
                                            help="override the preset's value")
+    groups[CONFIGURATION].add_argument(
+        "--param", dest="params", action="append", type=family_param, default=None, metavar="NAME=VALUE",
+        help="a model family's own parameter (repeatable), e.g. use_dynamic_cfg=0 for CogVideoX; "
+        "`videophy-bench models` lists each preset's")
     tls = groups[SERVICES]
     env_flag(tls, "--auth-token", default=None, help="bearer token for the services")
     env_flag(tls, "--auth-token-file", default=None, help="file holding the bearer token")
@@ -263,4 +333,5 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     env_flag(tls, "--tls-cert", default=None, help="PEM client certificate (mTLS)")
     env_flag(tls, "--tls-key", default=None, help="PEM client key (mTLS)")
     add_cli_args(DispatchOptions, parser, groups)
+    add_cli_args(DownloadOptions, parser, groups)
     add_cli_args(TrackingOptions, parser, groups)

@@ -20,7 +20,7 @@ from services.common.storage import Storage
 from services.evaluator.catalog import TINY as TINY_JUDGE
 from services.evaluator.catalog import unknown_judge
 from services.generator.presets import PRESETS, get_preset, resolve
-from services.orchestrator import artifacts, export, manifest, tracking, video_source
+from services.orchestrator import artifacts, export, manifest, test_set_videos, tracking, video_source
 from services.orchestrator.discovery import Target, parse_targets
 from services.orchestrator.dispatch import Dispatcher
 from services.orchestrator.interrupt import Interrupted, SignalStop
@@ -248,6 +248,11 @@ def preflight(opts: RunOptions) -> None:
         problem = video_source.conflicting_options(opts)
         if problem:
             raise UsageError(problem)
+    elif opts.arms or opts.test_csv:
+        raise UsageError(f"--arms and --test-csv apply only to --videos {test_set_videos.SOURCE_NAME}")
+    problem = opts.download.problem()
+    if problem:
+        raise UsageError(problem)
     if opts.model is not None and opts.model not in PRESETS:
         raise UsageError(
             f"--model {opts.model}: unknown generator preset; choose one of {', '.join(PRESETS)}"
@@ -283,13 +288,17 @@ def preflight(opts: RunOptions) -> None:
         )
 
 
-def _video_source(opts: RunOptions) -> video_source.VideoSource | None:
+def _video_source(opts: RunOptions) -> video_source.VideoSource | test_set_videos.TestSetSource | None:
     """`--videos SOURCE` read (its CSV only) before anything is created; judge tasks default to
     sa,pc plus rule when its CSV has a rule column with text."""
     if opts.videos is None:
         return None
     try:
-        source = video_source.open_source(opts.videos, opts.arm)
+        if opts.videos == test_set_videos.SOURCE_NAME:
+            source: Any = test_set_videos.open_test_set(
+                opts.test_csv, opts.arms, revision=opts.prompt_revision, cache_dir=opts.cache_dir)
+        else:
+            source = video_source.open_source(opts.videos, opts.arm)
     except video_source.VideoSourceError as exc:
         raise UsageError(str(exc)) from None
     if source.has_rules and not opts.judge_tasks and not opts.no_judge:
@@ -442,7 +451,13 @@ async def run(opts: RunOptions, stop: SignalStop | None = None) -> int:
         )
         ledger.check_config(config.as_dict())
         ledger.set_meta("prompt_set", ps.describe())
-        if source is not None:
+        fetching: test_set_videos.Fetching | None = None
+        if isinstance(source, test_set_videos.TestSetSource):
+            planned = await source.plan(ledger, storage, ps, config.hash, prefix,
+                                        opts.dispatch.verify_threads, opts.download)
+            items, added, to_gen, to_judge, done = planned.as_run_plan()
+            fetching = planned.fetching
+        elif source is not None:
             planned = await source.plan(ledger, storage, ps, config.hash, prefix,
                                         opts.dispatch.verify_threads)
             items, added, to_gen, to_judge, done = planned.as_run_plan()
@@ -481,9 +496,17 @@ async def run(opts: RunOptions, stop: SignalStop | None = None) -> int:
         seen = dispatcher.seen  # replicas of the display's rows, as they join
         progress = asyncio.create_task(run_progress(
             lambda: progress_info(ledger.conn, judged, seen.values(), session_start), tty=opts.progress))
-        with stop.draining(dispatcher.drain):
+
+        def drain() -> None:
+            assert dispatcher is not None
+            dispatcher.drain()
+            if fetching is not None:
+                fetching.drain()
+
+        with stop.draining(drain):
             try:
-                work = dispatcher.run(to_gen, to_judge)
+                work = (fetching.run(dispatcher, to_gen, to_judge) if fetching is not None
+                        else dispatcher.run(to_gen, to_judge))
                 await (local.supervise(work, opts.client) if local is not None else work)
             finally:
                 stop.tally = _tally(ledger, items, judged)

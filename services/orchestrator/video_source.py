@@ -66,7 +66,8 @@ class SourceRow:
 
 @dataclass
 class Planned:
-    """What the source gives the runner: every item, those to judge, and the tally."""
+    """What the source gives the runner: every item, those to judge, and the tally; `fetching`: the
+    videos still to download (test_set_videos.Fetching), judged as they land."""
 
     items: list[WorkItem]
     to_judge: list[WorkItem]
@@ -74,6 +75,7 @@ class Planned:
     done: int
     failed: int
     outside: int
+    fetching: Any = None
 
     def as_run_plan(self) -> tuple[list[WorkItem], int, list[WorkItem], list[WorkItem], int]:
         """(items, added, to generate: none, to judge, done), as the runner's plan."""
@@ -402,7 +404,16 @@ _GENERATION_FLAGS = (
 
 def conflicting_options(opts: Any) -> str:
     """Why `--videos` cannot run with these options ("" when it can): no generation, no selection,
-    and a judge to run (`--evaluators` or `--local`)."""
+    and a judge to run (`--evaluators` or `--local`); `--arms`/`--test-csv` only for the test set,
+    `--arm` never with it."""
+    from services.orchestrator.test_set_videos import SOURCE_NAME
+
+    test_set = getattr(opts, "videos", None) == SOURCE_NAME
+    if not test_set and (getattr(opts, "arms", None) or getattr(opts, "test_csv", None)):
+        return f"--arms and --test-csv apply only to --videos {SOURCE_NAME}"
+    if test_set and getattr(opts, "arm", None):
+        return (f"--arm does not apply to --videos {SOURCE_NAME}: its arms are the test set's models "
+                "(choose them with --arms)")
     given = [flag for name, flag in _GENERATION_FLAGS if getattr(opts, name, None)]
     if getattr(opts, "seeds", 1) != 1:
         given.append("--seeds")

@@ -6,12 +6,18 @@ directory it creates a scratch file, takes the exclusive fcntl.flock the run loc
 writes then reads back `--size-mib` with fsync. Each failure is one line naming the problem: EACCES
 with the process's UID/GID and the mount's owner and mode (RWX CSI drivers often ignore fsGroup), or a
 file system without flock. Exit 0 when every directory passes, 1 otherwise.
+
+The read-back is cold where the kernel allows it (the scratch file's pages are dropped first), since it
+sizes the startup probes: `--hf-home DIR` also lists the model snapshots cached there with their
+sizes, and the last line (`report {json}`) carries the figures for `cluster check`
+(services/orchestrator/startup_sizing.py).
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import sys
 import time
@@ -67,6 +73,8 @@ def check_volume(path: str | Path, size_mib: int = 64) -> VolumeReport:
             os.write(fd, block)
         os.fsync(fd)
         write_s = time.perf_counter() - start
+        if hasattr(os, "posix_fadvise"):  # read from the storage, not from the pages just written
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         os.lseek(fd, 0, os.SEEK_SET)
         start = time.perf_counter()
         while os.read(fd, CHUNK):
@@ -78,9 +86,28 @@ def check_volume(path: str | Path, size_mib: int = 64) -> VolumeReport:
         os.close(fd)
         scratch.unlink(missing_ok=True)
     w, r = size_mib / max(write_s, 1e-9), size_mib / max(read_s, 1e-9)
-    # Reads right after writes may come from the page cache: the write figure is the one to size by.
-    text = f"{root}: ok as {who}: write {w:.0f} MiB/s (fsync), read {r:.0f} MiB/s"
+    text = f"{root}: ok as {who}: write {w:.0f} MiB/s (fsync), read {r:.0f} MiB/s (cold)"
     return VolumeReport(str(root), True, text, w, r)
+
+
+def cached_models(hf_home: str | Path) -> dict[str, int]:
+    """`repo@revision` -> bytes of each model snapshot in a Hugging Face cache (HF_HOME/hub)."""
+    out: dict[str, int] = {}
+    for repo_dir in sorted((Path(hf_home) / "hub").glob("models--*")):
+        repo = repo_dir.name.removeprefix("models--").replace("--", "/")
+        for snap in sorted((repo_dir / "snapshots").glob("*")):
+            seen: set[Path] = set()
+            total = 0
+            for f in snap.rglob("*"):
+                real = f.resolve()
+                if real.is_file() and real not in seen:  # snapshot files are links to shared blobs
+                    seen.add(real)
+                    total += real.stat().st_size
+            out[f"{repo}@{snap.name}"] = total
+    return out
+
+
+REPORT_PREFIX = "report "
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,10 +115,16 @@ def main(argv: list[str] | None = None) -> int:
                description="Write, flock and measure throughput on each directory (the shared volumes).")
     p.add_argument("paths", nargs="+", help="mount points to check, e.g. /data /cache/hf")
     p.add_argument("--size-mib", type=int, default=256, help="MiB written and read back per volume")
+    p.add_argument("--hf-home", default=None, help="also list the model snapshots cached under this HF_HOME")
     args = p.parse_args(argv)
     reports = [check_volume(path, args.size_mib) for path in args.paths]
     for rep in reports:
         print(("ok    " if rep.ok else "FAIL  ") + rep.message, file=sys.stdout if rep.ok else sys.stderr)
+    models = cached_models(args.hf_home) if args.hf_home else {}
+    for key, size in models.items():
+        print(f"model {key}: {size / 2**30:.1f} GiB in the cache")
+    report = {"volumes": [r.__dict__ for r in reports], "models": models}
+    print(REPORT_PREFIX + json.dumps(report), flush=True)
     return 0 if all(r.ok for r in reports) else 1
 
 

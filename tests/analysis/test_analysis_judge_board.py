@@ -174,7 +174,7 @@ def judged_fixture_run(root: Path, name: str = "leaderboard-judged") -> Path:
             arm=r["model_name"],
             video_url=r["video_url"],
             action=r["action"],
-            caption_source="upsampled_caption",
+            caption_source="upsampled",
             video_path=f"videos/vp2-{i:02d}/x.mp4",
         )
         for i, r in enumerate(fixture_rows())
@@ -394,7 +394,7 @@ def test_user_run_on_the_judge_scale_and_estimated_human(tmp_path):
                     arm=model,
                     video_url=f"https://h.example/{folder}/c{i}.mp4",
                     action=f"action {i % 12}",
-                    caption_source="caption" if model == "cogvideo" else "",
+                    caption_source="original" if model == "cogvideo" else "",
                 )
             )
             # the user's run: the same judge-score multiset as the labelled videos (one seed per model)
@@ -441,10 +441,10 @@ def test_user_run_on_the_judge_scale_and_estimated_human(tmp_path):
     like = {r["model"]: r for r in tables["like_for_like"]["rows"]}
     assert like["CogVideoX-5B"]["like_for_like"] is True
     assert like["Wan2.1-T2V-14B"]["like_for_like"] is False
-    assert "theirs upsampled caption (folder name)" in like["Wan2.1-T2V-14B"]["differs"]
+    assert "yours the original captions, theirs the upsampled captions" in like["Wan2.1-T2V-14B"]["differs"]
     texts = " ".join(b["text"] for s in data["sections"] for b in s["blocks"] if b["type"] == "text")
     assert (
-        "mine (judge AutoEval (this project), generated from the original caption): like for like with "
+        "mine (judge AutoEval (this project), generated from the original captions): like for like with "
         "CogVideoX-5B." in texts
     )
     check = {r["model_id"]: r for r in tables["calibration_check"]["rows"]}
@@ -479,4 +479,4 @@ def test_judge_key_names_the_sa_pc_judge_and_its_revision(tmp_path):
         == "AutoEval (this project) [videophysics/videophy_2_auto@aaaaaaaaaaaa]"
     )
     assert judge_key(other) != judge_key(alone)
-    assert (run_caption_choice(both), run_caption_choice(alone)) == ("upsampled caption", "original caption")
+    assert (run_caption_choice(both), run_caption_choice(alone)) == ("upsampled", "original")

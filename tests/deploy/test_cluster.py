@@ -34,6 +34,8 @@ while rest and rest[0] in ("--context", "--namespace"):
 verb = rest[0] if rest else ""
 if verb == "kustomize":
     sys.stdout.write(open(os.environ["FAKE_KUBECTL_RENDER"]).read())
+elif verb == "get" and rest[1] == "pods":
+    print(os.environ.get("FAKE_KUBECTL_PODS", ""))
 elif verb == "get":
     path = os.environ.get("FAKE_KUBECTL_JOB", "")
     if not path or not os.path.exists(path):
@@ -42,8 +44,16 @@ elif verb == "get":
         sys.stderr.write('Error from server (NotFound): jobs.batch "x" not found\n')
         sys.exit(1)
     sys.stdout.write(open(path).read())
+elif verb == "exec" and "services.orchestrator.snapshot" in rest:
+    container = rest[rest.index("-c") + 1]
+    rc = int(os.environ.get("FAKE_KUBECTL_SNAPSHOT_RC_" + container.upper(), "0"))
+    if rc:
+        sys.stderr.write("live: the run directory is in use by an orchestrator (pid 7)\n")
+    sys.exit(rc)
 elif verb == "exec":
     print("prompts 600, generated 120, evaluated 100")
+elif verb == "logs" and os.environ.get("FAKE_KUBECTL_LOGS"):
+    sys.stdout.write(open(os.environ["FAKE_KUBECTL_LOGS"]).read())
 elif verb == "cp":
     sys.exit(int(os.environ.get("FAKE_KUBECTL_CP_RC", "0")))
 elif verb == "delete":
@@ -139,8 +149,8 @@ def test_run_applies_services_then_creates_the_job(fake: FakeKubectl) -> None:
     assert job["spec"]["template"]["metadata"]["labels"]["videophy-bench/run"] == "wan5b-a"
     assert job_args(fake) == [
         "run", "--prompts", "videophy2", "--out", "/data/runs/wan5b-a",
-        "--generators", "dns:///generator.videophy.svc.cluster.local:50051",
-        "--evaluators", "dns:///evaluator.videophy.svc.cluster.local:50052",
+        "--generators", "dns:///generator:50051",
+        "--evaluators", "dns:///evaluator:50052",
         "--startup-timeout-s", "3600", "--lock-wait-s", "300",
     ]
     env = {e["name"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
@@ -295,23 +305,66 @@ def test_status_of_a_missing_job(fake: FakeKubectl) -> None:
 def test_fetch_copies_through_a_read_only_pod(fake: FakeKubectl, tmp_path: Path) -> None:
     fake.set_job(_job(), {"succeeded": 1})
     dest = tmp_path / "results"
+    # What a copy of a live ledger leaves behind: the snapshot replaces all of it.
+    (dest / "r1").mkdir(parents=True)
+    for torn in ("ledger.sqlite-wal", "ledger.sqlite-shm"):
+        (dest / "r1" / torn).write_text("torn")
     assert cluster.cluster_main(["fetch", "r1", str(dest), "--path", "videos/wan2.2-ti2v-5b"]) == 0
     k, ns = fake.kubectl, ["--namespace", "videophy"]
+    snap = ["python", "-m", "services.orchestrator.snapshot", "/data/runs/r1", "/tmp/videophy-snapshot"]
     assert fake.argvs() == [
         [k, *ns, "get", "job", "videophy-run-r1", "-o", "json"],
         [k, *ns, "delete", "pod", "videophy-fetch-r1", "--ignore-not-found", "--wait=true"],
         [k, *ns, "create", "-f", "-"],
         [k, *ns, "wait", "--for=condition=Ready", "pod/videophy-fetch-r1", "--timeout=600s"],
+        # No orchestrator holds the run: the fetch pod snapshots it itself, before anything is copied.
+        [k, *ns, "exec", "videophy-fetch-r1", "-c", "fetch", "--", *snap],
         [k, *ns, "cp", "--retries=5", "-c", "fetch", "videophy-fetch-r1:/data/runs/r1", str(dest / "r1")],
         [k, *ns, "cp", "--retries=5", "-c", "fetch", "videophy-fetch-r1:/data/videos/wan2.2-ti2v-5b",
          str(dest / "videos" / "wan2.2-ti2v-5b")],
+        [k, *ns, "cp", "--retries=5", "-c", "fetch", "videophy-fetch-r1:/tmp/videophy-snapshot/ledger.sqlite",
+         str(dest / "r1" / "ledger.sqlite")],
         [k, *ns, "delete", "pod", "videophy-fetch-r1", "--ignore-not-found", "--wait=false"],
     ]
+    assert sorted(p.name for p in (dest / "r1").iterdir()) == [], "the copied WAL and -shm are gone"
     pod = created(fake, "Pod")
     (c,) = pod["spec"]["containers"]
     assert {"name": "videos", "mountPath": "/data", "readOnly": True} in c["volumeMounts"]
     assert pod["metadata"]["labels"]["app.kubernetes.io/component"] == "fetch"  # no access to the services
     check_pod_security("Pod/fetch", pod["spec"])
+
+
+def test_fetch_of_a_live_run_snapshots_beside_the_orchestrator(fake: FakeKubectl, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    fake.set_job(_job(), {"active": 1})
+    monkeypatch.setenv("FAKE_KUBECTL_SNAPSHOT_RC_FETCH", "3")  # snapshot.LIVE: the run's lock is held
+    monkeypatch.setenv("FAKE_KUBECTL_PODS", "videophy-run-r1-x7k2p")
+    assert cluster.cluster_main(["fetch", "r1", str(tmp_path)]) == 0
+    k, ns, pod = fake.kubectl, ["--namespace", "videophy"], "videophy-run-r1-x7k2p"
+    snap = ["python", "-m", "services.orchestrator.snapshot", "/data/runs/r1", "/tmp/videophy-snapshot"]
+    assert fake.argvs()[4:] == [
+        [k, *ns, "exec", "videophy-fetch-r1", "-c", "fetch", "--", *snap],
+        [k, *ns, "get", "pods", "-l", "batch.kubernetes.io/job-name=videophy-run-r1",
+         "--field-selector=status.phase=Running", "-o", "jsonpath={.items[*].metadata.name}"],
+        [k, *ns, "exec", pod, "-c", "orchestrator", "--", *snap, "--live"],
+        [k, *ns, "cp", "--retries=5", "-c", "fetch", "videophy-fetch-r1:/data/runs/r1", str(tmp_path / "r1")],
+        [k, *ns, "cp", "--retries=5", "-c", "orchestrator", f"{pod}:/tmp/videophy-snapshot/ledger.sqlite",
+         str(tmp_path / "r1" / "ledger.sqlite")],
+        [k, *ns, "exec", pod, "-c", "orchestrator", "--", "rm", "-rf", "/tmp/videophy-snapshot"],
+        [k, *ns, "delete", "pod", "videophy-fetch-r1", "--ignore-not-found", "--wait=false"],
+    ]
+
+
+def test_fetch_of_a_locked_run_without_a_running_pod_copies_nothing(
+        fake: FakeKubectl, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    fake.set_job(_job(), {"active": 1})
+    monkeypatch.setenv("FAKE_KUBECTL_SNAPSHOT_RC_FETCH", "3")
+    assert cluster.cluster_main(["fetch", "r1", str(tmp_path)]) == 1
+    assert not [a for a in fake.argvs() if "cp" in a]
+    assert fake.argvs()[-1][-4:] == ["pod", "videophy-fetch-r1", "--ignore-not-found", "--wait=false"]
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "has no running pod" in err
 
 
 def test_fetch_cleans_up_when_the_copy_fails(fake: FakeKubectl, tmp_path: Path,
@@ -367,8 +420,7 @@ def test_run_job_bakes_judge_tasks_and_both_evaluator_pools() -> None:
     (c,) = job["spec"]["template"]["spec"]["containers"]
     args = c["args"]
     assert args[args.index("--evaluators") + 1] == (
-        "dns:///evaluator.videophy.svc.cluster.local:50052,"
-        "dns:///evaluator-videocon.videophy.svc.cluster.local:50052")
+        "dns:///evaluator:50052,dns:///evaluator-videocon:50052")
     env = {e["name"]: e for e in c["env"]}
     # A literal, not a ConfigMap reference: a retried pod judges the same tasks.
     assert env["VIDEOPHY_JUDGE_TASKS"] == {"name": "VIDEOPHY_JUDGE_TASKS",
@@ -401,3 +453,96 @@ def test_missing_run_config_key_is_an_error() -> None:
         cluster.bake_run_config_env(env, {"GENERATORS": "g"})
     assert cluster.bake_run_config_env(env[1:], {"GENERATORS": "g"}) == [{"name": "Z", "value": "$(kept)"}]
     assert cluster.bake_run_config_env(env[:1], {"NOPE": "$(a)"}) == [{"name": "X", "value": "$$(a)"}]
+
+
+# --- placement: Kueue queue, priority and runtime classes; namespace and cluster domain -----------------
+
+
+# Found before any test puts the fake kubectl first on PATH.
+REAL_KUBECTL = find_tool("kubectl")
+
+
+def real_render(overlay: Path) -> str:
+    """`kubectl kustomize` by the real kubectl (the fake one answers with a canned rendering)."""
+    if REAL_KUBECTL is None:
+        require_tool("kubectl")  # skips, or fails in CI
+    return subprocess.run([str(REAL_KUBECTL), "kustomize", str(overlay)], check=True, capture_output=True,
+                          text=True).stdout
+
+
+def _applied(fake: FakeKubectl) -> list[dict[str, Any]]:
+    return [d for c in fake.calls() if "apply" in c["argv"] or "create" in c["argv"]
+            for d in yaml.safe_load_all(c["stdin"]) if d]
+
+
+def test_placement_flags_reach_the_job_and_the_services(fake: FakeKubectl) -> None:
+    fake.render.write_text(real_render(K8S / "overlays" / "gpu"))
+    assert cluster.cluster_main(["run", "q1", "--prompts", "videophy2", "--overlay", OVERLAY, "--no-pin",
+                                 "--queue", "team-gpus", "--priority-class", "batch-low",
+                                 "--runtime-class", "nvidia"]) == 0
+    workloads = {d["metadata"]["name"]: d for d in _applied(fake) if d["kind"] in ("Deployment", "Job")}
+    assert set(workloads) == {"generator", "evaluator", "videophy-run-q1"}
+    for name, d in workloads.items():
+        pod = d["spec"]["template"]
+        assert d["metadata"]["labels"][cluster.QUEUE_LABEL] == "team-gpus", name
+        assert pod["metadata"]["labels"][cluster.QUEUE_LABEL] == "team-gpus", name
+        assert pod["spec"]["priorityClassName"] == "batch-low", name
+    # The runtime class (the GPU container runtime) only where a GPU is requested.
+    assert workloads["generator"]["spec"]["template"]["spec"]["runtimeClassName"] == "nvidia"
+    assert workloads["evaluator"]["spec"]["template"]["spec"]["runtimeClassName"] == "nvidia"
+    assert "runtimeClassName" not in workloads["videophy-run-q1"]["spec"]["template"]["spec"]
+
+
+def test_without_placement_flags_nothing_is_added(fake: FakeKubectl) -> None:
+    assert cluster.cluster_main(["run", "p1", "--prompts", "sample", "--overlay", OVERLAY]) == 0
+    for d in _applied(fake):
+        if d["kind"] in ("Deployment", "Job"):
+            assert cluster.QUEUE_LABEL not in d["metadata"].get("labels", {})
+            assert not {"priorityClassName", "runtimeClassName"} & set(d["spec"]["template"]["spec"])
+
+
+@pytest.mark.parametrize("flag", ["--queue", "--priority-class", "--runtime-class"])
+def test_bad_placement_names_are_refused_before_anything(fake: FakeKubectl, flag: str,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    assert cluster.cluster_main(["run", "p1", "--prompts", "sample", "--overlay", OVERLAY, flag,
+                                 "Team GPUs"]) == 2
+    assert fake.argvs() == []
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def _overlay_in(tmp_path: Path, namespace: str, base: str) -> Path:
+    d = tmp_path / "overlay"
+    d.mkdir()
+    rel = os.path.relpath(K8S / "overlays" / base, d)
+    (d / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "namespace": namespace, "resources": [rel]}))
+    return d
+
+
+def test_another_namespace_needs_only_the_overlays_namespace(fake: FakeKubectl, tmp_path: Path) -> None:
+    """Nothing names the namespace or the cluster domain but the overlay: the addresses are short names
+    the orchestrator pod's DNS search path completes, the RBAC and the objects follow the overlay."""
+    overlay = _overlay_in(tmp_path, "team-a", "dev")
+    text = real_render(overlay)
+    fake.render.write_text(text)
+    docs = cluster.load_documents(text)
+    assert one(docs, "Namespace", "team-a")
+    assert {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"} == {"team-a"}
+    assert "cluster.local" not in text and ".videophy" not in text and "namespace: videophy" not in text
+    assert cluster.cluster_main(["run", "r1", "--prompts", "sample", "--overlay", str(overlay)]) == 0
+    job = created(fake, "Job")
+    assert job["metadata"]["namespace"] == "team-a"
+    args = job_args(fake)
+    assert args[args.index("--generators") + 1] == "dns:///generator:50051"
+    assert fake.argvs()[-1][:3] == [fake.kubectl, "--namespace", "team-a"]
+
+
+def test_an_autoscaler_left_on_another_namespace_is_refused(fake: FakeKubectl, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    overlay = _overlay_in(tmp_path, "team-a", "gpu-autoscale")
+    fake.render.write_text(real_render(overlay))
+    assert cluster.cluster_main(["run", "r1", "--prompts", "sample", "--overlay", str(overlay),
+                                 "--no-pin"]) == 2
+    assert [a[1] for a in fake.argvs()] == ["kustomize"]
+    assert "queries namespace 'videophy'" in capsys.readouterr().err

@@ -237,9 +237,10 @@ def test_headless_services_match_discovery(rendered: tuple[Path, list[dict[str, 
         assert svc["spec"]["selector"].items() <= labels.items(), f"{name}: Service selects no pods"
         (sport,) = svc["spec"]["ports"]
         assert sport["port"] == port and sport.get("appProtocol") == "grpc"
-        ns = svc["metadata"]["namespace"]
+        # A short name: the orchestrator pod's DNS search path completes it in its own namespace and
+        # cluster domain, so neither is written into the manifests.
         key = "GENERATORS" if name == "generator" else "EVALUATORS"
-        expected_targets[key].add(f"dns:///{name}.{ns}.svc.cluster.local:{port}")
+        expected_targets[key].add(f"dns:///{name}:{port}")
     for key, expected in expected_targets.items():
         # The orchestrator's syntax: a comma list of targets (services/orchestrator/discovery.py).
         targets = parse_targets(config[key])
@@ -544,3 +545,54 @@ def test_metrics_port_matches_the_scrape_config(rendered: tuple[Path, list[dict[
             query = trig["metadata"]["query"]
             ns = job["metadata"]["namespace"]
             assert "videophy_pending_items" in query and f'namespace="{ns}"' in query
+
+
+def test_a_completed_run_releases_every_gpu_deployment(rendered: tuple[Path, list[dict[str, Any]]]) -> None:
+    """The Job scales to zero (services/orchestrator/release.py) every GPU Deployment no autoscaler owns,
+    with a Role allowing exactly that, through a token only the run Job mounts."""
+    _, docs = rendered
+    job = one(docs, "Job", "videophy-run")
+    pod = job["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    env = container_env(c, docs)
+    released = set(env["VIDEOPHY_RELEASE_DEPLOYMENTS"].split(","))
+    keda_owned = {o["spec"]["scaleTargetRef"]["name"] for o in find(docs, "ScaledObject")}
+    assert released == set(_services(docs)) - keda_owned
+    by_name = {e["name"]: e for e in c["env"]}
+    assert by_name["VIDEOPHY_JOB_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == (
+        "metadata.labels['batch.kubernetes.io/job-name']")
+    # RBAC: the Job's service account may patch the scale of those Deployments and list Jobs, nothing more.
+    sa = pod["serviceAccountName"]
+    assert one(docs, "ServiceAccount", sa)["automountServiceAccountToken"] is False
+    (binding,) = [b for b in find(docs, "RoleBinding") if {"kind": "ServiceAccount", "name": sa} in
+                  [{k: s[k] for k in ("kind", "name")} for s in b["subjects"]]]
+    role = one(docs, "Role", binding["roleRef"]["name"])
+    rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): r for r in role["rules"]}
+    assert set(rules) == {(("apps",), ("deployments/scale",)), (("batch",), ("jobs",))}
+    scale = rules[("apps",), ("deployments/scale",)]
+    assert released <= set(scale["resourceNames"]) and set(scale["verbs"]) == {"get", "patch"}
+    assert rules[("batch",), ("jobs",)]["verbs"] == ["list"]
+    # The token: projected into the orchestrator at the standard path, nowhere else.
+    (vol,) = [v for v in pod["volumes"] if "projected" in v]
+    token = {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}}
+    assert token in vol["projected"]["sources"]
+    assert {"name": vol["name"], "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+            "readOnly": True} in c["volumeMounts"]
+    for kind_name, spec in pod_specs(docs):
+        if kind_name != "Job/videophy-run":
+            assert "serviceAccountName" not in spec and not [v for v in spec.get("volumes", [])
+                                                             if "projected" in v], kind_name
+
+
+def test_gpu_services_watch_their_device_thread(rendered: tuple[Path, list[dict[str, Any]]]) -> None:
+    """A wedged GPU fails liveness (services/common/watchdog.py): every GPU service sets a stall limit
+    longer than one of its steps, and its liveness probe is the one the watchdog turns."""
+    _, docs = rendered
+    for name in _services(docs):
+        _, c, env = _deployment_parts(docs, name)
+        if not _uses_gpu(env):
+            continue
+        limit = float(env["VIDEOPHY_STALL_LIMIT_S"])
+        # One denoising step (~20 s for A14B, minutes offloaded) or one judge batch: far below 5 min.
+        assert limit >= 300, f"{name}: a slow but healthy step must not restart the pod"
+        assert c["livenessProbe"]["grpc"]["service"] == ""

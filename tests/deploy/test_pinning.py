@@ -11,14 +11,12 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import huggingface_hub.constants
 import pytest
 import yaml
-from deploy_support import K8S, render_docs, require_tool
+from deploy_support import K8S, render_docs
 from loopback_hub import LoopbackHub
 from test_cluster import FakeKubectl
 
@@ -28,24 +26,6 @@ ROOT = Path(__file__).resolve().parents[2]
 GPU = K8S / "overlays" / "gpu"
 GEN_REPO = "Wan-AI/Wan2.2-TI2V-5B-Diffusers"
 JUDGE_REPO = "videophysics/videophy_2_auto"
-
-
-@pytest.fixture()
-def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackHub]:
-    h = LoopbackHub()
-    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", h.url)
-    monkeypatch.setenv("HF_ENDPOINT", h.url)
-    yield h
-    h.close()
-
-
-@pytest.fixture()
-def gpu_fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeKubectl:
-    require_tool("kubectl")
-    rendered = yaml.safe_dump_all(render_docs(GPU))  # with the real kubectl, before the fake shadows it
-    fake = FakeKubectl(tmp_path, monkeypatch)
-    fake.render.write_text(rendered)
-    return fake
 
 
 def _judge_repo() -> str:

@@ -19,7 +19,7 @@ import yaml
 from test_cluster import OVERLAY, FakeKubectl
 
 from services.orchestrator import cluster
-from services.orchestrator.volume_check import VolumeReport, check_volume, main
+from services.orchestrator.volume_check import REPORT_PREFIX, VolumeReport, check_volume, main
 
 NOBODY = 65534
 POD_UID = 10001
@@ -111,15 +111,25 @@ def _preflight(fake: FakeKubectl) -> dict:
 
 
 @pytest.mark.parametrize(("condition", "rc"), [("Complete", 0), ("Failed", 1)])
-def test_cluster_check_runs_the_preflight_as_the_pods_run(fake: FakeKubectl, condition: str, rc: int) -> None:
+def test_cluster_check_runs_the_preflight_as_the_pods_run(fake: FakeKubectl, condition: str, rc: int,
+                                                          tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     fake.job.write_text(json.dumps({"status": {"conditions": [{"type": condition, "status": "True"}]}}))
+    logs = tmp_path / "logs.txt"  # what the preflight prints last (the dev overlay's tiny models: no sizing)
+    logs.write_text(REPORT_PREFIX + json.dumps({"volumes": [], "models": {}}) + "\n")
+    monkeypatch.setenv("FAKE_KUBECTL_LOGS", str(logs))
     assert cluster.cluster_main(["check", "--overlay", OVERLAY]) == rc
     job = _preflight(fake)
     spec = job["spec"]["template"]["spec"]
     container = spec["containers"][0]
     assert container["command"][:3] == ["python", "-m", "services.orchestrator.volume_check"]
     assert container["command"][-2:] == ["/data", "/cache/hf"], "both volumes, where the pods mount them"
+    assert container["command"][-4:-2] == ["--hf-home", "/cache/hf"], "the cached models, to size probes"
     assert spec["securityContext"]["runAsUser"] == POD_UID and container["securityContext"]["runAsNonRoot"]
     assert job["spec"]["backoffLimit"] == 0
+    # The run's API token (for the end-of-run release) is not the preflight's.
+    assert "serviceAccountName" not in spec and not [v for v in spec["volumes"] if "projected" in v]
+    assert "/var/run/secrets/kubernetes.io/serviceaccount" not in {m["mountPath"] for m in
+                                                                   container["volumeMounts"]}
     verbs = [a[a.index("videophy") + 1] if "videophy" in a else a[1] for a in fake.argvs()]
     assert verbs == ["kustomize", "apply", "delete", "create", "get", "logs"]

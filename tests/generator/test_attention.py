@@ -85,11 +85,9 @@ def test_fa3_route_goes_through_diffusers_dispatch(tiny_transformer, monkeypatch
     assert stand_in.calls == len(tx.blocks)
 
 
-def test_fa3_adapter_refuses_a_mask_and_lse(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fa3_adapter_refuses_lse(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(attention, "_fa3", _StandInFA3())
     q = torch.zeros((1, 4, 2, 8))
-    with pytest.raises(ValueError, match="no attention mask"):
-        attention.fa3_attention(q, q, q, attn_mask=torch.ones((4, 4), dtype=torch.bool))
     with pytest.raises(NotImplementedError, match="context parallelism"):
         attention.fa3_attention(q, q, q, return_lse=True)
     assert attention.fa3_attention(q, q, q).shape == q.shape
@@ -122,3 +120,21 @@ def test_self_check_compares_against_sdpa(monkeypatch: pytest.MonkeyPatch) -> No
 
     monkeypatch.setattr(attention, "_fa3", Wrong())
     assert attention.fa3_self_check("cpu") > attention.SELF_CHECK_MAX_REL
+
+
+def test_fa3_adapter_sends_masked_calls_to_exact_sdpa() -> None:
+    """LTX-Video and HunyuanVideo pass their text padding mask through attention modules that do not
+    say whether they are cross-attention: such a call must give SDPA's exact result, not an error."""
+    import torch
+    from diffusers.models import attention_dispatch as ad
+
+    from services.generator.attention import fa3_attention
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(1, 6, 2, 8) for _ in range(3))  # (B, S, H, D), the dispatcher's layout
+    mask = torch.tensor([[True] * 4 + [False] * 2]).view(1, 1, 1, 6).expand(1, 2, 6, 6)
+    native = ad._AttentionBackendRegistry._backends[ad.AttentionBackendName.NATIVE]
+    want = native(q, k, v, attn_mask=mask, scale=0.3)
+    got = fa3_attention(q, k, v, attn_mask=mask, scale=0.3)
+    assert torch.equal(got, want)
+    assert not torch.equal(got, native(q, k, v, scale=0.3))  # the mask mattered

@@ -406,20 +406,22 @@ def test_oom_in_overlapped_decode_decodes_alone_and_stops_overlapping(tmp_path: 
 
 
 def test_a_call_ended_at_its_queued_event_gives_its_slot_back(tmp_path: Path) -> None:
-    """The client may go away right after the "queued" event, before the item asks for the device."""
-    from services.common.storage import Storage
-    from services.generator.service import GeneratorServicer
+    """The client may go away right after the "queued" event, before the item asks for the device.
+    The engine runs here without any gRPC (services/generator/engine.py)."""
+    import threading
 
-    class Context:
-        def add_done_callback(self, _: object) -> None: ...
+    from services.common.storage import Storage
+    from services.generator.engine import GenerationEngine
+    from services.generator.service import video_request
 
     async def main() -> None:
-        servicer = GeneratorServicer(tiny_backend("tiny"), Storage(tmp_path), queue_depth=0)
-        events = servicer._run("r1", servicer._work_for(request("r1")), Context())
+        engine = GenerationEngine(tiny_backend("tiny"), Storage(tmp_path), queue_depth=0)
+        engine.ready = True  # nothing reaches the device in this test: no load needed
+        events = engine.generate(engine.plan(video_request(request("r1"))), threading.Event())
         first = await events.__anext__()
-        assert first.progress.phase == "queued" and servicer._admitted == 1
+        assert first.phase == "queued" and engine._admitted == 1
         await events.aclose()  # what grpc does when the call is cancelled there
-        assert servicer._admitted == 0  # the generator is not left "busy" for ever
+        assert engine._admitted == 0  # the generator is not left "busy" for ever
 
     asyncio.run(main())
 

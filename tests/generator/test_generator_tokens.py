@@ -41,7 +41,7 @@ def test_cleaning_is_the_pipelines(text: str) -> None:
 
 def test_counts_and_truncation_reported_logged_and_cached(tmp_path: Path, caplog) -> None:
     backend = tiny_backend("tiny")
-    caplog.set_level(logging.WARNING, logger="services.generator.service")
+    caplog.set_level(logging.WARNING, logger="services.generator.engine")
 
     async def main() -> None:
         async with running_generator(backend, tmp_path) as run, run.channel() as ch:
@@ -62,7 +62,7 @@ def test_counts_and_truncation_reported_logged_and_cached(tmp_path: Path, caplog
     assert long.prompt_tokens == full and long.prompt_truncated
     assert full < len(backend.pipe.tokenizer(LONG, verbose=False)["input_ids"])  # the cleaning counts
     warnings = [r.getMessage() for r in caplog.records
-                if r.name == "services.generator.service" and r.levelno == logging.WARNING]
+                if r.name == "services.generator.engine" and r.levelno == logging.WARNING]
     assert len(warnings) == 1, warnings
     assert "p-long" in warnings[0] and f"{full} tokens" in warnings[0] and f"first {CAP}" in warnings[0]
 

@@ -46,6 +46,12 @@ def local_args(run_dir: Path, *extra: str) -> list[str]:
     return ["run", "--local", "--model", "tiny", "--prompts", "sample", "--out", str(run_dir), *FAST, *extra]
 
 
+# A tiny video takes ~40 ms in 4 steps, far less than judging it, so a whole run is generated before the
+# second item is judged. Tests that kill a generator "while it still has work" give it more steps, so
+# generation, not judging, is the slower stage and the moment they wait for surely comes.
+SLOW_GENERATION = ("--steps", "200")
+
+
 def finished(run_dir: Path) -> dict[str, tuple]:
     """Judged items: what must never change again (video hash, when it was made, attempts)."""
     return {

@@ -182,3 +182,12 @@ def cli(tmp_path):
         if c.proc.poll() is None:
             os.killpg(c.proc.pid, signal.SIGKILL)
             c.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def judge(tmp_path_factory):
+    """The tiny evaluator on a storage root, no generator anywhere: (storage root, its address)."""
+    s = Services(tmp_path_factory.mktemp("judge") / "storage")
+    ev = s.evaluator().wait_ready()
+    yield s.root, ev.address
+    s.stop()

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_process import LONG_S, alive, local_args
+from cli_process import LONG_S, SLOW_GENERATION, alive, local_args
 from run_dirs import assert_exports_match_ledger, ledger_has, rows, wait_for
 
 N_ITEMS = 12  # 6 prompts x 2 seeds
@@ -47,7 +47,7 @@ def _damage_middle(path: Path) -> None:
 @pytest.mark.slow
 def test_killed_replica_killed_orchestrator_corrupt_videos_and_ledger_lose_and_remake_nothing(tmp_path, cli):
     run_dir = tmp_path / "run"
-    args = local_args(run_dir, "--limit", "6", "--seeds", "2")
+    args = local_args(run_dir, "--limit", "6", "--seeds", "2", *SLOW_GENERATION)
 
     # 1. A generator replica dies mid-run: the supervisor restarts it and the run goes on.
     run = cli(args)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import Services
 from run_dirs import assert_exports_match_ledger, results, rows
 
 from services.common import csvio
@@ -44,15 +43,6 @@ def example_rows(n: int) -> list[tuple[str, str]]:
     header, data = csvio.read_rows(EXAMPLES / "sa_pc.csv")
     col = {h: k for k, h in enumerate(header)}
     return [(str(EXAMPLES.parent / r[col["videopath"]]), r[col["caption"]]) for r in data[:n]]
-
-
-@pytest.fixture(scope="module")
-def judge(tmp_path_factory):
-    """The tiny evaluator on a storage root (no generator anywhere)."""
-    s = Services(tmp_path_factory.mktemp("judge") / "storage")
-    ev = s.evaluator().wait_ready()
-    yield s.root, ev.address
-    s.stop()
 
 
 def run_args(root: Path, name: str, source: Path, address: str, *extra: str) -> list[str]:

@@ -56,6 +56,7 @@ def test_full_run_then_resume_skips_everything(shared_services, capsys):
     for r in res:
         assert (run_dir / r["video_path"]).is_file() and r["sa_parse"] and r["pc_parse"]
         assert r["action"] and r["is_hard"] in {"True", "False"} and r["caption"] == r["gen_prompt"]
+        assert r["caption_source"] == "original" and r["video_url"] == ""  # generated here, from caption
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["n_items"] == 10 and "joint_hard" in summary
     man = json.loads((run_dir / "manifest.json").read_text())

@@ -10,7 +10,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from cli_process import FAST, LONG_S, alive, finished, local_args
+from cli_process import FAST, LONG_S, SLOW_GENERATION, alive, finished, local_args
 from run_dirs import assert_exports_match_ledger, ledger_has, rows, wait_for
 
 from services.orchestrator.cli import main
@@ -19,7 +19,7 @@ from services.orchestrator.cli import main
 @pytest.mark.slow
 def test_killed_local_generator_is_reported_restarted_and_the_run_completes(tmp_path, cli):
     run_dir = tmp_path / "run"
-    run = cli(local_args(run_dir, "--limit", "5", "--seeds", "2"))
+    run = cli(local_args(run_dir, "--limit", "5", "--seeds", "2", *SLOW_GENERATION))
     wait_for(
         lambda: ledger_has(run_dir, lambda r: r["state"] == "judged", at_least=2)
         and ledger_has(run_dir, lambda r: r["state"] == "generating"),

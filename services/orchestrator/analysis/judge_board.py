@@ -27,6 +27,7 @@ import pandas as pd
 
 from services.common.judge_tasks import tasks_of
 from services.evaluator.catalog import judge_spec
+from services.orchestrator import caption_source
 from services.orchestrator.prompts import normalize_caption
 
 from . import calibration, plots
@@ -39,7 +40,6 @@ from .power import DEFAULT_POWER
 from .published_scores import PublishedScores, attach, mismatches, reproduction_row
 
 PAIRED_METRICS = ("joint", "sa", "pc")
-ORIGINAL, UPSAMPLED, UNKNOWN = "original caption", "upsampled caption", "not recorded"
 
 
 def _scores_sa_pc(preset: object) -> bool:
@@ -59,44 +59,47 @@ def judge_key(cond: Condition) -> str:
     return f"{cond.judge} [{', '.join(ids)}]" if ids else cond.judge
 
 
-def _caption_value(value: object) -> str:
-    text = str(value).strip().lower()
-    if "upsampled" in text:
-        return UPSAMPLED
-    if text in ("caption", "original", "original caption"):
-        return ORIGINAL
-    return UNKNOWN
+def _recorded(df: pd.DataFrame) -> str | None:
+    """The group choice of a results frame's ``caption_source`` column, None when it records nothing
+    (results of a release without the column)."""
+    if "caption_source" not in df.columns or not df["caption_source"].notna().any():
+        return None
+    return caption_source.of_group(df["caption_source"].dropna().astype(str))
 
 
-def _one(values: pd.Series) -> str:
-    found = sorted(set(values.dropna().map(_caption_value)) - {UNKNOWN})
-    return found[0] if len(found) == 1 else ("mixed" if found else UNKNOWN)
+def _choice_words(choice: str) -> str:
+    words = {
+        caption_source.ORIGINAL: "the original captions",
+        caption_source.UPSAMPLED: "the upsampled captions",
+        caption_source.OTHER: "other texts",
+        caption_source.MIXED: "mixed captions",
+    }
+    return words.get(choice, "unrecorded captions")
 
 
 def run_caption_choice(cond: Condition) -> str:
-    """Which caption a run's videos were generated from: the ``caption_source`` column where results
-    carry one, else the manifest's ``upsampled`` flag, else ``gen_prompt`` against ``caption``."""
-    df = cond.df
-    if "caption_source" in df.columns and df["caption_source"].notna().any():
-        return _one(df["caption_source"])
+    """Which caption a run's videos were generated from (services/orchestrator/caption_source.py's
+    values): the ``caption_source`` column where results carry one, else the manifest's ``upsampled``
+    flag, else every item's ``gen_prompt`` equal to its caption (results of an earlier release)."""
+    recorded = _recorded(cond.df)
+    if recorded is not None:
+        return recorded
     config = (cond.run.manifest.get("config") or {}) if cond.run is not None else {}
     if isinstance(config.get("upsampled"), bool):
-        return UPSAMPLED if config["upsampled"] else ORIGINAL
-    both = df[df["gen_prompt"].notna() & df["caption"].notna()]
-    if both.empty:
-        return UNKNOWN
-    return ORIGINAL if (both["gen_prompt"] == both["caption"]).all() else UPSAMPLED
+        return caption_source.UPSAMPLED if config["upsampled"] else caption_source.ORIGINAL
+    both = cond.df[cond.df["gen_prompt"].notna() & cond.df["caption"].notna()]
+    if not both.empty and (both["gen_prompt"] == both["caption"]).all():
+        return caption_source.ORIGINAL
+    return caption_source.UNKNOWN
 
 
 def board_caption_choice(cond: Condition | None, videos: pd.DataFrame) -> str:
     """Which caption a leaderboard model's videos came from: the judged run's ``caption_source`` where
-    recorded, else its video folder's name (``..._upsampled/``), else not recorded."""
-    if cond is not None and "caption_source" in cond.df.columns and cond.df["caption_source"].notna().any():
-        return _one(cond.df["caption_source"])
-    folders = videos["video_url"].dropna().astype(str).str.rsplit("/", n=2).str[-2].str.lower()
-    if len(folders) and folders.str.contains("upsampled").all():
-        return f"{UPSAMPLED} (folder name)"
-    return UNKNOWN
+    recorded, else what the videos' folder names say (``..._upsampled/``), else unknown."""
+    recorded = _recorded(cond.df) if cond is not None else None
+    if recorded is not None:
+        return recorded
+    return caption_source.of_group(caption_source.of_url(u) for u in videos["video_url"].dropna().astype(str))
 
 
 @dataclass
@@ -329,14 +332,16 @@ def comparability(
             shared = len(mine & theirs)
             board_choice = board_caption_choice(entry.cond if entry else None, videos)
             same_judge = entry is not None
-            same_caption = choice != UNKNOWN and board_choice.startswith(choice)
+            same_caption = caption_source.like_for_like(choice, board_choice)
             reasons = []
             if not same_judge:
                 reasons.append("not judged by this judge (only human labels)")
             if shared < len(mine) or shared < len(theirs):
                 reasons.append(f"{shared} shared prompts of {len(mine)} / {len(theirs)}")
             if not same_caption:
-                reasons.append(f"captions: yours {choice}, theirs {board_choice}")
+                reasons.append(
+                    f"captions: yours {_choice_words(choice)}, theirs {_choice_words(board_choice)}"
+                )
             name = names.get(str(model_id), str(model_id))
             (unlike if reasons else like).append(name if not reasons else f"{name} ({'; '.join(reasons)})")
             rows.append(
@@ -354,7 +359,7 @@ def comparability(
                 }
             )
         sentences.append(
-            f"{cond.label} (judge {group.judge}, generated from the {choice}): like for like with "
+            f"{cond.label} (judge {group.judge}, generated from {_choice_words(choice)}): like for like with "
             + (", ".join(like) if like else "no leaderboard model")
             + ". Not like for like: "
             + (", ".join(unlike) if unlike else "none")

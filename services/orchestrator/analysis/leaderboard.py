@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from services.orchestrator import caption_source
 from services.orchestrator.prompts import normalize_caption
 
 from . import plots
@@ -24,7 +25,7 @@ from .agreement import agreement
 from .document import Column, Figure, Report, Section, Table, Text
 from .intervals import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from .judge_board import judge_board_sections
-from .loading import Condition, prepare_results
+from .loading import Condition, prepare_results, prompt_choice
 from .metrics import scored, subset_table
 from .published_scores import PublishedScores
 
@@ -160,11 +161,40 @@ def human_leaderboard(
         )
         published = PUBLISHED_HUMAN.get(str(model))
         row["model_id"] = str(model)
+        row["caption_source"] = leaderboard_prompt_choice(part)
         row["published_all"] = published[0] / 100 if published else float("nan")
         row["published_hard"] = published[1] / 100 if published else float("nan")
         rows.append(row)
     rows.sort(key=lambda r: (-np.nan_to_num(r["joint"], nan=-1.0), r["model"]))
     return rows
+
+
+def leaderboard_prompt_choice(part: pd.DataFrame) -> str:
+    """Which captions a leaderboard model's videos came from, as their URL folders say."""
+    urls = part["video_url"] if "video_url" in part.columns else pd.Series(dtype="string")
+    return caption_source.of_group(caption_source.of_url(str(u)) for u in urls.dropna())
+
+
+def prompt_choice_notes(human_rows: list[dict[str, Any]], conditions: list[Condition],
+                        test: pd.DataFrame) -> list[Text]:
+    """In words, per run: which leaderboard models it meets like for like in prompts, and which not."""
+    notes = []
+    urls = set(test["video_url"].dropna()) if "video_url" in test.columns else set()
+    for cond in conditions:
+        own = cond.df["video_url"].dropna() if "video_url" in cond.df.columns else pd.Series(dtype="string")
+        if len(own) and set(own) <= urls:
+            notes.append(Text(f"{cond.label} judges the leaderboard's own videos: the same videos, so the "
+                              "same prompts, as the human rows of its models."))
+            continue
+        choice = prompt_choice(cond.df)
+        same = [r["model"] for r in human_rows if caption_source.like_for_like(choice, r["caption_source"])]
+        other = [f"{r['model']} ({r['caption_source']})" for r in human_rows if r["model"] not in same]
+        text = f"{cond.label} was generated from {choice} captions. "
+        text += f"Like for like in prompts with: {', '.join(same)}. " if same else ""
+        text += (f"Not like for like (the model's videos were generated from other or unrecorded "
+                 f"captions, as their URL folders say): {', '.join(other)}." if other else "")
+        notes.append(Text(text.strip(), "warning" if other else "info"))
+    return notes
 
 
 def _url_tail(value: object, parts: int = 2) -> str | None:
@@ -246,6 +276,7 @@ def _leaderboard_columns(categories: list[str]) -> list[Column]:
     columns += [
         Column("mean_sa", "mean SA", "num2"),
         Column("mean_pc", "mean PC", "num2"),
+        Column("caption_source", "generated from"),
         Column("published_all", "published all", "pct"),
         Column("published_hard", "published hard", "pct"),
     ]
@@ -269,6 +300,8 @@ def build_leaderboard_report(
     categories = sorted(test["category"].dropna().unique())
     human_rows = human_leaderboard(test, n_boot=n_boot, seed=seed)
     run_rows = [leaderboard_row(c.label, c.judge, c.df, categories, n_boot, seed) for c in conditions]
+    for row, cond in zip(run_rows, conditions, strict=True):
+        row["caption_source"] = prompt_choice(cond.df)
     rows = human_rows + run_rows
     table = Table(
         "leaderboard",
@@ -277,7 +310,8 @@ def build_leaderboard_report(
         rows,
         hidden=("model_id",),
         note="Human rows are computed from the test CSV; 'published' gives the VideoPhy-2 README table "
-        "for comparison. Bootstrap CIs resample actions.",
+        "for comparison. Bootstrap CIs resample actions. 'generated from': the captions the videos were "
+        "generated from (leaderboard models: as their URL folders say, e.g. *_hard_upsampled/).",
     )
     colors = [plots.PALETTE[0] if r["judge"] == HUMAN_JUDGE else plots.PALETTE[1] for r in rows]
     figure = Figure(
@@ -286,7 +320,9 @@ def build_leaderboard_report(
         plots.horizontal_bars(rows, "model", "joint", "joint_lo", "joint_hi", "joint (%)", colors=colors),
         data_table="leaderboard",
     )
-    sections = [Section("leaderboard", "Leaderboard", [Text(GAP_STATEMENT, "warning"), table, figure])]
+    notes = prompt_choice_notes(human_rows, conditions, test)
+    blocks = [Text(GAP_STATEMENT, "warning"), *notes, table, figure]
+    sections = [Section("leaderboard", "Leaderboard", blocks)]
 
     human_by_id = {r["model_id"]: r for r in human_rows}
     gap_rows = []

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from services.common import csvio, judge_tasks
+from services.orchestrator import caption_source
 from services.orchestrator.results_schema import RESULTS_COLUMNS
 
 #: Threshold of the VideoPhy-2 joint metric: an item passes when SA >= 4 and PC >= 4 (the registry
@@ -78,6 +79,13 @@ class Condition:
     @property
     def run_dir(self) -> Path | None:
         return self.run.path if self.run is not None else None
+
+
+def prompt_choice(df: pd.DataFrame) -> str:
+    """Which captions a condition's videos were generated from (``caption_source`` of its items, one
+    value or ``mixed``; ``unknown`` when not recorded): services/orchestrator/caption_source.py."""
+    values = df["caption_source"] if "caption_source" in df.columns else pd.Series(dtype="string")
+    return caption_source.of_group(None if pd.isna(v) else str(v) for v in values)
 
 
 def joint_outcome(sa: pd.Series, pc: pd.Series) -> pd.Series:

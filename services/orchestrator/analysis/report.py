@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from services.orchestrator import caption_source
+
 from . import plots
 from .document import (
     Column,
@@ -25,7 +27,7 @@ from .document import (
     format_value,
 )
 from .intervals import DEFAULT_BOOTSTRAP, DEFAULT_SEED
-from .loading import Condition
+from .loading import Condition, prompt_choice
 from .metrics import (
     TAXONOMY,
     TAXONOMY_LABELS,
@@ -150,10 +152,12 @@ def overview_table(conds: list[Condition], subset_rows: list[list[dict[str, Any]
         n, total = prompt_scope(cond)
         row["n_prompts"], row["n_prompts_set"] = n, total
         row["prompts"] = f"{n} of {total}" if total is not None else str(n)
+        row["caption_source"] = prompt_choice(cond.df)
     columns = [
         Column("condition", "condition"),
         Column("judge", "judge"),
         Column("prompts", "prompts (of the set)"),
+        Column("caption_source", "generated from"),
         *COVERAGE,
         Column("n_failed", "failed", "int"),
         Column("n_unparseable", "unparseable", "int"),
@@ -176,7 +180,8 @@ def overview_table(conds: list[Condition], subset_rows: list[list[dict[str, Any]
         hidden=("n_prompts", "n_prompts_set"),
         note="Wilson CIs treat items as independent; bootstrap CIs resample whole actions, so they are "
         "wider when prompts of one action agree. 'prompts (of the set)': prompts in the condition, of "
-        "the prompt set's total (manifest.json).",
+        "the prompt set's total (manifest.json). 'generated from': the captions the videos were "
+        "generated from (original, upsampled, other, unknown or mixed; results.csv caption_source).",
         latex=True,
     )
 
@@ -704,6 +709,10 @@ def comparison_section(
                 "warning",
             )
         )
+    prompts_note = caption_source.mismatch(base.label, prompt_choice(base.df), other.label,
+                                           prompt_choice(other.df))
+    blocks.append(Text(prompts_note, "warning") if prompts_note else Text(
+        f"Like for like in prompts: both were generated from the {prompt_choice(base.df)} captions."))
     blocks.append(Text(verdict(base.label, other.label, joint)))
     tests = ", ".join(sorted({r["test"] for r in result["metrics"]}))
     blocks.append(

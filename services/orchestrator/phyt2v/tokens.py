@@ -43,20 +43,18 @@ class PromptTokens:
         return {"tokenizer": self.source, "max_sequence_length": self.cap}
 
 
-def _is_tiny(preset: str | None) -> bool:
+def load_prompt_tokens(config: dict[str, Any], override: str | None) -> PromptTokens:
+    from services.generator.families import load_object
     from services.generator.presets import PRESETS
 
-    return preset in PRESETS and PRESETS[preset].model_id == ""
-
-
-def load_prompt_tokens(config: dict[str, Any], override: str | None) -> PromptTokens:
-    cap = int((config.get("overrides") or {}).get("max_sequence_length") or DEFAULT_MAX_TOKENS)
+    preset = PRESETS.get(config.get("generator_model") or "")
+    default_cap = preset.max_sequence_length if preset is not None else DEFAULT_MAX_TOKENS
+    cap = int((config.get("overrides") or {}).get("max_sequence_length") or default_cap)
     if override == "none":
         return PromptTokens(None, cap)
-    if override is None and _is_tiny(config.get("generator_model")):
-        from services.generator.tiny import tiny_tokenizer
-
-        return PromptTokens(f"tiny ({config['generator_model']}, built offline)", cap, tiny_tokenizer())
+    if override is None and preset is not None and preset.model_id == "":  # tiny: its family's tokenizer
+        tokenizer = load_object(preset.family_spec.tiny_tokenizer)()
+        return PromptTokens(f"tiny ({preset.name}, built offline)", cap, tokenizer)
     source = override or config.get("generator_model_id") or ""
     if not source:
         raise TokenizerError("the run records no generator model; pass --prompt-tokenizer PATH or none")

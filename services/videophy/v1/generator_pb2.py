@@ -25,37 +25,45 @@ _sym_db = _symbol_database.Default()
 from videophy.v1 import common_pb2 as videophy_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bvideophy/v1/generator.proto\x12\x0bvideophy.v1\x1a\x18videophy/v1/common.proto\"\xdb\x02\n\x13GenerationOverrides\x12\x13\n\x06height\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x12\n\x05width\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x17\n\nnum_frames\x18\x03 \x01(\x05H\x02\x88\x01\x01\x12 \n\x13num_inference_steps\x18\x04 \x01(\x05H\x03\x88\x01\x01\x12\x1b\n\x0eguidance_scale\x18\x05 \x01(\x01H\x04\x88\x01\x01\x12\x1d\n\x10guidance_scale_2\x18\x06 \x01(\x01H\x05\x88\x01\x01\x12\x17\n\nflow_shift\x18\x07 \x01(\x01H\x06\x88\x01\x01\x12\x10\n\x03\x66ps\x18\x08 \x01(\x05H\x07\x88\x01\x01\x42\t\n\x07_heightB\x08\n\x06_widthB\r\n\x0b_num_framesB\x16\n\x14_num_inference_stepsB\x11\n\x0f_guidance_scaleB\x13\n\x11_guidance_scale_2B\r\n\x0b_flow_shiftB\x06\n\x04_fps\"\xd4\x01\n\x0fGenerateRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tprompt_id\x18\x02 \x01(\t\x12\x0e\n\x06prompt\x18\x03 \x01(\t\x12\x1c\n\x0fnegative_prompt\x18\x04 \x01(\tH\x00\x88\x01\x01\x12\x0c\n\x04seed\x18\x05 \x01(\x04\x12\x33\n\toverrides\x18\x06 \x01(\x0b\x32 .videophy.v1.GenerationOverrides\x12\x15\n\routput_prefix\x18\x07 \x01(\tB\x12\n\x10_negative_prompt\"\xea\x02\n\x0eResolvedParams\x12\x0e\n\x06height\x18\x01 \x01(\x05\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x12\n\nnum_frames\x18\x03 \x01(\x05\x12\x1b\n\x13num_inference_steps\x18\x04 \x01(\x05\x12\x16\n\x0eguidance_scale\x18\x05 \x01(\x01\x12\x1d\n\x10guidance_scale_2\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\nflow_shift\x18\x07 \x01(\x01\x12\x1b\n\x0e\x62oundary_ratio\x18\x08 \x01(\x01H\x01\x88\x01\x01\x12\x0b\n\x03\x66ps\x18\t \x01(\x05\x12\x17\n\x0fnegative_prompt\x18\n \x01(\t\x12\x0c\n\x04seed\x18\x0b \x01(\x04\x12\x1b\n\x13max_sequence_length\x18\x0c \x01(\x05\x12\x11\n\tscheduler\x18\r \x01(\t\x12\x14\n\x0c\x61\x63\x63\x65leration\x18\x0e \x01(\tB\x13\n\x11_guidance_scale_2B\x11\n\x0f_boundary_ratio\"W\n\x10GenerateProgress\x12\r\n\x05phase\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\x05\x12\x13\n\x0btotal_steps\x18\x03 \x01(\x05\x12\x11\n\telapsed_s\x18\x04 \x01(\x01\"\x88\x05\n\x0eGenerateResult\x12*\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x18.videophy.v1.ArtifactRef\x12\x12\n\nnum_frames\x18\x02 \x01(\x05\x12\x0b\n\x03\x66ps\x18\x03 \x01(\x05\x12\x12\n\nduration_s\x18\x04 \x01(\x01\x12\x0e\n\x06height\x18\x05 \x01(\x05\x12\r\n\x05width\x18\x06 \x01(\x05\x12+\n\x06params\x18\x07 \x01(\x0b\x32\x1b.videophy.v1.ResolvedParams\x12%\n\x05model\x18\x08 \x01(\x0b\x32\x16.videophy.v1.ModelInfo\x12)\n\x07runtime\x18\t \x01(\x0b\x32\x18.videophy.v1.RuntimeInfo\x12<\n\ttimings_s\x18\n \x03(\x0b\x32).videophy.v1.GenerateResult.TimingsSEntry\x12\x0e\n\x06\x63\x61\x63hed\x18\x0b \x01(\x08\x12\x10\n\x08\x61ttempts\x18\x0c \x01(\x05\x12\x1a\n\rprompt_tokens\x18\r \x01(\x05H\x00\x88\x01\x01\x12\x1d\n\x10prompt_truncated\x18\x0e \x01(\x08H\x01\x88\x01\x01\x12#\n\x16negative_prompt_tokens\x18\x0f \x01(\x05H\x02\x88\x01\x01\x12&\n\x19negative_prompt_truncated\x18\x10 \x01(\x08H\x03\x88\x01\x01\x1a/\n\rTimingsSEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\x10\n\x0e_prompt_tokensB\x13\n\x11_prompt_truncatedB\x19\n\x17_negative_prompt_tokensB\x1c\n\x1a_negative_prompt_truncated\"\x8e\x01\n\rGenerateEvent\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x31\n\x08progress\x18\x02 \x01(\x0b\x32\x1d.videophy.v1.GenerateProgressH\x00\x12-\n\x06result\x18\x03 \x01(\x0b\x32\x1b.videophy.v1.GenerateResultH\x00\x42\x07\n\x05\x65vent\"S\n\x0ePrepareRequest\x12\x0f\n\x07prompts\x18\x01 \x03(\t\x12\x1c\n\x0fnegative_prompt\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\x12\n\x10_negative_prompt\"E\n\x0fPrepareResponse\x12\x0f\n\x07\x65ncoded\x18\x01 \x01(\x05\x12\x0e\n\x06\x63\x61\x63hed\x18\x02 \x01(\x05\x12\x11\n\telapsed_s\x18\x03 \x01(\x01\"W\n\x06Preset\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12-\n\x08\x64\x65\x66\x61ults\x18\x03 \x01(\x0b\x32\x1b.videophy.v1.ResolvedParams\"\xb2\x01\n\x0fGetInfoResponse\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.videophy.v1.ModelInfo\x12)\n\x07runtime\x18\x02 \x01(\x0b\x32\x18.videophy.v1.RuntimeInfo\x12$\n\x07presets\x18\x03 \x03(\x0b\x32\x13.videophy.v1.Preset\x12\x15\n\ractive_preset\x18\x04 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x05 \x01(\x05\x32\xe6\x01\n\x10GeneratorService\x12\x46\n\x08Generate\x12\x1c.videophy.v1.GenerateRequest\x1a\x1a.videophy.v1.GenerateEvent0\x01\x12\x44\n\x07Prepare\x12\x1b.videophy.v1.PrepareRequest\x1a\x1c.videophy.v1.PrepareResponse\x12\x44\n\x07GetInfo\x12\x1b.videophy.v1.GetInfoRequest\x1a\x1c.videophy.v1.GetInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bvideophy/v1/generator.proto\x12\x0bvideophy.v1\x1a\x18videophy/v1/common.proto\"\xc5\x03\n\x13GenerationOverrides\x12\x13\n\x06height\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x12\n\x05width\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x17\n\nnum_frames\x18\x03 \x01(\x05H\x02\x88\x01\x01\x12 \n\x13num_inference_steps\x18\x04 \x01(\x05H\x03\x88\x01\x01\x12\x1b\n\x0eguidance_scale\x18\x05 \x01(\x01H\x04\x88\x01\x01\x12\x1d\n\x10guidance_scale_2\x18\x06 \x01(\x01H\x05\x88\x01\x01\x12\x17\n\nflow_shift\x18\x07 \x01(\x01H\x06\x88\x01\x01\x12\x10\n\x03\x66ps\x18\x08 \x01(\x05H\x07\x88\x01\x01\x12:\n\x05\x65xtra\x18\t \x03(\x0b\x32+.videophy.v1.GenerationOverrides.ExtraEntry\x1a,\n\nExtraEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\t\n\x07_heightB\x08\n\x06_widthB\r\n\x0b_num_framesB\x16\n\x14_num_inference_stepsB\x11\n\x0f_guidance_scaleB\x13\n\x11_guidance_scale_2B\r\n\x0b_flow_shiftB\x06\n\x04_fps\"\xd4\x01\n\x0fGenerateRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tprompt_id\x18\x02 \x01(\t\x12\x0e\n\x06prompt\x18\x03 \x01(\t\x12\x1c\n\x0fnegative_prompt\x18\x04 \x01(\tH\x00\x88\x01\x01\x12\x0c\n\x04seed\x18\x05 \x01(\x04\x12\x33\n\toverrides\x18\x06 \x01(\x0b\x32 .videophy.v1.GenerationOverrides\x12\x15\n\routput_prefix\x18\x07 \x01(\tB\x12\n\x10_negative_prompt\"\xe3\x03\n\x0eResolvedParams\x12\x0e\n\x06height\x18\x01 \x01(\x05\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x12\n\nnum_frames\x18\x03 \x01(\x05\x12\x1b\n\x13num_inference_steps\x18\x04 \x01(\x05\x12\x16\n\x0eguidance_scale\x18\x05 \x01(\x01\x12\x1d\n\x10guidance_scale_2\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x17\n\nflow_shift\x18\x07 \x01(\x01H\x01\x88\x01\x01\x12\x1b\n\x0e\x62oundary_ratio\x18\x08 \x01(\x01H\x02\x88\x01\x01\x12\x0b\n\x03\x66ps\x18\t \x01(\x05\x12\x17\n\x0fnegative_prompt\x18\n \x01(\t\x12\x0c\n\x04seed\x18\x0b \x01(\x04\x12\x1b\n\x13max_sequence_length\x18\x0c \x01(\x05\x12\x11\n\tscheduler\x18\r \x01(\t\x12\x14\n\x0c\x61\x63\x63\x65leration\x18\x0e \x01(\t\x12\x35\n\x05\x65xtra\x18\x0f \x03(\x0b\x32&.videophy.v1.ResolvedParams.ExtraEntry\x1a,\n\nExtraEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\x13\n\x11_guidance_scale_2B\r\n\x0b_flow_shiftB\x11\n\x0f_boundary_ratio\"W\n\x10GenerateProgress\x12\r\n\x05phase\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\x05\x12\x13\n\x0btotal_steps\x18\x03 \x01(\x05\x12\x11\n\telapsed_s\x18\x04 \x01(\x01\"\x88\x05\n\x0eGenerateResult\x12*\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x18.videophy.v1.ArtifactRef\x12\x12\n\nnum_frames\x18\x02 \x01(\x05\x12\x0b\n\x03\x66ps\x18\x03 \x01(\x05\x12\x12\n\nduration_s\x18\x04 \x01(\x01\x12\x0e\n\x06height\x18\x05 \x01(\x05\x12\r\n\x05width\x18\x06 \x01(\x05\x12+\n\x06params\x18\x07 \x01(\x0b\x32\x1b.videophy.v1.ResolvedParams\x12%\n\x05model\x18\x08 \x01(\x0b\x32\x16.videophy.v1.ModelInfo\x12)\n\x07runtime\x18\t \x01(\x0b\x32\x18.videophy.v1.RuntimeInfo\x12<\n\ttimings_s\x18\n \x03(\x0b\x32).videophy.v1.GenerateResult.TimingsSEntry\x12\x0e\n\x06\x63\x61\x63hed\x18\x0b \x01(\x08\x12\x10\n\x08\x61ttempts\x18\x0c \x01(\x05\x12\x1a\n\rprompt_tokens\x18\r \x01(\x05H\x00\x88\x01\x01\x12\x1d\n\x10prompt_truncated\x18\x0e \x01(\x08H\x01\x88\x01\x01\x12#\n\x16negative_prompt_tokens\x18\x0f \x01(\x05H\x02\x88\x01\x01\x12&\n\x19negative_prompt_truncated\x18\x10 \x01(\x08H\x03\x88\x01\x01\x1a/\n\rTimingsSEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\x10\n\x0e_prompt_tokensB\x13\n\x11_prompt_truncatedB\x19\n\x17_negative_prompt_tokensB\x1c\n\x1a_negative_prompt_truncated\"\x8e\x01\n\rGenerateEvent\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x31\n\x08progress\x18\x02 \x01(\x0b\x32\x1d.videophy.v1.GenerateProgressH\x00\x12-\n\x06result\x18\x03 \x01(\x0b\x32\x1b.videophy.v1.GenerateResultH\x00\x42\x07\n\x05\x65vent\"S\n\x0ePrepareRequest\x12\x0f\n\x07prompts\x18\x01 \x03(\t\x12\x1c\n\x0fnegative_prompt\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\x12\n\x10_negative_prompt\"E\n\x0fPrepareResponse\x12\x0f\n\x07\x65ncoded\x18\x01 \x01(\x05\x12\x0e\n\x06\x63\x61\x63hed\x18\x02 \x01(\x05\x12\x11\n\telapsed_s\x18\x03 \x01(\x01\"\x89\x01\n\x06Preset\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12-\n\x08\x64\x65\x66\x61ults\x18\x03 \x01(\x0b\x32\x1b.videophy.v1.ResolvedParams\x12\x0e\n\x06\x66\x61mily\x18\x04 \x01(\t\x12\x10\n\x08pipeline\x18\x05 \x01(\t\x12\x0e\n\x06source\x18\x06 \x01(\t\"\xb2\x01\n\x0fGetInfoResponse\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.videophy.v1.ModelInfo\x12)\n\x07runtime\x18\x02 \x01(\x0b\x32\x18.videophy.v1.RuntimeInfo\x12$\n\x07presets\x18\x03 \x03(\x0b\x32\x13.videophy.v1.Preset\x12\x15\n\ractive_preset\x18\x04 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x05 \x01(\x05\x32\xe6\x01\n\x10GeneratorService\x12\x46\n\x08Generate\x12\x1c.videophy.v1.GenerateRequest\x1a\x1a.videophy.v1.GenerateEvent0\x01\x12\x44\n\x07Prepare\x12\x1b.videophy.v1.PrepareRequest\x1a\x1c.videophy.v1.PrepareResponse\x12\x44\n\x07GetInfo\x12\x1b.videophy.v1.GetInfoRequest\x1a\x1c.videophy.v1.GetInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'videophy.v1.generator_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_GENERATIONOVERRIDES_EXTRAENTRY']._loaded_options = None
+  _globals['_GENERATIONOVERRIDES_EXTRAENTRY']._serialized_options = b'8\001'
+  _globals['_RESOLVEDPARAMS_EXTRAENTRY']._loaded_options = None
+  _globals['_RESOLVEDPARAMS_EXTRAENTRY']._serialized_options = b'8\001'
   _globals['_GENERATERESULT_TIMINGSSENTRY']._loaded_options = None
   _globals['_GENERATERESULT_TIMINGSSENTRY']._serialized_options = b'8\001'
   _globals['_GENERATIONOVERRIDES']._serialized_start=71
-  _globals['_GENERATIONOVERRIDES']._serialized_end=418
-  _globals['_GENERATEREQUEST']._serialized_start=421
-  _globals['_GENERATEREQUEST']._serialized_end=633
-  _globals['_RESOLVEDPARAMS']._serialized_start=636
-  _globals['_RESOLVEDPARAMS']._serialized_end=998
-  _globals['_GENERATEPROGRESS']._serialized_start=1000
-  _globals['_GENERATEPROGRESS']._serialized_end=1087
-  _globals['_GENERATERESULT']._serialized_start=1090
-  _globals['_GENERATERESULT']._serialized_end=1738
-  _globals['_GENERATERESULT_TIMINGSSENTRY']._serialized_start=1595
-  _globals['_GENERATERESULT_TIMINGSSENTRY']._serialized_end=1642
-  _globals['_GENERATEEVENT']._serialized_start=1741
-  _globals['_GENERATEEVENT']._serialized_end=1883
-  _globals['_PREPAREREQUEST']._serialized_start=1885
-  _globals['_PREPAREREQUEST']._serialized_end=1968
-  _globals['_PREPARERESPONSE']._serialized_start=1970
-  _globals['_PREPARERESPONSE']._serialized_end=2039
-  _globals['_PRESET']._serialized_start=2041
-  _globals['_PRESET']._serialized_end=2128
-  _globals['_GETINFORESPONSE']._serialized_start=2131
-  _globals['_GETINFORESPONSE']._serialized_end=2309
-  _globals['_GENERATORSERVICE']._serialized_start=2312
-  _globals['_GENERATORSERVICE']._serialized_end=2542
+  _globals['_GENERATIONOVERRIDES']._serialized_end=524
+  _globals['_GENERATIONOVERRIDES_EXTRAENTRY']._serialized_start=357
+  _globals['_GENERATIONOVERRIDES_EXTRAENTRY']._serialized_end=401
+  _globals['_GENERATEREQUEST']._serialized_start=527
+  _globals['_GENERATEREQUEST']._serialized_end=739
+  _globals['_RESOLVEDPARAMS']._serialized_start=742
+  _globals['_RESOLVEDPARAMS']._serialized_end=1225
+  _globals['_RESOLVEDPARAMS_EXTRAENTRY']._serialized_start=357
+  _globals['_RESOLVEDPARAMS_EXTRAENTRY']._serialized_end=401
+  _globals['_GENERATEPROGRESS']._serialized_start=1227
+  _globals['_GENERATEPROGRESS']._serialized_end=1314
+  _globals['_GENERATERESULT']._serialized_start=1317
+  _globals['_GENERATERESULT']._serialized_end=1965
+  _globals['_GENERATERESULT_TIMINGSSENTRY']._serialized_start=1822
+  _globals['_GENERATERESULT_TIMINGSSENTRY']._serialized_end=1869
+  _globals['_GENERATEEVENT']._serialized_start=1968
+  _globals['_GENERATEEVENT']._serialized_end=2110
+  _globals['_PREPAREREQUEST']._serialized_start=2112
+  _globals['_PREPAREREQUEST']._serialized_end=2195
+  _globals['_PREPARERESPONSE']._serialized_start=2197
+  _globals['_PREPARERESPONSE']._serialized_end=2266
+  _globals['_PRESET']._serialized_start=2269
+  _globals['_PRESET']._serialized_end=2406
+  _globals['_GETINFORESPONSE']._serialized_start=2409
+  _globals['_GETINFORESPONSE']._serialized_end=2587
+  _globals['_GENERATORSERVICE']._serialized_start=2590
+  _globals['_GENERATORSERVICE']._serialized_end=2820
 # @@protoc_insertion_point(module_scope)

@@ -8,7 +8,14 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GenerationOverrides(_message.Message):
-    __slots__ = ("height", "width", "num_frames", "num_inference_steps", "guidance_scale", "guidance_scale_2", "flow_shift", "fps")
+    __slots__ = ("height", "width", "num_frames", "num_inference_steps", "guidance_scale", "guidance_scale_2", "flow_shift", "fps", "extra")
+    class ExtraEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     NUM_FRAMES_FIELD_NUMBER: _ClassVar[int]
@@ -17,6 +24,7 @@ class GenerationOverrides(_message.Message):
     GUIDANCE_SCALE_2_FIELD_NUMBER: _ClassVar[int]
     FLOW_SHIFT_FIELD_NUMBER: _ClassVar[int]
     FPS_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_FIELD_NUMBER: _ClassVar[int]
     height: int
     width: int
     num_frames: int
@@ -25,7 +33,8 @@ class GenerationOverrides(_message.Message):
     guidance_scale_2: float
     flow_shift: float
     fps: int
-    def __init__(self, height: _Optional[int] = ..., width: _Optional[int] = ..., num_frames: _Optional[int] = ..., num_inference_steps: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., guidance_scale_2: _Optional[float] = ..., flow_shift: _Optional[float] = ..., fps: _Optional[int] = ...) -> None: ...
+    extra: _containers.ScalarMap[str, float]
+    def __init__(self, height: _Optional[int] = ..., width: _Optional[int] = ..., num_frames: _Optional[int] = ..., num_inference_steps: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., guidance_scale_2: _Optional[float] = ..., flow_shift: _Optional[float] = ..., fps: _Optional[int] = ..., extra: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
     __slots__ = ("request_id", "prompt_id", "prompt", "negative_prompt", "seed", "overrides", "output_prefix")
@@ -46,7 +55,14 @@ class GenerateRequest(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., prompt_id: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., seed: _Optional[int] = ..., overrides: _Optional[_Union[GenerationOverrides, _Mapping]] = ..., output_prefix: _Optional[str] = ...) -> None: ...
 
 class ResolvedParams(_message.Message):
-    __slots__ = ("height", "width", "num_frames", "num_inference_steps", "guidance_scale", "guidance_scale_2", "flow_shift", "boundary_ratio", "fps", "negative_prompt", "seed", "max_sequence_length", "scheduler", "acceleration")
+    __slots__ = ("height", "width", "num_frames", "num_inference_steps", "guidance_scale", "guidance_scale_2", "flow_shift", "boundary_ratio", "fps", "negative_prompt", "seed", "max_sequence_length", "scheduler", "acceleration", "extra")
+    class ExtraEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     NUM_FRAMES_FIELD_NUMBER: _ClassVar[int]
@@ -61,6 +77,7 @@ class ResolvedParams(_message.Message):
     MAX_SEQUENCE_LENGTH_FIELD_NUMBER: _ClassVar[int]
     SCHEDULER_FIELD_NUMBER: _ClassVar[int]
     ACCELERATION_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_FIELD_NUMBER: _ClassVar[int]
     height: int
     width: int
     num_frames: int
@@ -75,7 +92,8 @@ class ResolvedParams(_message.Message):
     max_sequence_length: int
     scheduler: str
     acceleration: str
-    def __init__(self, height: _Optional[int] = ..., width: _Optional[int] = ..., num_frames: _Optional[int] = ..., num_inference_steps: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., guidance_scale_2: _Optional[float] = ..., flow_shift: _Optional[float] = ..., boundary_ratio: _Optional[float] = ..., fps: _Optional[int] = ..., negative_prompt: _Optional[str] = ..., seed: _Optional[int] = ..., max_sequence_length: _Optional[int] = ..., scheduler: _Optional[str] = ..., acceleration: _Optional[str] = ...) -> None: ...
+    extra: _containers.ScalarMap[str, float]
+    def __init__(self, height: _Optional[int] = ..., width: _Optional[int] = ..., num_frames: _Optional[int] = ..., num_inference_steps: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., guidance_scale_2: _Optional[float] = ..., flow_shift: _Optional[float] = ..., boundary_ratio: _Optional[float] = ..., fps: _Optional[int] = ..., negative_prompt: _Optional[str] = ..., seed: _Optional[int] = ..., max_sequence_length: _Optional[int] = ..., scheduler: _Optional[str] = ..., acceleration: _Optional[str] = ..., extra: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class GenerateProgress(_message.Message):
     __slots__ = ("phase", "step", "total_steps", "elapsed_s")
@@ -161,14 +179,20 @@ class PrepareResponse(_message.Message):
     def __init__(self, encoded: _Optional[int] = ..., cached: _Optional[int] = ..., elapsed_s: _Optional[float] = ...) -> None: ...
 
 class Preset(_message.Message):
-    __slots__ = ("name", "model_id", "defaults")
+    __slots__ = ("name", "model_id", "defaults", "family", "pipeline", "source")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     DEFAULTS_FIELD_NUMBER: _ClassVar[int]
+    FAMILY_FIELD_NUMBER: _ClassVar[int]
+    PIPELINE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     name: str
     model_id: str
     defaults: ResolvedParams
-    def __init__(self, name: _Optional[str] = ..., model_id: _Optional[str] = ..., defaults: _Optional[_Union[ResolvedParams, _Mapping]] = ...) -> None: ...
+    family: str
+    pipeline: str
+    source: str
+    def __init__(self, name: _Optional[str] = ..., model_id: _Optional[str] = ..., defaults: _Optional[_Union[ResolvedParams, _Mapping]] = ..., family: _Optional[str] = ..., pipeline: _Optional[str] = ..., source: _Optional[str] = ...) -> None: ...
 
 class GetInfoResponse(_message.Message):
     __slots__ = ("model", "runtime", "presets", "active_preset", "capacity")
