@@ -34,10 +34,12 @@ def _parser_for(sub: str):
     """The parser that owns subcommand `sub` (delegated subcommands parse their own arguments)."""
     from services.evaluator.judge_cli import _parser as judge_parser
     from services.orchestrator.analysis.cli import leaderboard_parser, report_parser
+    from services.orchestrator.hub_push import _parser as push_parser
     from services.orchestrator.phyt2v.loop import _parser as refine_parser
+    from services.orchestrator.tracking.cli import _parser as track_parser
 
     return {"judge": judge_parser, "report": report_parser, "leaderboard": leaderboard_parser,
-            "refine": refine_parser}.get(sub)
+            "refine": refine_parser, "track": track_parser, "push": push_parser}.get(sub)
 
 
 COMMANDS = _commands()

@@ -8,6 +8,7 @@
     videophy-bench models            (generator presets with family and defaults, and the judges)
     videophy-bench serve generator|evaluator ...   judge ...   report ...   leaderboard ...   cluster ...
     videophy-bench refine --run RUN_DIR --rounds 2 --llm-endpoint URL --llm-model NAME [run's flags]
+    videophy-bench track RUN_DIR --wandb PROJECT --mlflow URI   push RUN_DIR --repo ID
 
 Subcommands that belong to other packages are imported only when used, so each works with only its
 own extra installed. Exit codes (services/orchestrator/exit_codes.py): 0 done, 1 runtime failure,
@@ -56,6 +57,18 @@ DELEGATES: dict[str, tuple[str, str, str, str]] = {
         "refine_main",
         "orchestrator",
         "PhyT2V-style prompt refinement rounds on a finished run (LLM/VLM endpoints)",
+    ),
+    "track": (
+        "services.orchestrator.tracking.cli",
+        "track_main",
+        "orchestrator",
+        "log run directories to Weights & Biases / MLflow",
+    ),
+    "push": (
+        "services.orchestrator.hub_push",
+        "push_main",
+        "orchestrator",
+        "upload a run's results to a Hugging Face Hub dataset repo, with a dataset card",
     ),
     "cluster": (
         "services.orchestrator.cluster",

@@ -14,6 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from services.common.redact import redact_argv
 from services.common.runtime import library_versions
 from services.orchestrator.export import write_atomic
 from services.orchestrator.replicas import ReplicaInfo
@@ -35,6 +36,21 @@ def read(run_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
+def public_bytes(run_dir: Path) -> bytes | None:
+    """manifest.json as it may leave the machine (every session's argv redacted; a manifest written
+    before redaction may hold secrets), or None when there is none."""
+    path = Path(run_dir) / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    raw = path.read_bytes()
+    doc = json.loads(raw)
+    sessions = doc.get("sessions") or []
+    clean = [{**s, "argv": redact_argv(s.get("argv") or [])} for s in sessions]
+    if clean == sessions:
+        return raw
+    return (json.dumps({**doc, "sessions": clean}, indent=1, default=str) + "\n").encode()
+
+
 def write(
     run_dir: Path,
     *,
@@ -53,12 +69,13 @@ def write(
     seen = {f"{r['kind']}@{r['address']}": r for r in old.get("replicas", [])}
     for info in replicas.values():
         seen[f"{info.kind}@{info.address}"] = asdict(info)
-    sessions = [s for s in old.get("sessions", []) if s.get("started") != session_start]
+    sessions = [{**s, "argv": redact_argv(s.get("argv") or [])} for s in old.get("sessions", [])
+                if s.get("started") != session_start]  # (older manifests kept secrets: masked now)
     sessions.append(
         {
             "started": session_start,
             "ended": time.time() if finished else None,
-            "argv": argv,
+            "argv": redact_argv(argv),
             "counts": counts or {},
         }
     )

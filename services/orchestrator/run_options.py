@@ -22,6 +22,7 @@ from services.common.arguments import port
 from services.common.cli_fields import add_cli_args, cli_field, cli_values
 from services.common.openai_chat import EndpointSettings, add_endpoint_flags, redact_argv
 from services.evaluator.frame_rule import FrameRule, add_frame_flags
+from services.orchestrator.tracking.options import TrackingOptions
 
 if TYPE_CHECKING:
     from services.common.channel import ClientConfig
@@ -281,6 +282,7 @@ class RunOptions:
     client: ClientConfig = field(default_factory=_client_config)
     dispatch: DispatchOptions = field(default_factory=DispatchOptions)
     download: DownloadOptions = field(default_factory=DownloadOptions)
+    tracking: TrackingOptions = field(default_factory=TrackingOptions)  # its flags: tracking/options.py
     argv: list[str] = field(default_factory=list)
     # Builds the work items from (prompt set, config hash) instead of the selection (e.g. `refine`).
     items_fn: Callable[[PromptSet, str], list[WorkItem]] | None = None
@@ -315,6 +317,7 @@ class RunOptions:
             argv=redact_argv(["videophy-bench", *argv]),  # the API key never reaches the manifest
             judge_endpoint=EndpointSettings.from_cli_args(args),
             judge_frames=FrameRule.from_cli_args(args),
+            tracking=TrackingOptions.from_cli_args(args),
         )
 
 
@@ -344,3 +347,4 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     add_cli_args(DispatchOptions, parser, groups)
     add_cli_args(DownloadOptions, parser, groups)
     add_frame_flags(parser, add_endpoint_flags(parser, groups))
+    add_cli_args(TrackingOptions, parser, groups)

@@ -21,7 +21,7 @@ from services.common.storage import Storage
 from services.evaluator.catalog import TINY as TINY_JUDGE
 from services.evaluator.catalog import endpoint_judge, unknown_judge
 from services.generator.presets import PRESETS, get_preset, resolve
-from services.orchestrator import artifacts, export, manifest, test_set_videos, video_source
+from services.orchestrator import artifacts, export, manifest, test_set_videos, tracking, video_source
 from services.orchestrator.discovery import Target, parse_targets
 from services.orchestrator.dispatch import Dispatcher
 from services.orchestrator.interrupt import Interrupted, SignalStop
@@ -239,7 +239,12 @@ def check_generation(opts: RunOptions, preset: str | None) -> None:
 
 def preflight(opts: RunOptions) -> None:
     """Refuse, before anything is created or started, what would fail later: unknown models, real
-    models without a GPU, no services, a run directory outside the storage root."""
+    models without a GPU, no services, a run directory outside the storage root, a tracker that cannot
+    be used."""
+    try:
+        tracking.check(opts.tracking)
+    except tracking.TrackingUnavailable as exc:
+        raise UsageError(str(exc)) from None
     if opts.videos is not None:
         problem = video_source.conflicting_options(opts)
         if problem:
@@ -571,4 +576,5 @@ def run_sync(opts: RunOptions) -> int:
     code = asyncio.run(main())
     if stop.signum is not None:
         raise Interrupted(stop.signum, stop.tally)
+    tracking.log_run(Path(opts.out), opts.tracking)  # never fails the finished run
     return code

@@ -24,6 +24,7 @@ from services.common.arguments import Parser
 from services.common.openai_chat import ChatClient, EndpointError, EndpointSettings
 from services.common.storage import Storage
 from services.generator import prompt_tokens
+from services.orchestrator import tracking
 from services.orchestrator.items import BASE_ARM, WorkItem, config_hash
 from services.orchestrator.ledger import LEDGER_NAME, RunLock, connect, rows_with_answers
 from services.orchestrator.phyt2v import templates as T
@@ -31,6 +32,7 @@ from services.orchestrator.phyt2v.answers import MAX_REFINED_WORDS, AnswerRefuse
 from services.orchestrator.phyt2v.frames import frame_urls
 from services.orchestrator.phyt2v.store import StepStore
 from services.orchestrator.phyt2v.tokens import PromptTokens, TokenizerError, load_prompt_tokens
+from services.orchestrator.tracking.options import TrackingOptions
 
 log = logging.getLogger(__name__)
 ARM = "phyt2v"
@@ -221,7 +223,8 @@ def refine_main(argv: list[str]) -> int:
         return USAGE_ERROR
     try:
         opts = cli._run_options(args, ["refine", *argv])
-    except ValueError as exc:
+        tracking.check(opts.tracking)  # before any LLM call or round
+    except ValueError as exc:  # TrackingUnavailable too
         print(f"videophy-bench refine: {exc}", file=sys.stderr)
         return USAGE_ERROR
     llm = ChatClient.from_settings(llm_settings, max_tokens=args.llm_max_tokens)
@@ -360,9 +363,11 @@ def refine(opts: Any, llm: ChatClient, vlm: ChatClient, rounds: int, frames: int
                     for p in prev if (p["prompt_id"], p["seed"]) in prompts
                 ]
 
-            code = run_sync(replace(opts, items_fn=items_fn))
+            # Tracked once, when the last round ends (below), not after every round's run.
+            code = run_sync(replace(opts, items_fn=items_fn, tracking=TrackingOptions()))
             if code:
                 return code
     finally:
         store.close()
+    tracking.log_run(run_dir, opts.tracking)
     return code
