@@ -5,7 +5,7 @@ The protocol is the official `openai` client's; retries are tenacity's, bounded 
 client's own retries are off so there is one bound): 429, 5xx, timeouts and connection failures are
 retried with exponential backoff; any other status raises `EndpointError` at once with the status and
 the start of the body (401/403: check the API key). The API key is never logged, recorded in an
-exchange, or put on a child process's command line (`redact_argv`, `API_KEY_ENV`).
+exchange, or put on a child process's command line (`services.common.redact.redact_argv`, `API_KEY_ENV`).
 Torch-free; `openai` and Pillow are imported only when used.
 """
 
@@ -266,20 +266,3 @@ def add_endpoint_flags(parser: argparse.ArgumentParser,
     g.add_argument("--api-key-env", default=None, metavar="VAR",
                    help="environment variable holding the API key (e.g. OPENAI_API_KEY)")
     return groups
-
-
-def redact_argv(argv: list[str]) -> list[str]:
-    """`argv` with the value of --llm-api-key replaced, for manifests and logs."""
-    out, hide = [], False
-    for a in argv:
-        if hide:
-            out.append("***")
-            hide = False
-        elif a == KEY_FLAG:
-            out.append(a)
-            hide = True
-        elif a.startswith(KEY_FLAG + "="):
-            out.append(KEY_FLAG + "=***")
-        else:
-            out.append(a)
-    return out

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 from services.common import judge_tasks
 from services.common.arguments import port
 from services.common.cli_fields import add_cli_args, cli_field, cli_values
-from services.common.openai_chat import EndpointSettings, add_endpoint_flags, redact_argv
+from services.common.openai_chat import EndpointSettings, add_endpoint_flags
+from services.common.redact import redact_argv
 from services.evaluator.frame_rule import FrameRule, add_frame_flags
 from services.orchestrator.tracking.options import TrackingOptions
 

@@ -84,7 +84,7 @@ def test_local_run_scores_parses_and_records_failures_then_resumes(tmp_path, cap
         assert manifest["config"]["judge_model"] == "fake-vlm"  # the endpoint's model is the run's judge
         assert manifest["config"]["judge_revision"] == (
             "autoeval-chat-1 frames=4:get_index side<=448 png max_tokens=255 temperature=0")
-        assert manifest["sessions"][-1]["argv"][-len(FAST) - 2:-len(FAST)] == ["--llm-api-key", "***"]
+        assert manifest["sessions"][-1]["argv"][-len(FAST) - 2:-len(FAST)] == ["--llm-api-key", "REDACTED"]
         for path in (p for p in run_dir.rglob("*") if p.is_file()):  # the key is nowhere in the run
             assert KEY.encode() not in path.read_bytes(), path
         assert all(r["headers"]["Authorization"] == f"Bearer {KEY}" for r in fake.requests)
