@@ -86,13 +86,13 @@ class EvaluationEngine:
         self._queue: asyncio.Queue[_Pending] | None = None
         self._inflight = 0
         self._batcher: asyncio.Task | None = None
-        self._runtime: common_pb2.RuntimeInfo | None = None
+        self.runtime: common_pb2.RuntimeInfo | None = None
         self.watchdog = DeviceWatchdog(stall_limit_s)
 
     async def load(self) -> None:
         loop = asyncio.get_running_loop()
         self.judge = await loop.run_in_executor(self.executor, self._judge_factory)
-        self._runtime = runtime_info(self.judge.info.device)
+        self.runtime = runtime_info(self.judge.info.device)
         self._queue = asyncio.Queue()
         self._batcher = asyncio.ensure_future(self._batch_loop())
 
@@ -102,7 +102,7 @@ class EvaluationEngine:
         return self._batcher is not None
 
     # -- protos --------------------------------------------------------------------------------
-    def _model_proto(self) -> common_pb2.ModelInfo:
+    def model_proto(self) -> common_pb2.ModelInfo:
         info = self.judge.info
         return common_pb2.ModelInfo(model_id=info.model_id, revision=info.revision, preset=info.name,
                                     dtype=info.dtype)
@@ -158,12 +158,6 @@ class EvaluationEngine:
         total = time.perf_counter() - started
         yield dataclasses.replace(outcome, timings={**outcome.timings, "total": total})
 
-    @property
-    def runtime(self) -> common_pb2.RuntimeInfo | None:
-        return self._runtime
-
-    def model_proto(self) -> common_pb2.ModelInfo:
-        return self._model_proto()
 
     # -- batching ------------------------------------------------------------------------------
     async def _batch_loop(self) -> None:

@@ -127,7 +127,7 @@ class GenerationEngine:
         self._admitted = 0
         self._device = asyncio.Lock()
         self.ready = False
-        self._runtime: common_pb2.RuntimeInfo | None = None  # set by load_and_warm
+        self.runtime: common_pb2.RuntimeInfo | None = None  # set by load_and_warm
         # Beaten at every denoising step; one step (or decode) past the limit fails liveness.
         self.watchdog = DeviceWatchdog(stall_limit_s)
 
@@ -135,7 +135,7 @@ class GenerationEngine:
     async def load_and_warm(self, warmup: bool = True) -> None:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self.executor, self.backend.load)
-        self._runtime = runtime_info(self.backend.device)
+        self.runtime = runtime_info(self.backend.device)
         if warmup:
             await loop.run_in_executor(self.executor, self.backend.warmup)
         fits = getattr(self.backend, "decode_overlap_fits", None)
@@ -145,7 +145,7 @@ class GenerationEngine:
                  "overlaps" if self.overlap else "does not overlap", self.decode_overlap, fits)
         self.ready = True
 
-    def _model_proto(self) -> common_pb2.ModelInfo:
+    def model_proto(self) -> common_pb2.ModelInfo:
         b = self.backend
         return common_pb2.ModelInfo(model_id=b.model_id, revision=b.revision, preset=b.preset.name,
                                     dtype=b.dtype)
@@ -339,7 +339,7 @@ class GenerationEngine:
                                             mime="video/mp4"),
             num_frames=frames, fps=p.fps, duration_s=frames / p.fps, height=height, width=width,
             params=params_proto(p, getattr(self.backend, "scheduler_name", ""), self.backend.acceleration),
-            model=self._model_proto(), runtime=self._runtime, timings_s=timings,
+            model=self.model_proto(), runtime=self.runtime, timings_s=timings,
             attempts=out.attempts, **self._token_fields(work, out),
         )
         side = {"fingerprint": work.fingerprint, "prompt": work.job.prompt,
@@ -397,10 +397,3 @@ class GenerationEngine:
         fut = await self._submit(self.backend.prepare, list(prompts), neg)
         encoded, cached = await asyncio.shield(fut)
         return encoded, cached, time.perf_counter() - t0
-
-    @property
-    def runtime(self) -> common_pb2.RuntimeInfo | None:
-        return self._runtime
-
-    def model_proto(self) -> common_pb2.ModelInfo:
-        return self._model_proto()
