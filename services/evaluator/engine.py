@@ -170,7 +170,8 @@ class EvaluationEngine:
                     batch.append(await asyncio.wait_for(self._queue.get(), max(0.0, deadline - loop.time())))
                 except TimeoutError:
                     break
-            judge = self.watchdog.watched(f"judge batch of {len(batch)}", self._judge_items)
+            judge = (self.watchdog.watched(f"judge batch of {len(batch)}", self._judge_items)
+                     if getattr(self.judge, "device_work", True) else self._judge_items)
             results = await loop.run_in_executor(self.executor, judge, batch)
             for pending, result in zip(batch, results, strict=True):
                 if pending.done.done():

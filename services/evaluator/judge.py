@@ -89,6 +89,10 @@ class JudgeInfo:
 
 class Judge(Protocol):
     info: JudgeInfo
+    # False for a judge whose work is waiting on a remote endpoint (bounded by its own timeouts and
+    # retries): the device watchdog then does not watch it, so a slow endpoint is a per-video error,
+    # not a failed liveness probe. Judges without the attribute do device work.
+    device_work: bool
 
     def validate(self, queries: Sequence[JudgeQuery]) -> None: ...
 

@@ -114,6 +114,8 @@ class _AnswerCache:
 class VlmJudge:
     """A `services.evaluator.judge.Judge` over a chat endpoint (see the module docstring)."""
 
+    device_work = False  # network waits, bounded by --llm-timeout-s and --llm-attempts
+
     def __init__(self, client: ChatClient, info: JudgeInfo, rule: FrameRule, concurrency: int = 8,
                  decode_workers: int = 2) -> None:
         self.client = client
