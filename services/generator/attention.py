@@ -21,6 +21,7 @@ error of a build for another CUDA), so a silent fallback cannot go unnoticed.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import os
@@ -81,6 +82,14 @@ def fa3_unusable_reason(device: str) -> str | None:
     return None
 
 
+@functools.cache
+def _native_attention() -> Any:
+    """diffusers' exact SDPA backend function (looked up once, not per attention call)."""
+    from diffusers.models import attention_dispatch as ad
+
+    return ad._AttentionBackendRegistry._backends[ad.AttentionBackendName.NATIVE]
+
+
 def fa3_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, scale: float | None = None,
                   is_causal: bool = False, return_lse: bool = False, _parallel_config: Any = None) -> Any:
     """diffusers dispatcher signature -> FA3 ``flash_attn_func``; tensors are (B, S, H, D).
@@ -90,10 +99,7 @@ def fa3_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, scale
     a family's attention here never changes its numbers. No log-sum-exp output (only context
     parallelism asks for it, which we do not register this adapter for)."""
     if attn_mask is not None:
-        from diffusers.models import attention_dispatch as ad
-
-        native = ad._AttentionBackendRegistry._backends[ad.AttentionBackendName.NATIVE]
-        return native(query, key, value, attn_mask=attn_mask, scale=scale, is_causal=is_causal)
+        return _native_attention()(query, key, value, attn_mask=attn_mask, scale=scale, is_causal=is_causal)
     if return_lse or _parallel_config is not None:
         raise NotImplementedError("the FA3 adapter does not serve context parallelism")
     mod = fa3_module()

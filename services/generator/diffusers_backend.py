@@ -161,7 +161,7 @@ class DiffusersWanBackend:
         total = torch.cuda.get_device_properties(dev).total_memory
         # Both at once need about the sum of the allocated peaks; the margin covers what the allocator
         # keeps cached per stream (the other stream cannot reuse it). An estimate: an out-of-memory in
-        # an overlapped decode still turns the overlap off and decodes again (GeneratorServicer).
+        # an overlapped decode still turns the overlap off and decodes again (GenerationEngine).
         self.decode_overlap_fits = denoise_peak + decode_extra <= OVERLAP_MEMORY_FRACTION * total
         log.info("warm-up peaks: denoise %.1f GiB, decode +%.1f GiB of %.1f GiB: overlap %s",
                  denoise_peak / 2**30, decode_extra / 2**30, total / 2**30,

@@ -5,7 +5,7 @@ request's parameters (the family's own ones by keyword, services.generator.famil
 pipeline's own text encoding and VAE decode: the arithmetic is exactly the pipeline's. The whole
 pipeline is bfloat16 on GPU (what the CogVideoX-5B / LTX-Video / HunyuanVideo cards run) and fp32 on
 the CPU. The Wan family keeps its own backend (diffusers_backend.py: cached prompt embeddings, the
-decode beside the next denoise); here `denoise` returns finished frames, so the servicer never
+decode beside the next denoise); here `denoise` returns finished frames, so the engine never
 overlaps a decode, and `prepare` encodes nothing ahead (the pipeline encodes per call).
 """
 
