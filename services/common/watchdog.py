@@ -2,7 +2,7 @@
 
 A GPU fault (an Xid, a hung NCCL/CUDA call, a wedged driver) blocks the device thread forever while
 the event loop keeps answering health checks, so the replica would hold its item until the item's
-deadline. The servicers run every piece of device work inside `section()` and `beat()` at each step
+deadline. The engines run every piece of device work inside `section()` and `beat()` at each step
 (a denoising step, a judge batch); `stalled()` names the section whose last beat is older than
 `limit_s`, and the health servicer (services/common/server.py) then answers liveness ("") with
 NOT_SERVING, so the kubelet restarts the container and the orchestrator re-dispatches the item.

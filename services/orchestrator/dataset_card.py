@@ -2,7 +2,8 @@
 
 YAML metadata the Hub reads (license, tags, the results.csv config for the dataset viewer), then the
 headline numbers with their 95% CIs, the configuration, how the results were made and the VideoPhy-2
-citation. Built from results.json alone (docs/results-schema.md), so the card shows the pushed numbers.
+citation. Built from results.json (docs/results-schema.md), so the card shows the pushed numbers, and
+manifest.json's redacted commands.
 """
 
 from __future__ import annotations

@@ -135,7 +135,8 @@ def group_by_judge(test: pd.DataFrame, conditions: list[Condition]) -> list[Judg
 
     groups: dict[str, JudgeGroup] = {}
     for cond in conditions:
-        group = groups.setdefault(judge_key(cond), JudgeGroup(judge_key(cond)))
+        key = judge_key(cond)
+        group = groups.setdefault(key, JudgeGroup(key))
         matched, key = match_human(cond.df, test)
         if matched.empty:
             group.runs.append(cond)

@@ -46,12 +46,12 @@ def track_main(argv: list[str]) -> int:
         return USAGE_ERROR
     try:
         tracking.check(opts)
-        for run_dir in args.runs:  # every directory readable before anything is logged
-            tracked_run(run_dir, n_videos=0)
-        for run_dir in args.runs:
+        for run_dir in args.runs:  # exports rewritten from the ledger first, as status and report do
             note = refresh_exports(run_dir)
             if note:
                 log.warning("%s", note)
+        for run_dir in args.runs:  # every directory readable before anything is logged
+            tracked_run(run_dir, n_videos=0)
     except (tracking.TrackingUnavailable, NotARun, LedgerCorrupt) as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return USAGE_ERROR

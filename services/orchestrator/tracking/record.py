@@ -191,8 +191,7 @@ def tracked_run(run_dir: Path, name: str | None = None, n_videos: int = 2,
         raise NotARun(f"{run_dir}: no {results_document.FILE_NAME} (not a run directory, or made before "
                       "results.json existed: `videophy-bench status RUN` rewrites the exports)")
     doc = json.loads(path.read_text(encoding="utf-8"))
-    manifest_path = run_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
+    manifest = run_manifest.read(run_dir)
     config = {
         "run": {"config_hash": doc["run"].get("config_hash"), **(doc["run"].get("config") or {})},
         "prompt_set": {k: v for k, v in (doc["run"].get("prompt_set") or {}).items()

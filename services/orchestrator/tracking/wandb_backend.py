@@ -10,6 +10,7 @@ import os
 import re
 from typing import Any
 
+from services.common.entry import one_line
 from services.orchestrator.tracking.options import TrackingOptions
 from services.orchestrator.tracking.record import TrackedRun
 
@@ -30,7 +31,7 @@ def check(opts: TrackingOptions) -> str | None:
     try:  # credentials only (no request): a missing key is found now, not after the run
         wandb.login(verify=False, relogin=False)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = one_line(exc)
         return (f"--wandb: no usable W&B credentials ({first}); set WANDB_API_KEY, run `wandb login`, "
                 "or set WANDB_MODE=offline")
     return None
