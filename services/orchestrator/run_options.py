@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,6 +70,14 @@ def overrides_of(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "params", None):
         given["extra"] = dict(args.params)
     return given
+
+
+def _finite_mib(text: str) -> float:
+    """--max-video-mb: a finite number (`inf` would overflow the byte count; > 0 is checked by `problem`)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number of MiB")
+    return value
 
 
 def _comma_list(value: str | None) -> list[str] | None:
@@ -145,7 +154,7 @@ class DownloadOptions:
     attempts: int = cli_field("--download-attempts", "attempts per video and session (backoff between)",
                               VIDEOS, default=5, type=int)
     max_bytes: int = cli_field("--max-video-mb", "size cap of one downloaded video, in MiB", VIDEOS,
-                               default=512 * 2**20, type=float, cli_default=512.0,
+                               default=512 * 2**20, type=_finite_mib, cli_default=512.0,
                                convert=lambda mb: int(mb * 2**20))
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0

@@ -42,7 +42,7 @@ from services.orchestrator import artifacts, caption_source
 from services.orchestrator.download import DiskFull, Downloader, DownloadFailed
 from services.orchestrator.items import WorkItem
 from services.orchestrator.ledger import Ledger
-from services.orchestrator.prompts import HUB_DATASET, Prompt, PromptSet, normalize_caption
+from services.orchestrator.prompts import Prompt, PromptSet, normalize_caption
 from services.orchestrator.run_options import TEST_SET_SOURCE, DownloadOptions
 from services.orchestrator.video_source import (
     META_KEY,
@@ -192,9 +192,8 @@ class TestSetSource:
                 to_judge.append(item)
                 continue
             if rid in broken:
-                ledger.add_error(rid, "resume", f"{broken[rid]}; fetching it again")
-                ledger.forget_answers(rid, video_uri=None, sha256=None)
-            if led["state"] != "pending":
+                ledger.reset_to_pending(rid, f"{broken[rid]}; fetching it again")
+            elif led["state"] != "pending":
                 ledger.update(rid, state="pending")
             dest = f"{output_prefix}/{item.arm}/{rid}.mp4"  # arm: checked safe at open
             fetch.append(_Fetch(item, row.video_url.strip(), dest))
@@ -390,9 +389,4 @@ def open_test_set(
     )
 
 
-def default_prompts(test_csv: str | os.PathLike[str] | None) -> str:
-    """The prompt set of a test-set run when --prompts is not given: the same test set."""
-    return str(test_csv) if test_csv is not None else HUB_DATASET
-
-
-__all__ = ["SOURCE_NAME", "STAGE", "Fetching", "TestSetSource", "default_prompts", "open_test_set"]
+__all__ = ["SOURCE_NAME", "STAGE", "Fetching", "TestSetSource", "open_test_set"]
