@@ -439,8 +439,9 @@ def apply_lossless(spec: FamilySpec, tx: Any, device: str, args: argparse.Namesp
 
 
 def project_path(spec: FamilySpec, tx: Any, inputs: dict[str, Any], device: str,
-                 args: argparse.Namespace) -> dict[str, Any]:
-    """The project's apply_acceleration(..., "lossless") exactly as it is, and one forward under it."""
+                 args: argparse.Namespace, eager: dict[str, Any], eager_out: torch.Tensor) -> dict[str, Any]:
+    """The project's apply_acceleration(..., "lossless") exactly as the generator applies it, timed
+    and compared with eager like the generic lossless row."""
     from services.generator import acceleration
 
     rec: dict[str, Any] = {"compilable_blocks": len(acceleration._repeated_blocks(tx))}
@@ -448,11 +449,10 @@ def project_path(spec: FamilySpec, tx: Any, inputs: dict[str, Any], device: str,
     try:
         rec["label"] = acceleration.apply_acceleration(pipe_of(tx), "lossless", device,
                                                        compile_blocks=compile_on)
-        with torch.inference_mode():
-            t = time.perf_counter()
-            tx(**inputs)
-            ba.sync(device)
-        rec["ok"], rec["first_call_s"] = True, round(time.perf_counter() - t, 3)
+        timing, out = time_mode(tx, inputs, device, args, eager["forward_s"])
+        rec.update(timing, ok=True)
+        rec["speedup_vs_eager"] = round(eager["forward_s"] / rec["forward_s"], 3)
+        rec["vs_eager"] = compare(out, eager_out)
     except Exception as exc:
         rec["ok"], rec["error"] = False, f"{type(exc).__name__}: {str(exc)[:500]}"
         rec["traceback"] = traceback.format_exc()[-2500:]
@@ -534,12 +534,15 @@ def run_family(spec: FamilySpec, args: argparse.Namespace, plan: Planner) -> dic
         save()
         # the project's apply_acceleration as it is (Wan: that is the lossless row above)
         if args.project_path and spec.name != "wan":
-            why = plan.skip_reason(spec.est_compile_s / 2 + 2 * est)
+            why = plan.skip_reason(spec.est_compile_s + (1 + planned_reps(est, args)) * est)
             reset_model(tx)
             inputs = spec.inputs(tx, spec, device, args.tiny, lossless=True)
-            res["project_path"] = {"skipped": why} if why else project_path(spec, tx, inputs, device, args)
-            log(f"{spec.name}: project apply_acceleration as is: "
-                f"{res['project_path'].get('error', res['project_path'].get('first_call_s'))}")
+            rec = {"skipped": why} if why else project_path(spec, tx, inputs, device, args, res["eager"],
+                                                            outs["eager"])
+            res["project_path"] = rec
+            log(f"{spec.name}: project apply_acceleration: " + (
+                f"{rec['label']} {rec['forward_s']:.4f} s ({rec['speedup_vs_eager']}x), rel L2 "
+                f"{rec['vs_eager']['rel_l2']:.2e}" if rec.get("ok") else str(rec.get("error", why))[:300]))
     finally:
         reset_model(tx)
         del tx, outs
@@ -579,17 +582,23 @@ def count_flops(spec: FamilySpec) -> dict[str, Any]:
 
 
 def summary_table(fams: dict[str, Any]) -> str:
-    rows = ["family | batch x tokens | eager s | lossless s | speed-up | rel L2 | max abs | peak GiB e/l "
-            "| label"]
+    """One row per (family, accelerated mode): the generic lossless and the project's own path."""
+    rows = ["family | mode | batch x tokens | eager s | accelerated s | speed-up | rel L2 | max abs "
+            "| peak GiB e/a | label"]
     for name, r in fams.items():
-        e, lo = r.get("eager", {}), r.get("lossless", {})
-        rows.append(" | ".join(str(x) for x in (
-            name, f"{r.get('batch')} x {r.get('video_tokens')}",
-            e.get("forward_s", r.get("skipped", r.get("error", "-"))),
-            lo.get("forward_s", lo.get("skipped", lo.get("error", "-"))),
-            lo.get("speedup_vs_eager", "-"), f"{lo['vs_eager']['rel_l2']:.2e}" if "vs_eager" in lo else "-",
-            f"{lo['vs_eager']['max_abs']:.2e}" if "vs_eager" in lo else "-",
-            f"{e.get('peak_mem_gib')}/{lo.get('peak_mem_gib')}", lo.get("label", "-"))))
+        e = r.get("eager", {})
+        for mode in ("lossless", "project_path"):
+            lo = r.get(mode)
+            if lo is None:
+                continue
+            cmp = lo.get("vs_eager")
+            rows.append(" | ".join(str(x) for x in (
+                name, mode, f"{r.get('batch')} x {r.get('video_tokens')}",
+                e.get("forward_s", r.get("skipped", r.get("error", "-"))),
+                lo.get("forward_s", lo.get("skipped", str(lo.get("error", "-"))[:80])),
+                lo.get("speedup_vs_eager", "-"), f"{cmp['rel_l2']:.2e}" if cmp else "-",
+                f"{cmp['max_abs']:.2e}" if cmp else "-",
+                f"{e.get('peak_mem_gib')}/{lo.get('peak_mem_gib')}", lo.get("label", "-"))))
     return "\n".join(rows)
 
 

@@ -21,7 +21,6 @@ error of a build for another CUDA), so a silent fallback cannot go unnoticed.
 
 from __future__ import annotations
 
-import functools
 import importlib
 import logging
 import os
@@ -82,12 +81,19 @@ def fa3_unusable_reason(device: str) -> str | None:
     return None
 
 
-@functools.cache
-def _native_attention() -> Any:
-    """diffusers' exact SDPA backend function (looked up once, not per attention call)."""
-    from diffusers.models import attention_dispatch as ad
+_native: Any = None  # diffusers' SDPA backend function, bound by `_native_attention` before tracing
 
-    return ad._AttentionBackendRegistry._backends[ad.AttentionBackendName.NATIVE]
+
+def _native_attention() -> Any:
+    """diffusers' exact SDPA backend function, looked up once. `set_attention` binds it before any
+    compiled region runs: torch.compile cannot trace the lookup's import of diffusers' lazy module
+    ("Bad import result"), so a traced call must only ever read the bound global."""
+    global _native
+    if _native is None:
+        from diffusers.models import attention_dispatch as ad
+
+        _native = ad._AttentionBackendRegistry._backends[ad.AttentionBackendName.NATIVE]
+    return _native
 
 
 def fa3_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, scale: float | None = None,
@@ -228,6 +234,7 @@ def set_attention(transformers: list[Any], kernel: str) -> str:
     from diffusers.models import attention_dispatch as ad
 
     name = ad.AttentionBackendName._FLASH_3
+    _native_attention()  # bound now, outside any compiled region (masked calls go there)
     if not _diffusers_has_fa3():
         # diffusers' own _flash_3 needs the official package; route its name to our adapter instead.
         ad._AttentionBackendRegistry.register(name, constraints=[])(fa3_attention)

@@ -45,10 +45,14 @@ class _StandInFA3(types.SimpleNamespace):
 
     def flash_attn_func(self, q, k, v, softmax_scale=None, causal=False, return_attn_probs=False):
         self.calls += 1
-        out = torch.nn.functional.scaled_dot_product_attention(
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), scale=softmax_scale, is_causal=causal
-        ).transpose(1, 2)
+        out = _sdpa_bshd(q, k, v, softmax_scale, causal)
         return (out, None) if return_attn_probs else out
+
+
+def _sdpa_bshd(q, k, v, softmax_scale=None, causal=False):
+    return torch.nn.functional.scaled_dot_product_attention(
+        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), scale=softmax_scale, is_causal=causal
+    ).transpose(1, 2)
 
 
 @pytest.fixture
@@ -138,3 +142,40 @@ def test_fa3_adapter_sends_masked_calls_to_exact_sdpa() -> None:
     got = fa3_attention(q, k, v, attn_mask=mask, scale=0.3)
     assert torch.equal(got, want)
     assert not torch.equal(got, native(q, k, v, scale=0.3))  # the mask mattered
+
+
+@pytest.mark.parametrize("preset", ["tiny-ltx", "tiny-hunyuanvideo"])
+def test_fa3_route_traces_whole_through_masked_calls(preset: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """LTX-Video's and HunyuanVideo's masked calls reach the FA3 adapter inside the compiled blocks:
+    each block must trace whole (fullgraph, as `lossless` compiles them) and give the eager numbers.
+    The first GPU run of `lossless` on these families failed exactly here: the adapter's SDPA lookup
+    imported diffusers' lazy module inside the traced call (bench/results/h100-2026-12-06)."""
+    from services.generator import acceleration
+    from services.generator.backend import GenerationJob
+    from services.generator.families import get_backend
+    from services.generator.presets import get_preset, resolve
+
+    # A stateless stand-in (the counting one mutates itself, which dynamo does not trace).
+    monkeypatch.setattr(attention, "_fa3", types.SimpleNamespace(flash_attn_func=_sdpa_bshd))
+    monkeypatch.setattr(attention, "_native", None)  # as in a fresh process: bound by set_attention
+    backend = get_backend(get_preset(preset), device="cpu")  # the real pipeline (tiny, built once)
+    backend.load()
+    job = GenerationJob("a ball rolls off the table", resolve(backend.preset, seed=0, num_inference_steps=2))
+    ref = backend.generate(job, lambda *_: None, lambda: False).frames
+    transformers = acceleration.transformers_of(backend.pipe)
+    attention.set_attention(transformers, "fa3")
+    # Bound before tracing: torch 2.11's dynamo refuses the lookup's import of diffusers' lazy module
+    # inside a compiled block (2.13's traces it, so the equality below alone would not catch it).
+    assert attention._native is not None
+    blocks = [b for t in transformers for b in acceleration._repeated_blocks(t)]
+    assert blocks
+    torch._dynamo.reset()
+    try:
+        for block in blocks:  # what compile_regions does, with dynamo's tracing only (no inductor)
+            block.compile(fullgraph=True, backend="eager")
+        out = backend.generate(job, lambda *_: None, lambda: False).frames
+    finally:
+        acceleration.uncompile(backend.pipe)
+        torch._dynamo.reset()
+    assert out.shape == ref.shape
+    assert abs(out.astype(int) - ref.astype(int)).max() <= 1  # uint8 frames: rounding of one level at most
