@@ -38,10 +38,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import use_repo_imports
 
-import torch
-import torch.nn.functional as F
+use_repo_imports()
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 RESULTS: dict[str, Any] = {}
 LOG: list[str] = []
@@ -177,7 +180,7 @@ def kernel_candidates(q, k, v, device: str,
     cands["flex_attention[compiled]"] = flex
 
     def fa3():
-        from services.generator import attention
+        from videophy_bench.generator import attention
 
         reason = attention.fa3_unusable_reason(device)
         if reason:
@@ -318,8 +321,8 @@ def capture_block_inputs(tx: Any, inputs: dict[str, Any]) -> tuple[tuple, dict]:
 
 
 def run_model(args: argparse.Namespace, device: str, backends: list[str]) -> dict[str, Any]:
-    from services.generator import attention
-    from services.generator.acceleration import compile_regions, uncompile
+    from videophy_bench.generator import attention
+    from videophy_bench.generator.acceleration import compile_regions, uncompile
 
     res: dict[str, Any] = {"backends": backends, "block": {}, "forward": {}}
     t = time.perf_counter()

@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     logging.basicConfig(level="WARNING", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from services.common.video import encode_mp4
+    from videophy_bench.common.video import encode_mp4
 
     with contextlib.ExitStack() as stack:
         root = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-scale-")))

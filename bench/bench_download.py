@@ -25,9 +25,9 @@ import threading
 import time
 from pathlib import Path
 
-from services.common.storage import Storage
-from services.orchestrator import artifacts
-from services.orchestrator.download import Downloader, DownloadOptions
+from videophy_bench.common.storage import Storage
+from videophy_bench.orchestrator import artifacts
+from videophy_bench.orchestrator.download import Downloader, DownloadOptions
 
 SHARED = Path(os.environ.get("VIDEOPHY_SHARED_DIR", Path(__file__).resolve().parents[1].parent / "shared"))
 

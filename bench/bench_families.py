@@ -406,7 +406,7 @@ def apply_lossless(spec: FamilySpec, tx: Any, device: str, args: argparse.Namesp
                    rec: dict[str, Any]) -> ExactRouter | None:
     """The project's `lossless` on a bare transformer: its own apply_acceleration for Wan, the same
     parts applied generically for the others (module docstring). Returns the router, if one was set."""
-    from services.generator import acceleration, attention
+    from videophy_bench.generator import acceleration, attention
 
     compile_on = device.startswith("cuda") or args.compile_cpu
     if spec.name == "wan":
@@ -442,7 +442,7 @@ def project_path(spec: FamilySpec, tx: Any, inputs: dict[str, Any], device: str,
                  args: argparse.Namespace, eager: dict[str, Any], eager_out: torch.Tensor) -> dict[str, Any]:
     """The project's apply_acceleration(..., "lossless") exactly as the generator applies it, timed
     and compared with eager like the generic lossless row."""
-    from services.generator import acceleration
+    from videophy_bench.generator import acceleration
 
     rec: dict[str, Any] = {"compilable_blocks": len(acceleration._repeated_blocks(tx))}
     compile_on = device.startswith("cuda") or args.compile_cpu
@@ -460,7 +460,7 @@ def project_path(spec: FamilySpec, tx: Any, inputs: dict[str, Any], device: str,
 
 
 def reset_model(tx: Any) -> None:
-    from services.generator import acceleration, attention
+    from videophy_bench.generator import acceleration, attention
 
     torch._dynamo.reset()
     acceleration.uncompile(pipe_of(tx))

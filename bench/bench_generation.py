@@ -33,10 +33,13 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import use_repo_imports
 
-import numpy as np
-import torch
+use_repo_imports()
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 PROMPT = "A red ball rolls off the edge of a wooden table and bounces twice on the tiled floor."
 SEED = 1234
@@ -209,8 +212,7 @@ def build_vae(cfg: dict[str, Any], device: str) -> Any:
 
 def build_ti2v(model: str, device: str) -> Any:
     from diffusers import UniPCMultistepScheduler, WanPipeline
-
-    from services.generator.tiny import _tokenizer
+    from videophy_bench.generator.tiny import _tokenizer
 
     spec = MODELS[model]
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
@@ -229,8 +231,7 @@ def build_moe(device: str, t5_overrides: dict[str, Any]) -> Any:
     """T2V-A14B at full size: two 14B experts (bf16), Wan2.1 VAE (fp32), UMT5 with `t5_overrides`.
     On the CPU the experts are 2-layer stand-ins (a dry run of the code, not of the size)."""
     from diffusers import UniPCMultistepScheduler, WanPipeline
-
-    from services.generator.tiny import _tokenizer
+    from videophy_bench.generator.tiny import _tokenizer
 
     cuda = device.startswith("cuda")
     dtype = torch.bfloat16 if cuda else torch.float32
@@ -309,7 +310,7 @@ class DecodeTap:
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    from services.common.video import to_uint8
+    from videophy_bench.common.video import to_uint8
 
     x, y = to_uint8(a).astype(np.float64), to_uint8(b).astype(np.float64)
     mse = float(np.mean((x - y) ** 2))
@@ -342,7 +343,7 @@ def frame_stats(frames: np.ndarray) -> dict[str, float]:
 
 
 def mp4_time(frames: np.ndarray, fps: int) -> tuple[float, int]:
-    from services.common.video import DEFAULT_QUALITY, encode_mp4
+    from videophy_bench.common.video import DEFAULT_QUALITY, encode_mp4
 
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "v.mp4"
@@ -381,7 +382,7 @@ def time_forward(tx: Any, inputs: dict[str, Any], device: str, reps: int, warm: 
 
 # -- the TI2V-5B flow --------------------------------------------------------------------------------
 def bench_preset_for(model: str) -> Any:
-    from services.generator.presets import PRESETS
+    from videophy_bench.generator.presets import PRESETS
 
     h, w, f = MODELS[model]["size"]
     base = PRESETS["wan2.2-ti2v-5b"]
@@ -392,7 +393,7 @@ def bench_preset_for(model: str) -> Any:
 
 def attach_backend(pipe: Any, preset: Any, device: str, acceleration: str) -> Any:
     """A DiffusersWanBackend over an already built pipeline (the service's generate path, no load)."""
-    from services.generator.diffusers_backend import DiffusersWanBackend
+    from videophy_bench.generator.diffusers_backend import DiffusersWanBackend
 
     b = DiffusersWanBackend(preset, Path("."), "random-weights", device, model_id="bench/random",
                             acceleration=acceleration)
@@ -402,8 +403,8 @@ def attach_backend(pipe: Any, preset: Any, device: str, acceleration: str) -> An
 
 def run_generate(b: Any, steps: int, device: str) -> dict[str, Any]:
     """backend.generate at `steps` steps + MP4 encode; per-forward GPU times through events."""
-    from services.generator.backend import GenerationJob
-    from services.generator.presets import resolve
+    from videophy_bench.generator.backend import GenerationJob
+    from videophy_bench.generator.presets import resolve
 
     params = resolve(b.preset, seed=SEED, num_inference_steps=steps)
     clock = ForwardClock([b.pipe.transformer], device)
@@ -454,9 +455,9 @@ def run_eager_pipe(pipe: Any, preset: Any, embeds: tuple[torch.Tensor, torch.Ten
 
 
 def flow_ti2v(args: argparse.Namespace) -> None:
-    from services.generator import acceleration as acc
-    from services.generator import attention
-    from services.generator.presets import WAN_NEGATIVE_PROMPT
+    from videophy_bench.generator import acceleration as acc
+    from videophy_bench.generator import attention
+    from videophy_bench.generator.presets import WAN_NEGATIVE_PROMPT
 
     device, model = args.device, args.model
     cuda = device.startswith("cuda")
@@ -656,7 +657,7 @@ def _count_fbcache(pipe: Any) -> list[bool] | None:
 
 # -- the T2V-A14B step ---------------------------------------------------------------------------------
 def flow_a14b(args: argparse.Namespace) -> None:
-    from services.generator import acceleration as acc
+    from videophy_bench.generator import acceleration as acc
 
     device = args.device
     cuda = device.startswith("cuda")

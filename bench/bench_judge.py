@@ -34,21 +34,23 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import use_repo_imports  # noqa: E402
+
+use_repo_imports()
 
 import torch  # noqa: E402
-
-from services.evaluator.judge import JudgeInfo, JudgeQuery, MplugOwlJudge  # noqa: E402
-from services.evaluator.model.configuration import MplugOwlConfig  # noqa: E402
-from services.evaluator.model.frames import PixelNormalizer  # noqa: E402
-from services.evaluator.model.language import LEGACY_ATTENTION  # noqa: E402
-from services.evaluator.model.modeling import (  # noqa: E402
+from videophy_bench.evaluator.judge import JudgeInfo, JudgeQuery, MplugOwlJudge  # noqa: E402
+from videophy_bench.evaluator.model.configuration import MplugOwlConfig  # noqa: E402
+from videophy_bench.evaluator.model.frames import PixelNormalizer  # noqa: E402
+from videophy_bench.evaluator.model.language import LEGACY_ATTENTION  # noqa: E402
+from videophy_bench.evaluator.model.modeling import (  # noqa: E402
     OFFICIAL_MAX_NEW_TOKENS,
     MplugOwlForConditionalGeneration,
 )
-from services.evaluator.model.templates import build_prompt  # noqa: E402
-from services.evaluator.model.tokenization import PromptTokenizer  # noqa: E402
-from services.evaluator.prefetch import prepare_video  # noqa: E402
+from videophy_bench.evaluator.model.templates import build_prompt  # noqa: E402
+from videophy_bench.evaluator.model.tokenization import PromptTokenizer  # noqa: E402
+from videophy_bench.evaluator.prefetch import prepare_video  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 CAPTION = "A jetski moves quickly through a narrow channel between two rocky outcrops."
@@ -61,7 +63,7 @@ def full_config() -> MplugOwlConfig:
 
 
 def small_config() -> MplugOwlConfig:
-    from services.evaluator.tiny import tiny_config
+    from videophy_bench.evaluator.tiny import tiny_config
 
     return tiny_config(32000)  # LLaMA vocabulary, so the real tokenizer's ids fit
 

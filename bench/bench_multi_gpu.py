@@ -119,8 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         prompts = args.workdir / f"prompts-n{n}.csv"
         work.mkdir(parents=True, exist_ok=True)
         write_prompts(prompts, n * args.videos_per_gpu, f"gpus{n}")
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "services")]))
-        cmd = [sys.executable, "-m", "services.orchestrator.cli", "run", "--local", "--prompts", str(prompts),
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+        cmd = [sys.executable, "-m", "videophy_bench.orchestrator.cli", "run", "--local",
+               "--prompts", str(prompts),
                "--out", str(work / "run"), "--storage-root", str(work), "--no-progress"]
         if args.cpu:
             env.pop("CUDA_VISIBLE_DEVICES", None)

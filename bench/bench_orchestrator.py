@@ -14,7 +14,7 @@ Scenarios (each run `--repeats` times, every time into a fresh run directory):
   waits at the replica while the current one runs), the configuration `serve generator` deploys.
 - `instant_real` (not in the default list): `instant` with the real GeneratorServicer.
 
-What is real: `services.orchestrator.runner.run` end to end (prompt CSV, run lock, ledger, GetInfo,
+What is real: `videophy_bench.orchestrator.runner.run` end to end (prompt CSV, run lock, ledger, GetInfo,
 plan, dispatch, sha256 + full-decode verification of every video, exports, manifest) over grpc.aio
 channels to generator servers on 127.0.0.1, each a real `ServiceHost` (health, reflection, drain and
 error interceptors). The servers run in one child process, so that they share neither the
@@ -61,10 +61,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import use_repo_imports
+
+use_repo_imports()
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # no INFO lines about GOAWAY when channels close
 
-import numpy as np
+import numpy as np  # noqa: E402
 
 FRAMES_SHAPE = (9, 64, 64, 3)  # the tiny preset's size
 
@@ -88,7 +91,7 @@ class BenchBackend:
     """A GeneratorBackend without a model: fixed frames, at once or after `delay_s`."""
 
     def __init__(self, frames: np.ndarray, delay_s: float) -> None:
-        from services.generator.presets import PRESETS
+        from videophy_bench.generator.presets import PRESETS
 
         self.preset = PRESETS["tiny"]
         self.model_id = "videophy-bench/orchestrator-bench"
@@ -111,7 +114,7 @@ class BenchBackend:
         return 0, 0
 
     def generate(self, job, on_step, should_stop):
-        from services.generator.backend import GenerationOutput
+        from videophy_bench.generator.backend import GenerationOutput
 
         t0 = time.monotonic()
         if self.delay_s:
@@ -129,11 +132,10 @@ class BenchBackend:
 
 def minimal_servicer_class():
     """The real GeneratorServicer (GetInfo, request validation) with a lighter Generate (see top)."""
-    from videophy.v1 import common_pb2, generator_pb2
-
-    from services.common.errors import Busy
-    from services.generator.engine import params_proto
-    from services.generator.service import GeneratorServicer, video_request
+    from videophy_bench.common.errors import Busy
+    from videophy_bench.generator.engine import params_proto
+    from videophy_bench.generator.service import GeneratorServicer, video_request
+    from videophy_bench.proto.v1 import common_pb2, generator_pb2
 
     class MinimalServicer(GeneratorServicer):
         premade: bytes = b""
@@ -187,12 +189,11 @@ def minimal_servicer_class():
 
 
 async def serve(args: argparse.Namespace) -> None:
-    from videophy.v1 import generator_pb2_grpc
-
-    from services.common.server import ServiceHost
-    from services.common.storage import Storage
-    from services.generator import engine as gen_engine
-    from services.generator import service as gen_service
+    from videophy_bench.common.server import ServiceHost
+    from videophy_bench.common.storage import Storage
+    from videophy_bench.generator import engine as gen_engine
+    from videophy_bench.generator import service as gen_service
+    from videophy_bench.proto.v1 import generator_pb2_grpc
 
     premade = Path(args.premade).read_bytes()
 
@@ -298,7 +299,7 @@ class Generators:
 # -- orchestrator side -------------------------------------------------------------------------------
 def timed_dispatcher(record: dict[str, float], gens: Generators, profiler: Any = None):
     """The real Dispatcher, timed; with `profiler` (a cProfile.Profile) profiled over `run` alone."""
-    from services.orchestrator.dispatch import Dispatcher
+    from videophy_bench.orchestrator.dispatch import Dispatcher
 
     class TimedDispatcher(Dispatcher):
         async def run(self, to_generate, to_judge):
@@ -351,10 +352,10 @@ def run_once(root: Path, name: str, gens: Generators, n_items: int, profile: Pat
              profile_dispatch_only: bool = False, dispatch: dict[str, Any] | None = None) -> dict[str, Any]:
     """One `runner.run`; `profile`: cProfile of the whole run (or of `Dispatcher.run` alone) to that file;
     `dispatch`: DispatchOptions fields to set."""
-    from services.orchestrator import runner
-    from services.orchestrator.dispatch import DispatchOptions
-    from services.orchestrator.ledger import connect
-    from services.orchestrator.runner import RunOptions
+    from videophy_bench.orchestrator import runner
+    from videophy_bench.orchestrator.dispatch import DispatchOptions
+    from videophy_bench.orchestrator.ledger import connect
+    from videophy_bench.orchestrator.runner import RunOptions
 
     storage = root / "storage"
     run_dir = storage / name
@@ -488,9 +489,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in wanted:
         if name not in table:
             p.error(f"unknown scenario {name!r}")
-    from services.common.storage import Storage, sha256_file
-    from services.common.video import encode_mp4
-    from services.orchestrator import artifacts
+    from videophy_bench.common.storage import Storage, sha256_file
+    from videophy_bench.common.video import encode_mp4
+    from videophy_bench.orchestrator import artifacts
 
     with contextlib.ExitStack() as stack:
         root = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-orch-")))

@@ -81,15 +81,16 @@ def main() -> int:
     save()
 
     # A fresh interpreter's import cost (torch, diffusers, grpc and our modules), as a pod pays it.
-    # the child imports like this process: the checkout, its generated stubs, then what was set
-    paths = [str(ROOT), str(ROOT / "services"), os.environ.get("PYTHONPATH", "")]
+    # the child imports like this process: the checkout, then what was set (the installed videophy_bench)
+    paths = [str(ROOT), os.environ.get("PYTHONPATH", "")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import services.generator.cli, services.generator.service, "
-                    "services.generator.diffusers_backend, diffusers, torch"], check=True, cwd=ROOT, env=env)
+    subprocess.run([sys.executable, "-c", "import videophy_bench.generator.cli, "
+                    "videophy_bench.generator.service, videophy_bench.generator.diffusers_backend, "
+                    "diffusers, torch"], check=True, cwd=ROOT, env=env)
     RESULTS["fresh_import_s"] = round(time.perf_counter() - t, 1)
 
-    from services.generator.cli import build_parser, make_backend
+    from videophy_bench.generator.cli import build_parser, make_backend
 
     preset = "wan2.2-ti2v-5b" if args.model == "5b" else "tiny"
     flags = ["--model", preset, "--model-path", str(weights), "--device", args.device]

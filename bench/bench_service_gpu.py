@@ -6,7 +6,7 @@ pipeline and then does what the real load does after reading weights (scheduler,
 encoder is a 1-layer UMT5 stand-in (d_model 4096, so the embeddings have the real shape); prompts are
 encoded once by Prepare and cached, so it is off the per-video path either way.
 
-The backend is served through `services.generator.cli.serve` (the production entry point: flags,
+The backend is served through `videophy_bench.generator.cli.serve` (the production entry point: flags,
 interceptors, health, drain) on 127.0.0.1:0 with the default acceleration (`lossless`: regional compile,
 warm-up before ready), twice in one process on the same backend object:
 
@@ -46,7 +46,7 @@ from benchlib import Recorder, use_repo_imports
 
 use_repo_imports()
 
-# As services.generator.cli.main does, before CUDA is initialized.
+# As videophy_bench.generator.cli.main does, before CUDA is initialized.
 os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
 
 import bench_generation as bg  # noqa: E402
@@ -74,8 +74,8 @@ RESULTS, log, save = REC.results, REC.log, REC.save
 
 def in_memory_backend(model: str, device: str, args_cli: argparse.Namespace) -> Any:
     """DiffusersWanBackend whose load() builds the random-weight pipeline instead of reading weights."""
-    from services.generator.cli import _compile_choice
-    from services.generator.diffusers_backend import DiffusersWanBackend
+    from videophy_bench.generator.cli import _compile_choice
+    from videophy_bench.generator.diffusers_backend import DiffusersWanBackend
 
     class InMemoryBackend(DiffusersWanBackend):
         def __init__(self, *a: Any, **k: Any) -> None:
@@ -116,7 +116,7 @@ def in_memory_backend(model: str, device: str, args_cli: argparse.Namespace) -> 
             self.events.append({"warmup_s": round(time.perf_counter() - t0, 2)})
             log(f"warm-up {time.perf_counter() - t0:.1f}s")
 
-    from services.generator.presets import PRESETS
+    from videophy_bench.generator.presets import PRESETS
 
     if model == "a14b":  # the real preset; a small size for the CPU dry run
         preset = PRESETS["wan2.2-t2v-a14b"]
@@ -135,7 +135,7 @@ MODES: dict[str, tuple[int, int, str]] = {"serial": (0, 1, "off"), "pipelined": 
 
 
 def cli_args(storage: Path, queue_depth: int, device: str, decode_overlap: str = "off") -> argparse.Namespace:
-    from services.generator.cli import build_parser
+    from videophy_bench.generator.cli import build_parser
 
     return build_parser().parse_args(["--bind", "127.0.0.1:0", "--storage-root", str(storage),
                                       "--queue-depth", str(queue_depth), "--device", device,
@@ -144,7 +144,7 @@ def cli_args(storage: Path, queue_depth: int, device: str, decode_overlap: str =
 
 
 async def wait_ready(target: str, timeout_s: float) -> float:
-    from services.common.channel import ClientConfig, is_ready
+    from videophy_bench.common.channel import ClientConfig, is_ready
 
     t0 = time.perf_counter()
     async with ClientConfig().open(target) as ch:
@@ -157,7 +157,7 @@ async def wait_ready(target: str, timeout_s: float) -> float:
 
 async def one_video(stub: Any, i: int, mode: str, steps: int, t_mode: float, client: int) -> dict[str, Any]:
     import grpc
-    from videophy.v1 import generator_pb2
+    from videophy_bench.proto.v1 import generator_pb2
 
     req = generator_pb2.GenerateRequest(
         request_id=f"{mode}-{i}", prompt_id=f"p{i}", prompt=PROMPTS[i % len(PROMPTS)],
@@ -198,12 +198,11 @@ async def one_video(stub: Any, i: int, mode: str, steps: int, t_mode: float, cli
 
 async def run_mode(backend: Any, mode: str, n_videos: int, steps: int, storage: Path,
                    device: str) -> dict[str, Any]:
-    from videophy.v1 import common_pb2, generator_pb2, generator_pb2_grpc
-
-    from services.common.channel import ClientConfig
-    from services.common.server import ServiceHost
-    from services.generator.cli import serve
-    from services.generator.presets import WAN_NEGATIVE_PROMPT
+    from videophy_bench.common.channel import ClientConfig
+    from videophy_bench.common.server import ServiceHost
+    from videophy_bench.generator.cli import serve
+    from videophy_bench.generator.presets import WAN_NEGATIVE_PROMPT
+    from videophy_bench.proto.v1 import common_pb2, generator_pb2, generator_pb2_grpc
 
     queue_depth, clients, overlap = MODES[mode]
     args = cli_args(storage, queue_depth, device, overlap)
@@ -291,7 +290,7 @@ async def run_mode(backend: Any, mode: str, n_videos: int, steps: int, storage: 
 def check_videos(storages: dict[str, Path], modes: dict[str, dict[str, Any]], want: tuple[int, int, int, int],
                  ) -> dict[str, Any]:
     """Decode every MP4 (frames, size, fps) and compare the same video across modes (sha256, else PSNR)."""
-    from services.common.video import decode_mp4
+    from videophy_bench.common.video import decode_mp4
 
     frames_w, h_w, w_w, fps_w = want
     out: dict[str, Any] = {"want": {"frames": frames_w, "height": h_w, "width": w_w, "fps": fps_w},

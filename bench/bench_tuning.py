@@ -138,8 +138,8 @@ def vae_variants(rec: dict[str, Any], model: str, device: str, reps: int) -> Non
 
 
 def build_tx(model: str, device: str) -> Any:
-    from services.generator import acceleration as acc
-    from services.generator import attention
+    from videophy_bench.generator import acceleration as acc
+    from videophy_bench.generator import attention
 
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     tx = bg.build_transformer(bg.MODELS[model]["tx"], device, dtype, seed=1)

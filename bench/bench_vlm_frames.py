@@ -1,5 +1,5 @@
 """What the openai-vlm judge costs on its own side: sampling a video's frames (decord decode, resize,
-PNG/JPEG data URLs, `services.evaluator.vlm.sample_frames`) and the bytes one request carries. The
+PNG/JPEG data URLs, `videophy_bench.evaluator.vlm.sample_frames`) and the bytes one request carries. The
 endpoint's time is the VLM server's and is not measured here.
 
   OMP_NUM_THREADS=1 python bench/bench_vlm_frames.py [--videos DIR] [--rules 8:448:png,8:448:jpeg]
@@ -14,8 +14,8 @@ import statistics
 import sys
 from pathlib import Path
 
-from services.evaluator.frame_rule import FrameRule
-from services.evaluator.vlm import sample_frames
+from videophy_bench.evaluator.frame_rule import FrameRule
+from videophy_bench.evaluator.vlm import sample_frames
 
 SHARED = Path(os.environ.get("VIDEOPHY_SHARED_DIR") or Path(__file__).resolve().parents[1].parent / "shared")
 EXAMPLES = SHARED / "data" / "videophy2" / "examples"

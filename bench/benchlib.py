@@ -12,15 +12,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def use_repo_imports() -> None:
-    """Make `services` and the generated `videophy` stubs importable from a plain checkout (the device
-    machine gets the repository, not the installed package)."""
+    """Make `videophy_bench` (the folder services/, with its generated stubs) importable from a plain
+    checkout: the device machine gets the repository, not the installed package."""
+    import importlib.util
+    import types
+
     for p in (str(Path(__file__).resolve().parent), str(ROOT)):
         if p not in sys.path:
             sys.path.insert(0, p)
-    try:
-        import videophy.v1  # noqa: F401  (installed package; a plain checkout has it under services/)
-    except ImportError:
-        sys.path.append(str(ROOT / "services"))
+    if "videophy_bench" in sys.modules or importlib.util.find_spec("videophy_bench") is not None:
+        return  # installed
+    pkg = types.ModuleType("videophy_bench")
+    pkg.__path__ = [str(ROOT / "services")]  # what pyproject's package-dir maps
+    pkg.__file__ = str(ROOT / "services" / "__init__.py")
+    sys.modules["videophy_bench"] = pkg
 
 
 class Recorder:

@@ -26,10 +26,9 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-
-from services.common.video import decode_mp4
-from services.evaluator.model.templates import AUTOEVAL_SYSTEM
-from services.orchestrator.phyt2v import templates as T
+from videophy_bench.common.video import decode_mp4
+from videophy_bench.evaluator.model.templates import AUTOEVAL_SYSTEM
+from videophy_bench.orchestrator.phyt2v import templates as T
 
 JUDGE_DEFAULTS = {"sa": "4", "pc": "Five.", "rule": "1"}
 _JUDGE_TASKS = (("sa", "Does this video match"), ("pc", "adhere to the physical laws"),

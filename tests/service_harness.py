@@ -9,9 +9,8 @@ from dataclasses import dataclass
 import grpc
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-from services.common.channel import ClientConfig
-from services.common.server import ServiceHost
+from videophy_bench.common.channel import ClientConfig
+from videophy_bench.common.server import ServiceHost
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING

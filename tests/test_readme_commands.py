@@ -32,11 +32,11 @@ def _commands() -> list[list[str]]:
 
 def _parser_for(sub: str):
     """The parser that owns subcommand `sub` (delegated subcommands parse their own arguments)."""
-    from services.evaluator.judge_cli import _parser as judge_parser
-    from services.orchestrator.analysis.cli import leaderboard_parser, report_parser
-    from services.orchestrator.hub_push import _parser as push_parser
-    from services.orchestrator.phyt2v.loop import _parser as refine_parser
-    from services.orchestrator.tracking.cli import _parser as track_parser
+    from videophy_bench.evaluator.judge_cli import _parser as judge_parser
+    from videophy_bench.orchestrator.analysis.cli import leaderboard_parser, report_parser
+    from videophy_bench.orchestrator.hub_push import _parser as push_parser
+    from videophy_bench.orchestrator.phyt2v.loop import _parser as refine_parser
+    from videophy_bench.orchestrator.tracking.cli import _parser as track_parser
 
     return {"judge": judge_parser, "report": report_parser, "leaderboard": leaderboard_parser,
             "refine": refine_parser, "track": track_parser, "push": push_parser}.get(sub)
@@ -52,7 +52,7 @@ def test_the_readme_shows_the_main_commands() -> None:
 
 @pytest.mark.parametrize("argv", COMMANDS, ids=[" ".join(c)[:60] for c in COMMANDS])
 def test_readme_command_parses(argv: list[str]) -> None:
-    from services.orchestrator.cli import build_parser
+    from videophy_bench.orchestrator.cli import build_parser
 
     delegated = _parser_for(argv[0])
     if delegated is not None:

@@ -48,7 +48,7 @@ class Parser(argparse.ArgumentParser):
 
 
 class VersionAction(argparse.Action):
-    """`--version`: print `services.common.version.version_line()` and exit 0 (git is asked only
+    """`--version`: print `videophy_bench.common.version.version_line()` and exit 0 (git is asked only
     when the flag is given)."""
 
     def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
@@ -56,7 +56,7 @@ class VersionAction(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
 
     def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
-        from services.common.version import version_line
+        from videophy_bench.common.version import version_line
 
         print(version_line())  # stdout, like argparse's own "version" action
         parser.exit(0)

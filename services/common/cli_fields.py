@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import MISSING, dataclass
 from typing import Any
 
-from services.common.settings import env_flag
+from videophy_bench.common.settings import env_flag
 
 META_KEY = "cli"
 _UNSET = object()  # dataclasses.MISSING cannot be a default of a dataclass field
@@ -30,7 +30,7 @@ class Flag:
     group: str  # argparse group title ("" = the parser itself)
     type: Callable[[str], Any] | None = None  # argparse `type` (None: str, or a store_true flag)
     store_true: bool = False
-    env: bool = False  # also read VIDEOPHY_<FLAG> (services.common.settings.env_flag)
+    env: bool = False  # also read VIDEOPHY_<FLAG> (videophy_bench.common.settings.env_flag)
     required: bool = False
     metavar: str | None = None
     choices: tuple[Any, ...] | None = None

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from services.common.storage import FILE_MODE
+from videophy_bench.common.storage import FILE_MODE
 
 if TYPE_CHECKING:
     import pandas as pd

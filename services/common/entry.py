@@ -1,6 +1,6 @@
 """What every entry point does the same way: logging set up once, and one line instead of a traceback.
 
-`videophy-bench` (and each command it delegates to) and `python -m services.generator|evaluator` run
+`videophy-bench` (and each command it delegates to) and `python -m videophy_bench.generator|evaluator` run
 their body through `guarded`: an unexpected exception is printed as `videophy-bench <cmd>: <message>`
 with exit code 1; its traceback is shown only when logging is at DEBUG (`--log-level DEBUG`).
 """
@@ -12,7 +12,7 @@ import sys
 import traceback
 from collections.abc import Callable
 
-from services.common.settings import LOG_FORMAT
+from videophy_bench.common.settings import LOG_FORMAT
 
 RUNTIME_FAILURE = 1
 INTERRUPTED = 130
@@ -57,7 +57,7 @@ def guarded(command: str, body: Callable[[], int]) -> int:
         if debug:
             traceback.print_exc()
         text = one_line(exc)
-        if not type(exc).__module__.startswith("services."):  # ours are written to be read as they are
+        if not type(exc).__module__.startswith("videophy_bench."):  # ours are written to be read as they are
             text = f"{type(exc).__name__}: {text}"
             text += "" if debug else " (--log-level DEBUG shows the traceback)"
         print(f"videophy-bench {command}: {text}", file=sys.stderr)

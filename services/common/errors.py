@@ -1,6 +1,6 @@
 """Domain errors of the services: what went wrong, in the model's terms, without transport codes.
 
-Backends, engines and servicers raise these; `services.common.interceptors` maps them onto gRPC status
+Backends, engines and servicers raise these; `videophy_bench.common.interceptors` maps them onto gRPC status
 codes in one place (KServe's `InvalidInput` style), so this module imports no grpc and the generator's
 presets, the judges and the orchestrator's early checks can raise them without a transport in sight.
 """

@@ -1,6 +1,6 @@
 """Container health check over grpc.health.v1: exit 0 when the service reports SERVING.
 
-Used by the images' Docker HEALTHCHECK (`python -m services.common.healthcheck`); Kubernetes uses its
+Used by the images' Docker HEALTHCHECK (`python -m videophy_bench.common.healthcheck`); Kubernetes uses its
 native gRPC probes instead. The port comes from VIDEOPHY_HEALTH_BIND (the plaintext health-only
 listener a TLS server adds) or else VIDEOPHY_BIND. Health needs no token (interceptors.OPEN_METHOD_PREFIXES).
 """
@@ -12,9 +12,8 @@ import sys
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-from services.common.arguments import Parser
-from services.common.server import READINESS
+from videophy_bench.common.arguments import Parser
+from videophy_bench.common.server import READINESS
 
 
 def target_from_bind(bind: str) -> str:
@@ -43,7 +42,7 @@ def check(target: str, service: str, timeout_s: float) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     p = Parser(
-        allow_abbrev=False, prog="python -m services.common.healthcheck", description=__doc__)
+        allow_abbrev=False, prog="python -m videophy_bench.common.healthcheck", description=__doc__)
     p.add_argument("--target", default=None,
                    help="host:port (default: VIDEOPHY_HEALTH_BIND, else VIDEOPHY_BIND, else 127.0.0.1:50051)")
     p.add_argument("--service", default=READINESS, help="health service name ('' = liveness, 'readiness')")

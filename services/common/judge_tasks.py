@@ -7,14 +7,14 @@ proto enums), so the orchestrator, the evaluator and the analysis can all import
 
 A task's `wire` value is its `videophy.v1.JudgeTask` enum value (proto3 enums are open: a value the
 proto file does not name still travels, so a task registered at runtime can be routed end to end).
-The judges (models) that answer tasks are registered in `services.evaluator.catalog`.
+The judges (models) that answer tasks are registered in `videophy_bench.evaluator.catalog`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from videophy.v1 import evaluator_pb2
+from videophy_bench.proto.v1 import evaluator_pb2
 
 
 @dataclass(frozen=True)

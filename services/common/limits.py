@@ -8,7 +8,7 @@ generator's text-encoder cap) are checked by the services themselves, with their
 
 from __future__ import annotations
 
-from services.common.errors import InvalidRequest
+from videophy_bench.common.errors import InvalidRequest
 
 # Generator: one positive or negative prompt. UMT5 reads at most 512 tokens; this cap only bounds
 # the cost of tokenizing (real VideoPhy-2 upsampled captions are far below it).

@@ -1,11 +1,12 @@
 """One client for OpenAI-compatible chat-completions endpoints (vLLM, SGLang, Ollama, OpenAI), shared by
-the PhyT2V refiner (`services.orchestrator.phyt2v`) and the VLM judge (`services.evaluator.vlm`).
+the PhyT2V refiner (`videophy_bench.orchestrator.phyt2v`) and the VLM judge (`videophy_bench.evaluator.vlm`).
 
 The protocol is the official `openai` client's; retries are tenacity's, bounded by `max_attempts` (the
 client's own retries are off so there is one bound): 429, 5xx, timeouts and connection failures are
 retried with exponential backoff; any other status raises `EndpointError` at once with the status and
 the start of the body (401/403: check the API key). The API key is never logged, recorded in an
-exchange, or put on a child process's command line (`services.common.redact.redact_argv`, `API_KEY_ENV`).
+exchange, or put on a child process's command line
+(`videophy_bench.common.redact.redact_argv`, `API_KEY_ENV`).
 Torch-free; `openai` and Pillow are imported only when used.
 """
 
@@ -23,9 +24,8 @@ from typing import Any
 
 from tenacity import RetryError, retry_if_exception_type, stop_after_attempt, wait_exponential
 from tenacity import Retrying as _Retrying
-
-from services.common.cli_fields import add_cli_args, cli_field, cli_values
-from services.common.settings import env_name
+from videophy_bench.common.cli_fields import add_cli_args, cli_field, cli_values
+from videophy_bench.common.settings import env_name
 
 # Sent when no key is given: the openai client insists on one, servers without auth ignore it (vLLM's
 # documented convention). The user's OPENAI_API_KEY is never sent implicitly to another endpoint.
@@ -257,7 +257,7 @@ def image_part(url: str) -> dict[str, Any]:
 def add_endpoint_flags(parser: argparse.ArgumentParser,
                        groups: dict[str, Any] | None = None) -> dict[str, Any]:
     """The `--llm-*` flags (each also from VIDEOPHY_*): one spelling for `run`, `refine` and
-    `serve evaluator`; returns the argparse groups by title (services.common.cli_fields)."""
+    `serve evaluator`; returns the argparse groups by title (videophy_bench.common.cli_fields)."""
     groups = add_cli_args(EndpointSettings, parser, groups)
     g = groups[ENDPOINT]
     # default None: the environment is read in from_cli_args, so --help never shows a key

@@ -41,7 +41,7 @@ def device_name(device: str) -> str:
 
 def runtime_info(device: str) -> Any:
     """The `RuntimeInfo` a service reports with every result (build it once: none of it changes)."""
-    from videophy.v1 import common_pb2
+    from videophy_bench.proto.v1 import common_pb2
 
     return common_pb2.RuntimeInfo(device=device, device_name=device_name(device),
                                   hostname=socket.gethostname(), library_versions=library_versions())

@@ -20,10 +20,9 @@ import grpc
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-
-from services.common.entry import one_line
-from services.common.interceptors import DrainInterceptor, ErrorMappingInterceptor, TokenAuthInterceptor
-from services.common.watchdog import DeviceWatchdog
+from videophy_bench.common.entry import one_line
+from videophy_bench.common.interceptors import DrainInterceptor, ErrorMappingInterceptor, TokenAuthInterceptor
+from videophy_bench.common.watchdog import DeviceWatchdog
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +201,7 @@ async def run_service(args, service_name: str, register: Callable[[aio.Server], 
     long) model load so probes and local mode see the process at once. `watchdog` (the servicer's, on
     its device threads) turns liveness NOT_SERVING while a step is stalled.
     """
-    from services.common.settings import read_token
+    from videophy_bench.common.settings import read_token
 
     tls = TlsFiles(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
     host = ServiceHost(bind=args.bind, service_names=[service_name], register=register,

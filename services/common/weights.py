@@ -1,4 +1,4 @@
-"""`python -m services.common.weights generator|evaluator`: fill the weights cache, load nothing.
+"""`python -m videophy_bench.common.weights generator|evaluator`: fill the weights cache, load nothing.
 
 The prefetch Job of `videophy-bench cluster run` (services/orchestrator/pinning.py) runs this in the
 service's own image with the service's own configuration (VIDEOPHY_MODEL, VIDEOPHY_MODEL_PATH,
@@ -11,13 +11,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from services.common.entry import guarded
+from videophy_bench.common.entry import guarded
 
 
 def generator_weights() -> tuple[Path, str]:
-    from services.generator.cli import build_parser
-    from services.generator.diffusers_backend import resolve_model_dir
-    from services.generator.presets import get_preset
+    from videophy_bench.generator.cli import build_parser
+    from videophy_bench.generator.diffusers_backend import resolve_model_dir
+    from videophy_bench.generator.presets import get_preset
 
     args = build_parser().parse_args([])
     preset = get_preset(args.model)
@@ -25,9 +25,9 @@ def generator_weights() -> tuple[Path, str]:
 
 
 def evaluator_weights() -> tuple[Path, str]:
-    from services.evaluator.catalog import judge_spec
-    from services.evaluator.cli import build_parser
-    from services.evaluator.model.loading import resolve_checkpoint
+    from videophy_bench.evaluator.catalog import judge_spec
+    from videophy_bench.evaluator.cli import build_parser
+    from videophy_bench.evaluator.model.loading import resolve_checkpoint
 
     args = build_parser().parse_args([])
     spec = judge_spec(args.model)
@@ -41,7 +41,7 @@ SERVICES = {"generator": generator_weights, "evaluator": evaluator_weights}
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1 or argv[0] not in SERVICES:
-        print(f"usage: python -m services.common.weights {{{','.join(SERVICES)}}}", file=sys.stderr)
+        print(f"usage: python -m videophy_bench.common.weights {{{','.join(SERVICES)}}}", file=sys.stderr)
         return 2
 
     def body() -> int:

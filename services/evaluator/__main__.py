@@ -1,5 +1,5 @@
 import sys
 
-from services.evaluator.cli import main
+from videophy_bench.evaluator.cli import main
 
 sys.exit(main())

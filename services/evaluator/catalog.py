@@ -3,8 +3,8 @@
 Each `JudgeSpec` names a factory as `module:callable`, imported only when the judge is loaded
 (lm-evaluation-harness style), so this module stays torch-free: the orchestrator checks
 `--judge-model` / `--videocon-model` against it before it creates or starts anything. Adding a judge
-is one module (a factory returning a `services.evaluator.judge.Judge`) and one `register_judge` entry.
-The tasks themselves are registered in `services.common.judge_tasks`.
+is one module (a factory returning a `videophy_bench.evaluator.judge.Judge`) and one `register_judge` entry.
+The tasks themselves are registered in `videophy_bench.common.judge_tasks`.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.common.judge_tasks import tasks_of
+from videophy_bench.common.judge_tasks import tasks_of
 
 TINY = "tiny"  # random weights in the official layout, built offline
-MPLUG_FACTORY = "services.evaluator.judge:load_mplug_judge"
+MPLUG_FACTORY = "videophy_bench.evaluator.judge:load_mplug_judge"
 OPENAI_VLM = "openai-vlm"
 
 
@@ -30,7 +30,7 @@ class JudgeSpec:
 
     name: str
     factory: str  # "module:callable", imported lazily
-    tasks: tuple[str, ...]  # judge-task names it answers (services.common.judge_tasks)
+    tasks: tuple[str, ...]  # judge-task names it answers (videophy_bench.common.judge_tasks)
     model_id: str = ""  # Hub repo of its weights; "" when built offline or given as --model
     description: str = ""
     # Asks a model endpoint instead of loading weights: needs --llm-endpoint/--llm-model, takes no device.
@@ -98,6 +98,6 @@ register_judge(JudgeSpec("videophy_2_auto", MPLUG_FACTORY, tasks_of("autoeval"),
                          "videophysics/videophy_2_auto", "VideoPhy-2 AutoEval"))
 register_judge(JudgeSpec("videocon_physics", MPLUG_FACTORY, tasks_of("videocon"),
                          "videophysics/videocon_physics", "VideoCon-Physics"))
-register_judge(JudgeSpec(OPENAI_VLM, "services.evaluator.vlm:load_vlm_judge", tasks_of("autoeval"),
+register_judge(JudgeSpec(OPENAI_VLM, "videophy_bench.evaluator.vlm:load_vlm_judge", tasks_of("autoeval"),
                          description="the AutoEval rubric asked of a VLM over an OpenAI-compatible endpoint "
                          "(--llm-endpoint, --llm-model)", endpoint=True))

@@ -1,4 +1,4 @@
-"""`videophy-bench serve evaluator` / `python -m services.evaluator`: flags, judge loading, serving."""
+"""`videophy-bench serve evaluator` / `python -m videophy_bench.evaluator`: flags, judge loading, serving."""
 
 from __future__ import annotations
 
@@ -7,16 +7,15 @@ import asyncio
 import functools
 import sys
 
-from videophy.v1 import evaluator_pb2, evaluator_pb2_grpc
-
-from services.common.arguments import Parser
-from services.common.entry import configure_logging, guarded
-from services.common.openai_chat import EndpointSettings, add_endpoint_flags
-from services.common.server import run_service
-from services.common.settings import add_server_flags, env_flag
-from services.common.storage import Storage
-from services.evaluator.catalog import endpoint_judge, judge_names
-from services.evaluator.frame_rule import FrameRule, add_frame_flags
+from videophy_bench.common.arguments import Parser
+from videophy_bench.common.entry import configure_logging, guarded
+from videophy_bench.common.openai_chat import EndpointSettings, add_endpoint_flags
+from videophy_bench.common.server import run_service
+from videophy_bench.common.settings import add_server_flags, env_flag
+from videophy_bench.common.storage import Storage
+from videophy_bench.evaluator.catalog import endpoint_judge, judge_names
+from videophy_bench.evaluator.frame_rule import FrameRule, add_frame_flags
+from videophy_bench.proto.v1 import evaluator_pb2, evaluator_pb2_grpc
 
 SERVICE_NAME = evaluator_pb2.DESCRIPTOR.services_by_name["EvaluatorService"].full_name
 DEFAULT_PORT = 50052
@@ -58,8 +57,8 @@ def _endpoint_options(args: argparse.Namespace) -> dict:
 
 
 def _factory(args: argparse.Namespace, endpoint: dict):
-    from services.common.runtime import resolve_device
-    from services.evaluator.judge import load_judge
+    from videophy_bench.common.runtime import resolve_device
+    from videophy_bench.evaluator.judge import load_judge
 
     if endpoint:  # checked against the endpoint before serving (main)
         return functools.partial(load_judge, args.model, check=False, **endpoint)
@@ -73,8 +72,8 @@ async def serve(args: argparse.Namespace, judge_factory=None, on_listening=None,
                 endpoint: dict | None = None) -> None:
     """Serve until SIGTERM/SIGINT. `judge_factory` (no arguments -> Judge) replaces the flags' judge;
     `on_listening(host)` is called once the port is bound, before the judge loads (tests, embedding)."""
-    from services.evaluator.engine import EvaluationEngine
-    from services.evaluator.service import EvaluatorServicer
+    from videophy_bench.evaluator.engine import EvaluationEngine
+    from videophy_bench.evaluator.service import EvaluatorServicer
 
     if judge_factory is None:
         judge_factory = _factory(args, _endpoint_options(args) if endpoint is None else endpoint)
@@ -99,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"videophy-bench serve evaluator: {exc}", file=sys.stderr)
             return 2
         if endpoint:  # an endpoint that cannot answer is one line before the port is bound
-            from services.common.openai_chat import ChatClient
+            from videophy_bench.common.openai_chat import ChatClient
 
             ChatClient.from_settings(endpoint["endpoint"]).check()
         asyncio.run(serve(args, endpoint=endpoint))

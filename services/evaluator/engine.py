@@ -4,7 +4,7 @@
 queued into one `judge_batch` forward, whose padding keeps each score equal to its batch-of-one score;
 each batch runs inside the device watchdog (services/common/watchdog.py): one batch past
 `stall_limit_s` fails liveness. Every request is checked before its video is hashed, decoded or queued
-(sizes from `services.common.limits`, then the judge's own `validate`: characters, NUL, tokens against
+(sizes from `videophy_bench.common.limits`, then the judge's own `validate`: characters, NUL, tokens against
 its context), so an oversized request costs no model work. One video's failure is its own: a bad
 video is `FailedPrecondition`, bad text `InvalidRequest`, an endpoint that kept failing `Upstream`.
 The gRPC servicer (services/evaluator/service.py) only converts protos.
@@ -21,14 +21,12 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from videophy.v1 import common_pb2
-
-from services.common.errors import Busy, FailedPrecondition, InvalidRequest, NotReady, Upstream
-from services.common.limits import MAX_ID_CHARS, MAX_JUDGE_QUERIES, MAX_URI_CHARS, require_texts
-from services.common.runtime import runtime_info
-from services.common.storage import Storage, sha256_file
-from services.common.watchdog import DeviceWatchdog
-from services.evaluator.errors import (
+from videophy_bench.common.errors import Busy, FailedPrecondition, InvalidRequest, NotReady, Upstream
+from videophy_bench.common.limits import MAX_ID_CHARS, MAX_JUDGE_QUERIES, MAX_URI_CHARS, require_texts
+from videophy_bench.common.runtime import runtime_info
+from videophy_bench.common.storage import Storage, sha256_file
+from videophy_bench.common.watchdog import DeviceWatchdog
+from videophy_bench.evaluator.errors import (
     EmptyVideoError,
     JudgeEndpointError,
     JudgeError,
@@ -36,7 +34,8 @@ from services.evaluator.errors import (
     VideoDecodeError,
     VideoNotFoundError,
 )
-from services.evaluator.judge import Judge, JudgeOutcome, JudgeQuery
+from videophy_bench.evaluator.judge import Judge, JudgeOutcome, JudgeQuery
+from videophy_bench.proto.v1 import common_pb2
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +69,7 @@ class VideoJudgeRequest:
 
     request_id: str
     video_uri: str
-    queries: list[JudgeQuery]  # task names (services.common.judge_tasks) and their texts
+    queries: list[JudgeQuery]  # task names (videophy_bench.common.judge_tasks) and their texts
     video_sha256: str = ""  # when set, the video must have this sha256
 
 

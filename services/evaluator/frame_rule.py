@@ -14,7 +14,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
-from services.common.cli_fields import add_cli_args, cli_field, cli_values
+from videophy_bench.common.cli_fields import add_cli_args, cli_field, cli_values
 
 IMAGE_FORMATS = ("png", "jpeg")
 MAX_FRAMES = 64  # a request of 64 images is already far beyond what VLM servers accept by default

@@ -9,7 +9,7 @@ Contract of a ``Judge``:
   A judge may put a ``JudgeError`` in an item's place instead of its outcome: a failure of that item
   alone (the VLM judge: its endpoint kept failing); the servicer answers that caller with it.
 - Bad input raises a ``JudgeInputError`` subclass before any model work (``judge_batch`` sets
-  ``item_index`` on it): characters and NUL first (``services.common.limits``), then the tokenized
+  ``item_index`` on it): characters and NUL first (``videophy_bench.common.limits``), then the tokenized
   prompt against the language model's context (``max_position_embeddings``). The official AutoEval code
   never truncates a prompt (``max_length=256`` bounds the generated tokens only), so a prompt that fits
   is scored exactly as sent and one that does not is refused; VideoCon prompts are truncated to 257
@@ -29,11 +29,10 @@ from pathlib import Path
 from typing import Protocol
 
 import torch
-
-from services.common import judge_tasks
-from services.common.limits import MAX_JUDGE_TEXT_CHARS, check_text
-from services.evaluator.catalog import LOCAL, TINY, JudgeSpec, judge_spec
-from services.evaluator.errors import (
+from videophy_bench.common import judge_tasks
+from videophy_bench.common.limits import MAX_JUDGE_TEXT_CHARS, check_text
+from videophy_bench.evaluator.catalog import LOCAL, TINY, JudgeSpec, judge_spec
+from videophy_bench.evaluator.errors import (
     EmptyTextError,
     JudgeError,
     JudgeInputError,
@@ -41,15 +40,15 @@ from services.evaluator.errors import (
     UnsupportedPromptError,
     UnsupportedTaskError,
 )
-from services.evaluator.model.frames import NUM_FRAMES, PixelNormalizer
-from services.evaluator.model.language import LEGACY_ATTENTION
-from services.evaluator.model.loading import load_model, resolve_checkpoint
-from services.evaluator.model.modeling import OFFICIAL_MAX_NEW_TOKENS, MplugOwlForConditionalGeneration
-from services.evaluator.model.parsing import ParseStatus, parse_answer
-from services.evaluator.model.templates import build_prompt
-from services.evaluator.model.tokenization import IMAGE_TOKEN, PromptTokenizer
-from services.evaluator.model.videocon import videocon_scores
-from services.evaluator.prefetch import FramePrefetcher, PreparedVideo
+from videophy_bench.evaluator.model.frames import NUM_FRAMES, PixelNormalizer
+from videophy_bench.evaluator.model.language import LEGACY_ATTENTION
+from videophy_bench.evaluator.model.loading import load_model, resolve_checkpoint
+from videophy_bench.evaluator.model.modeling import OFFICIAL_MAX_NEW_TOKENS, MplugOwlForConditionalGeneration
+from videophy_bench.evaluator.model.parsing import ParseStatus, parse_answer
+from videophy_bench.evaluator.model.templates import build_prompt
+from videophy_bench.evaluator.model.tokenization import IMAGE_TOKEN, PromptTokenizer
+from videophy_bench.evaluator.model.videocon import videocon_scores
+from videophy_bench.evaluator.prefetch import FramePrefetcher, PreparedVideo
 
 DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float32": torch.float32, "fp32": torch.float32}
 
@@ -267,7 +266,7 @@ def _sync(device: torch.device) -> None:
 
 def load_judge(name_or_path: str | Path = "tiny", device: str = "cpu", dtype: str | torch.dtype = "bfloat16",
                **options) -> Judge:
-    """A judge by registry name (`services.evaluator.catalog`), a Hub repo id or a local directory (the
+    """A judge by registry name (`videophy_bench.evaluator.catalog`), a Hub repo id or a local directory (the
     mPLUG-Owl code); its factory is imported only now."""
     name = str(name_or_path)
     spec = judge_spec(name) or LOCAL
@@ -290,7 +289,7 @@ def load_mplug_judge(
     (``videophy_2_auto``, ``videocon_physics``), or ``source`` as a Hub repo id / local directory."""
     torch_dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
     if spec.name == TINY:
-        from services.evaluator.tiny import build_tiny_judge, default_tiny_dir
+        from videophy_bench.evaluator.tiny import build_tiny_judge, default_tiny_dir
 
         directory, model_id = build_tiny_judge(default_tiny_dir()), TINY
     else:

@@ -4,7 +4,8 @@ Takes the official options in either spelling (``--input_csv`` or ``--input-csv`
 ``--checkpoint``, ``--task``, ``--lora_checkpoint``, ``--batch_size``, ``--num_frames``). Reads the official
 input CSVs (``sa``: videopath, caption; ``pc``: videopath; ``rule``: videopath, rule) and writes the
 official output (input columns + float ``score``, pandas index as the first column) plus ``raw_text``
-and ``parse_status``, through ``services.common.csvio``: every cell reads back exactly as it was (quotes,
+and ``parse_status``, through
+``videophy_bench.common.csvio``: every cell reads back exactly as it was (quotes,
 ``\\r``, NUL, undecodable bytes). Unlike the official script it judges every row (not the first 20) and a
 row it would crash on (bad video, parser crash) gets an empty score and a status instead; the exit code
 is then 1. Video paths are taken as given (as the official script does), else relative to
@@ -21,12 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-from services.common import csvio
-from services.common.arguments import Parser
-from services.evaluator.errors import JudgeError, JudgeInputError
-from services.evaluator.judge import JudgeQuery, load_judge
-from services.evaluator.model.frames import NUM_FRAMES
+from videophy_bench.common import csvio
+from videophy_bench.common.arguments import Parser
+from videophy_bench.evaluator.errors import JudgeError, JudgeInputError
+from videophy_bench.evaluator.judge import JudgeQuery, load_judge
+from videophy_bench.evaluator.model.frames import NUM_FRAMES
 
 log = logging.getLogger(__name__)
 TEXT_COLUMN = {"sa": "caption", "pc": None, "rule": "rule"}

@@ -7,8 +7,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
-
-from services.evaluator.model.frames import NUM_FRAMES, PixelNormalizer, decode_video
+from videophy_bench.evaluator.model.frames import NUM_FRAMES, PixelNormalizer, decode_video
 
 
 @dataclass(frozen=True)

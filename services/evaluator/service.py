@@ -7,12 +7,11 @@ services/common/interceptors.py.
 
 from __future__ import annotations
 
-from videophy.v1 import evaluator_pb2, evaluator_pb2_grpc
-
-from services.common import judge_tasks
-from services.common.errors import InvalidRequest, NotReady
-from services.evaluator.engine import EvaluationEngine, VideoJudgeRequest
-from services.evaluator.judge import JudgeQuery
+from videophy_bench.common import judge_tasks
+from videophy_bench.common.errors import InvalidRequest, NotReady
+from videophy_bench.evaluator.engine import EvaluationEngine, VideoJudgeRequest
+from videophy_bench.evaluator.judge import JudgeQuery
+from videophy_bench.proto.v1 import evaluator_pb2, evaluator_pb2_grpc
 
 
 def judge_request(request: evaluator_pb2.EvaluateRequest) -> VideoJudgeRequest:

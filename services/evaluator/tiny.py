@@ -18,18 +18,17 @@ from pathlib import Path
 
 import sentencepiece as spm
 import torch
-
-from services.common.cache import cache_dir
-from services.evaluator.model.configuration import (
+from videophy_bench.common.cache import cache_dir
+from videophy_bench.evaluator.model.configuration import (
     LLAMA_7B_DEFAULTS,
     AbstractorConfig,
     MplugOwlConfig,
     VisionConfig,
 )
-from services.evaluator.model.frames import CLIP_MEAN, CLIP_STD, FRAME_SIZE
-from services.evaluator.model.language import LEGACY_ATTENTION
-from services.evaluator.model.modeling import MplugOwlForConditionalGeneration
-from services.evaluator.model.templates import (
+from videophy_bench.evaluator.model.frames import CLIP_MEAN, CLIP_STD, FRAME_SIZE
+from videophy_bench.evaluator.model.language import LEGACY_ATTENTION
+from videophy_bench.evaluator.model.modeling import MplugOwlForConditionalGeneration
+from videophy_bench.evaluator.model.templates import (
     PROMPT_PHYSICS,
     PROMPT_RULE,
     PROMPT_SA,

@@ -27,16 +27,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from services.common.openai_chat import ChatClient, EndpointError, EndpointSettings, data_url, image_part
-from services.evaluator.catalog import JudgeSpec
-from services.evaluator.errors import JudgeEndpointError, JudgeError, JudgeInputError
-from services.evaluator.frame_rule import JPEG_QUALITY, FrameRule
-from services.evaluator.judge import JudgeAnswer, JudgeInfo, JudgeOutcome, JudgeQuery, check_queries
-from services.evaluator.model.frames import decode_video
-from services.evaluator.model.modeling import OFFICIAL_MAX_NEW_TOKENS
-from services.evaluator.model.parsing import parse_answer
-from services.evaluator.model.templates import AUTOEVAL_SYSTEM, question
+from videophy_bench.common.openai_chat import (
+    ChatClient,
+    EndpointError,
+    EndpointSettings,
+    data_url,
+    image_part,
+)
+from videophy_bench.evaluator.catalog import JudgeSpec
+from videophy_bench.evaluator.errors import JudgeEndpointError, JudgeError, JudgeInputError
+from videophy_bench.evaluator.frame_rule import JPEG_QUALITY, FrameRule
+from videophy_bench.evaluator.judge import JudgeAnswer, JudgeInfo, JudgeOutcome, JudgeQuery, check_queries
+from videophy_bench.evaluator.model.frames import decode_video
+from videophy_bench.evaluator.model.modeling import OFFICIAL_MAX_NEW_TOKENS
+from videophy_bench.evaluator.model.parsing import parse_answer
+from videophy_bench.evaluator.model.templates import AUTOEVAL_SYSTEM, question
 
 # Chat models explain themselves unless told not to, and the official parser takes the first number
 # word anywhere ("someone" scores 1): one fixed line asks for the bare number.
@@ -112,7 +117,7 @@ class _AnswerCache:
 
 
 class VlmJudge:
-    """A `services.evaluator.judge.Judge` over a chat endpoint (see the module docstring)."""
+    """A `videophy_bench.evaluator.judge.Judge` over a chat endpoint (see the module docstring)."""
 
     device_work = False  # network waits, bounded by --llm-timeout-s and --llm-attempts
 

@@ -1,5 +1,5 @@
 import sys
 
-from services.generator.cli import main
+from videophy_bench.generator.cli import main
 
 sys.exit(main())

@@ -9,7 +9,7 @@ Presets (docs/performance.md has the measurements behind each choice):
 
 * ``none``: the plain diffusers eager pipeline (attention ``native``, no compile). Reference only.
 * ``lossless`` (the default): output equals the eager pipeline within bf16 tolerance.
-  - the fastest exact attention kernel available (``services.generator.attention``: FlashAttention-3
+  - the fastest exact attention kernel available (``videophy_bench.generator.attention``: FlashAttention-3
     on a Hopper GPU where it is installed and passes its self-check, else ``native`` SDPA, which on
     torch >= 2.9 / H100 dispatches to cuDNN flash attention; VIDEOPHY_ATTENTION_BACKEND forces one),
   - (Wan only: pipelines with ``expand_timesteps``, labelled ``t=shared``) one time embedding per step
@@ -43,7 +43,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from services.generator import attention
+from videophy_bench.generator import attention
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-
-from services.generator.presets import Params, Preset
+from videophy_bench.generator.presets import Params, Preset
 
 # When the VAE decode of one item may run beside the next item's denoising (GeneratorServicer).
 DECODE_OVERLAP = ("auto", "on", "off")
@@ -30,7 +29,7 @@ class GenerationOutput:
     attempts: int = 1
     latents: Any = None  # device tensor between `denoise` and `decode`
     # Text-encoder tokens of the prompt and of the negative prompt, before the cap
-    # (services.generator.prompt_tokens); None when the backend does not count them.
+    # (videophy_bench.generator.prompt_tokens); None when the backend does not count them.
     prompt_tokens: int | None = None
     negative_prompt_tokens: int | None = None
 
@@ -40,7 +39,7 @@ class GeneratorBackend(Protocol):
 
     Contract: `load` and `warmup` run once before the service reports ready; `generate` (or
     `denoise`) is called from a single worker thread, one job at a time; it calls `on_step` after every
-    denoising step and raises `services.common.errors.Cancelled` at the next step once `should_stop()`
+    denoising step and raises `videophy_bench.common.errors.Cancelled` at the next step once `should_stop()`
     is true. `decode` may run on a second thread beside the next `denoise`.
     Device out-of-memory surfaces as `torch.OutOfMemoryError`; `enable_low_memory` then switches to
     the slower low-memory mode (VAE tiling, offload of idle components) for a retry.

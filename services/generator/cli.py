@@ -1,4 +1,4 @@
-"""`videophy-bench serve generator` / `python -m services.generator`: flags, model loading, serving."""
+"""`videophy-bench serve generator` / `python -m videophy_bench.generator`: flags, model loading, serving."""
 
 from __future__ import annotations
 
@@ -7,17 +7,16 @@ import asyncio
 import os
 from collections.abc import Callable
 
-from videophy.v1 import generator_pb2, generator_pb2_grpc
-
-from services.common.arguments import Parser
-from services.common.entry import configure_logging, guarded
-from services.common.server import ServiceHost, run_service
-from services.common.settings import add_server_flags, env_flag
-from services.common.storage import Storage
-from services.common.video import DEFAULT_QUALITY
-from services.generator.acceleration import DEFAULT_PRESET, PRESET_NAMES
-from services.generator.backend import DECODE_OVERLAP
-from services.generator.presets import PRESETS, get_preset
+from videophy_bench.common.arguments import Parser
+from videophy_bench.common.entry import configure_logging, guarded
+from videophy_bench.common.server import ServiceHost, run_service
+from videophy_bench.common.settings import add_server_flags, env_flag
+from videophy_bench.common.storage import Storage
+from videophy_bench.common.video import DEFAULT_QUALITY
+from videophy_bench.generator.acceleration import DEFAULT_PRESET, PRESET_NAMES
+from videophy_bench.generator.backend import DECODE_OVERLAP
+from videophy_bench.generator.presets import PRESETS, get_preset
+from videophy_bench.proto.v1 import generator_pb2, generator_pb2_grpc
 
 SERVICE_NAME = generator_pb2.DESCRIPTOR.services_by_name["GeneratorService"].full_name
 DEFAULT_PORT = 50051
@@ -58,8 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def make_backend(args: argparse.Namespace):
-    from services.common.runtime import resolve_device
-    from services.generator.families import get_backend
+    from videophy_bench.common.runtime import resolve_device
+    from videophy_bench.generator.families import get_backend
 
     return get_backend(get_preset(args.model), device=resolve_device(args.device), model_path=args.model_path,
                        revision=args.revision, cache_dir=args.cache_dir, compile_blocks=_compile_choice(args),
@@ -78,8 +77,8 @@ async def serve(args: argparse.Namespace, backend=None,
     `on_listening` gets the host once the port is bound (embedding and tests use it to reach the port
     and `host.drain()`).
     """
-    from services.generator.engine import GenerationEngine
-    from services.generator.service import GeneratorServicer
+    from videophy_bench.generator.engine import GenerationEngine
+    from videophy_bench.generator.service import GeneratorServicer
 
     backend = backend or make_backend(args)
     engine = GenerationEngine(backend, Storage(args.storage_root), mp4_quality=args.mp4_quality,

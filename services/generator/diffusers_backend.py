@@ -16,10 +16,10 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from services.common.cache import cache_dir
-from services.common.errors import Cancelled, InvalidRequest
-from services.generator import prompt_tokens
-from services.generator.backend import (
+from videophy_bench.common.cache import cache_dir
+from videophy_bench.common.errors import Cancelled, InvalidRequest
+from videophy_bench.generator import prompt_tokens
+from videophy_bench.generator.backend import (
     GenerationJob,
     GenerationOutput,
     StepCallback,
@@ -27,7 +27,7 @@ from services.generator.backend import (
     enter_low_memory,
     free_device_memory,
 )
-from services.generator.presets import Preset
+from videophy_bench.generator.presets import Preset
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +62,7 @@ def resolve_model_dir(preset: Preset, model_path: str | None, revision: str | No
             digest.update(cfg.read_bytes())
         return local, f"local:{digest.hexdigest()[:12]}"
     from huggingface_hub import snapshot_download
-
-    from services.common import hub
+    from videophy_bench.common import hub
 
     try:
         path = Path(hub.fetch(source, snapshot_download, repo_id=source, revision=revision,
@@ -75,7 +74,7 @@ def resolve_model_dir(preset: Preset, model_path: str | None, revision: str | No
 
 
 class DiffusersWanBackend:
-    """WanPipeline behind the GeneratorBackend contract (see services.generator.backend)."""
+    """WanPipeline behind the GeneratorBackend contract (see videophy_bench.generator.backend)."""
 
     def __init__(self, preset: Preset, model_dir: Path, revision: str, device: str,
                  model_id: str | None = None, compile_blocks: bool | None = None,
@@ -87,7 +86,7 @@ class DiffusersWanBackend:
         self.device = device
         self.compile_blocks = compile_blocks
         self.dtype = "bfloat16" if device.startswith("cuda") else "float32"
-        self.acceleration_preset = acceleration  # services.generator.acceleration.PRESET_NAMES
+        self.acceleration_preset = acceleration  # videophy_bench.generator.acceleration.PRESET_NAMES
         self.acceleration = acceleration
         self.pipe: Any = None
         self.scheduler_name = ""
@@ -116,8 +115,7 @@ class DiffusersWanBackend:
     def attach(self, pipe: Any) -> None:
         """Take a pipeline already on the device: the preset's scheduler and the acceleration preset."""
         from diffusers import UniPCMultistepScheduler
-
-        from services.generator.acceleration import apply_acceleration
+        from videophy_bench.generator.acceleration import apply_acceleration
 
         self._check_layout(pipe)
         self._base_scheduler_config = dict(pipe.scheduler.config)
@@ -140,7 +138,7 @@ class DiffusersWanBackend:
     def warmup(self) -> None:
         """One short generation at the preset's size: compiles kernels before we report ready, and
         measures on CUDA whether a decode fits in memory beside a denoise (`decode_overlap_fits`)."""
-        from services.generator.presets import resolve
+        from videophy_bench.generator.presets import resolve
 
         job = GenerationJob("warm up", resolve(self.preset, seed=0, num_inference_steps=self._warmup_steps()))
         if not self.device.startswith("cuda"):
@@ -192,8 +190,7 @@ class DiffusersWanBackend:
             self._embeds.move_to_end(key)
             return self._embeds[key]
         import torch
-
-        from services.generator.acceleration import text_encoder_on
+        from videophy_bench.generator.acceleration import text_encoder_on
 
         with torch.inference_mode(), text_encoder_on(self.pipe, self.device):
             embeds, _ = self.pipe.encode_prompt(
@@ -215,7 +212,7 @@ class DiffusersWanBackend:
         max_len = self.preset.max_sequence_length
         cached = sum(_embed_key(t, max_len) in self._embeds for t in texts)
         if cached < len(texts):
-            from services.generator.acceleration import text_encoder_on
+            from videophy_bench.generator.acceleration import text_encoder_on
 
             with text_encoder_on(self.pipe, self.device):  # one round trip of a parked encoder
                 for t in texts:
@@ -275,7 +272,7 @@ class DiffusersWanBackend:
         """VAE decode of `out.latents` into uint8 frames (F, H, W, 3), in place on `out`.
 
         The same arithmetic as WanPipeline's own decode plus `output_type="np"` and
-        `services.common.video.to_uint8` (denormalise, clamp, x255, round half to even), but the
+        `videophy_bench.common.video.to_uint8` (denormalise, clamp, x255, round half to even), but the
         rounding runs on the device, so a quarter of the bytes cross to the host and no float copy of
         the video is made there. `side_stream` runs it on the backend's decode stream (CUDA), so it can
         overlap the next item's denoising on the default stream."""

@@ -27,23 +27,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf import json_format
-from videophy.v1 import common_pb2, generator_pb2
-
-from services.common.errors import Busy, InvalidRequest, NotReady, OutOfMemory, PathEscape
-from services.common.limits import (
+from videophy_bench.common.errors import Busy, InvalidRequest, NotReady, OutOfMemory, PathEscape
+from videophy_bench.common.limits import (
     MAX_ID_CHARS,
     MAX_PREPARE_PROMPTS,
     MAX_PROMPT_CHARS,
     MAX_URI_CHARS,
     require_texts,
 )
-from services.common.runtime import runtime_info
-from services.common.storage import Storage, safe_component, sha256_file
-from services.common.video import DEFAULT_QUALITY, encode_mp4
-from services.common.watchdog import DeviceWatchdog
-from services.generator.backend import DECODE_OVERLAP, GenerationJob, GenerationOutput, GeneratorBackend
-from services.generator.presets import Params, resolve
-from services.generator.prompt_tokens import truncated
+from videophy_bench.common.runtime import runtime_info
+from videophy_bench.common.storage import Storage, safe_component, sha256_file
+from videophy_bench.common.video import DEFAULT_QUALITY, encode_mp4
+from videophy_bench.common.watchdog import DeviceWatchdog
+from videophy_bench.generator.backend import DECODE_OVERLAP, GenerationJob, GenerationOutput, GeneratorBackend
+from videophy_bench.generator.presets import Params, resolve
+from videophy_bench.generator.prompt_tokens import truncated
+from videophy_bench.proto.v1 import common_pb2, generator_pb2
 
 log = logging.getLogger(__name__)
 

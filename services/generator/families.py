@@ -4,7 +4,7 @@ A family is what the generator must know about a diffusers text-to-video pipelin
 the backend that drives it and the builder of its tiny random-weights variant (both "module:callable",
 imported only when a model is loaded), its parameter rules (frame count, spatial multiple, which
 guidance parameters exist, its own parameters) and its default negative prompt. Presets
-(services.generator.presets) add the checkpoint and the defaults of its official card.
+(videophy_bench.generator.presets) add the checkpoint and the defaults of its official card.
 
 Adding a family is one `register_family(Family(...))` here, its presets, and its tiny builder
 (docs/architecture.md shows the diff).
@@ -16,7 +16,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-from services.common.errors import InvalidRequest
+from videophy_bench.common.errors import InvalidRequest
 
 # wan/configs/shared_config.py `sample_neg_prompt` of the official Wan2.1/Wan2.2 code.
 WAN_NEGATIVE_PROMPT = (
@@ -64,7 +64,7 @@ class Family:
     fps_kwarg: str | None = None  # pipeline keyword that takes the fps (LTX conditions on the rate)
     url: str = ""  # where the rules come from
     # "module:callable" -> the tiny pipeline's (offline) tokenizer: the orchestrator counts prompt tokens
-    tiny_tokenizer: str = "services.generator.tiny:tiny_tokenizer"
+    tiny_tokenizer: str = "videophy_bench.generator.tiny:tiny_tokenizer"
 
     def extra_param(self, name: str) -> ExtraParam:
         for p in self.extra:
@@ -105,7 +105,7 @@ def get_backend(preset: Any, *, device: str, model_path: str | None = None, revi
     """The one factory of generator backends: the preset's weights (a tiny preset's built offline
     once, unless `model_path` is given) behind its family's backend. `options` go to the backend
     (compile_blocks, acceleration)."""
-    from services.generator.diffusers_backend import resolve_model_dir
+    from videophy_bench.generator.diffusers_backend import resolve_model_dir
 
     family = get_family(preset.family)
     if preset.model_id == "" and not model_path:  # tiny: built locally (once) and read from there
@@ -118,21 +118,21 @@ def get_backend(preset: Any, *, device: str, model_path: str | None = None, revi
 
 
 register_family(Family(
-    "wan", "WanPipeline", "services.generator.diffusers_backend:DiffusersWanBackend",
-    "services.generator.tiny:build_tiny_for", frame_step=4, spatial_multiple=16,
+    "wan", "WanPipeline", "videophy_bench.generator.diffusers_backend:DiffusersWanBackend",
+    "videophy_bench.generator.tiny:build_tiny_for", frame_step=4, spatial_multiple=16,
     negative_prompt=WAN_NEGATIVE_PROMPT, guidance=("guidance_scale", "guidance_scale_2"),
     flow_shift="flow_shift", url="https://github.com/Wan-Video/Wan2.2 (wan/configs)",
 ))
 register_family(Family(
-    "cogvideox", "CogVideoXPipeline", "services.generator.pipeline_backend:DiffusersPipelineBackend",
-    "services.generator.tiny_cogvideox:build", frame_step=4, spatial_multiple=16, negative_prompt="",
+    "cogvideox", "CogVideoXPipeline", "videophy_bench.generator.pipeline_backend:DiffusersPipelineBackend",
+    "videophy_bench.generator.tiny_cogvideox:build", frame_step=4, spatial_multiple=16, negative_prompt="",
     extra=(ExtraParam("use_dynamic_cfg", 0, 1, "cosine-ramped guidance (CogVideoX-5B card: on)",
                       boolean=True),),
     url="https://huggingface.co/THUDM/CogVideoX-5b",
 ))
 register_family(Family(
-    "ltx", "LTXPipeline", "services.generator.pipeline_backend:DiffusersPipelineBackend",
-    "services.generator.tiny_ltx:build", frame_step=8, spatial_multiple=32,
+    "ltx", "LTXPipeline", "videophy_bench.generator.pipeline_backend:DiffusersPipelineBackend",
+    "videophy_bench.generator.tiny_ltx:build", frame_step=8, spatial_multiple=32,
     negative_prompt=LTX_NEGATIVE_PROMPT, fps_kwarg="frame_rate",
     extra=(ExtraParam("guidance_rescale", 0, 1, "rescale of the guided prediction"),
            ExtraParam("decode_timestep", 0, 1, "timestep of the timestep-conditioned VAE decode"),
@@ -140,9 +140,10 @@ register_family(Family(
     url="https://huggingface.co/Lightricks/LTX-Video",
 ))
 register_family(Family(
-    "hunyuanvideo", "HunyuanVideoPipeline", "services.generator.pipeline_backend:DiffusersPipelineBackend",
-    "services.generator.tiny_hunyuanvideo:build", frame_step=4, spatial_multiple=16, negative_prompt="",
-    flow_shift="shift", tiny_tokenizer="services.generator.tiny_hunyuanvideo:llama_tokenizer",
+    "hunyuanvideo", "HunyuanVideoPipeline",
+    "videophy_bench.generator.pipeline_backend:DiffusersPipelineBackend",
+    "videophy_bench.generator.tiny_hunyuanvideo:build", frame_step=4, spatial_multiple=16, negative_prompt="",
+    flow_shift="shift", tiny_tokenizer="videophy_bench.generator.tiny_hunyuanvideo:llama_tokenizer",
     extra=(ExtraParam("true_cfg_scale", 1, 50, "real classifier-free guidance (1: off, the "
                       "distilled guidance_scale alone, as the official code)"),),
     url="https://github.com/Tencent/HunyuanVideo",

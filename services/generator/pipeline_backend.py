@@ -1,7 +1,7 @@
 """The backend of every family whose pipeline runs as it ships (CogVideoX, LTX-Video, HunyuanVideo).
 
 One call of the family's own diffusers pipeline per video, with the preset's scheduler, the
-request's parameters (the family's own ones by keyword, services.generator.families) and the
+request's parameters (the family's own ones by keyword, videophy_bench.generator.families) and the
 pipeline's own text encoding and VAE decode: the arithmetic is exactly the pipeline's. The whole
 pipeline is bfloat16 on GPU (what the CogVideoX-5B / LTX-Video / HunyuanVideo cards run) and fp32 on
 the CPU. The Wan family keeps its own backend (diffusers_backend.py: cached prompt embeddings, the
@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from services.common.errors import Cancelled, InvalidRequest
-from services.generator import prompt_tokens
-from services.generator.backend import (
+from videophy_bench.common.errors import Cancelled, InvalidRequest
+from videophy_bench.generator import prompt_tokens
+from videophy_bench.generator.backend import (
     GenerationJob,
     GenerationOutput,
     StepCallback,
@@ -28,7 +28,7 @@ from services.generator.backend import (
     enter_low_memory,
     free_device_memory,
 )
-from services.generator.presets import Preset
+from videophy_bench.generator.presets import Preset
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,8 @@ def _timed_decode(vae: Any, timings: dict[str, float]) -> Iterator[None]:
 
 
 class DiffusersPipelineBackend:
-    """The family's diffusers pipeline behind the GeneratorBackend contract (services.generator.backend)."""
+    """The family's diffusers pipeline behind the GeneratorBackend contract
+    (videophy_bench.generator.backend)."""
 
     decode_overlap_fits = False  # `denoise` decodes: nothing to overlap
 
@@ -89,8 +90,7 @@ class DiffusersPipelineBackend:
     def attach(self, pipe: Any) -> None:
         """Take a pipeline already on the device: the preset's scheduler and the acceleration preset."""
         import diffusers
-
-        from services.generator.acceleration import apply_acceleration
+        from videophy_bench.generator.acceleration import apply_acceleration
 
         if type(pipe).__name__ != self.family.pipeline:
             raise InvalidRequest(f"{self.model_dir} holds a {type(pipe).__name__}, but preset "
@@ -117,7 +117,7 @@ class DiffusersPipelineBackend:
 
     def warmup(self) -> None:
         """One 2-step generation at the preset's size: compiles kernels before the service is ready."""
-        from services.generator.presets import resolve
+        from videophy_bench.generator.presets import resolve
 
         self.generate(GenerationJob("warm up", resolve(self.preset, seed=0, num_inference_steps=2)),
                       lambda *_: None, lambda: False)
@@ -144,8 +144,7 @@ class DiffusersPipelineBackend:
     def denoise(self, job: GenerationJob, on_step: StepCallback, should_stop: StopCheck) -> GenerationOutput:
         """The pipeline call, decode included: the output holds the frames."""
         import torch
-
-        from services.common.video import to_uint8
+        from videophy_bench.common.video import to_uint8
 
         p = job.params
         self._scheduler_for(p.flow_shift)

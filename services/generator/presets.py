@@ -2,7 +2,7 @@
 
 Every value a video depends on is explicit here, because diffusers' defaults differ from the
 official code (Wan: negative prompt "", A14B flow shift 3.0 on the Hub vs 12.0 upstream). Each preset
-names its family (services.generator.families: pipeline, backend, parameter rules) and records where
+names its family (videophy_bench.generator.families: pipeline, backend, parameter rules) and records where
 its defaults come from (`source`).
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
-from services.common.errors import InvalidRequest
-from services.generator.families import WAN_NEGATIVE_PROMPT, Family, get_family
+from videophy_bench.common.errors import InvalidRequest
+from videophy_bench.generator.families import WAN_NEGATIVE_PROMPT, Family, get_family
 
 __all__ = ["PRESETS", "WAN_NEGATIVE_PROMPT", "Params", "Preset", "get_preset", "resolve", "validate"]
 

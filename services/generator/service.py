@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import threading
 
-from videophy.v1 import generator_pb2, generator_pb2_grpc
-
-from services.generator.engine import GenerationEngine, StepProgress, VideoRequest, params_proto
-from services.generator.presets import OVERRIDE_FIELDS, PRESETS, resolve
+from videophy_bench.generator.engine import GenerationEngine, StepProgress, VideoRequest, params_proto
+from videophy_bench.generator.presets import OVERRIDE_FIELDS, PRESETS, resolve
+from videophy_bench.proto.v1 import generator_pb2, generator_pb2_grpc
 
 
 def video_request(req: generator_pb2.GenerateRequest) -> VideoRequest:

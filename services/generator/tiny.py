@@ -34,8 +34,8 @@ def tiny_tokenizer():
 
 
 def build_tiny_for(preset) -> Path:
-    """The Wan family's tiny builder (services.generator.families): the preset's layout, built once."""
-    from services.generator.diffusers_backend import default_tiny_dir
+    """The Wan family's tiny builder (videophy_bench.generator.families): the preset's layout, built once."""
+    from videophy_bench.generator.diffusers_backend import default_tiny_dir
 
     return build_tiny_pipeline(default_tiny_dir(preset.layout), layout=preset.layout)
 
@@ -97,7 +97,7 @@ def build_tiny_pipeline(out_dir: str | Path, layout: str = "ti2v", seed: int = 0
 def tiny_target(preset, out_dir: str | Path | None) -> tuple[Path, bool]:
     """Where a family's tiny pipeline goes (default: the cache, named after the preset) and whether
     it is built there already."""
-    from services.common.cache import cache_dir
+    from videophy_bench.common.cache import cache_dir
 
     out = Path(out_dir) if out_dir is not None else cache_dir() / preset.name
     return out, (out / "model_index.json").is_file()

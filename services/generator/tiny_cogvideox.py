@@ -3,14 +3,20 @@
 The 5B's architecture choices at toy width: rotary positional embeddings (no learned ones), no
 temporal patching (CogVideoX 1.0), a 4x temporal / 8x spatial VAE and the Hub's v-prediction DDIM
 scheduler config (zero-SNR, trailing); the preset swaps in DPM as the official code does. T5 text
-encoder over the Wan tiny tokenizer (services.generator.tiny).
+encoder over the Wan tiny tokenizer (videophy_bench.generator.tiny).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from services.generator.tiny import TINY_TEXT_DIM, save_pipeline, t5_encoder, tiny_target, tiny_tokenizer
+from videophy_bench.generator.tiny import (
+    TINY_TEXT_DIM,
+    save_pipeline,
+    t5_encoder,
+    tiny_target,
+    tiny_tokenizer,
+)
 
 
 def build(preset, out_dir: str | Path | None = None, seed: int = 0) -> Path:

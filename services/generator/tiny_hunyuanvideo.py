@@ -14,7 +14,7 @@ import string
 import tempfile
 from pathlib import Path
 
-from services.generator.tiny import _COMMON_WORDS, save_pipeline, tiny_target
+from videophy_bench.generator.tiny import _COMMON_WORDS, save_pipeline, tiny_target
 
 TEXT_DIM = 32
 _LLAMA_SPECIALS = ("<|pad|>", "<unk>", "<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>",

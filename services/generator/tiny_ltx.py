@@ -3,14 +3,20 @@
 The real compression of the LTX VAE (4x4 patches and three spatio-temporal downsamplings: 32x
 spatial, 8x temporal, hence the 8k+1 frames and multiples of 32), patch size 1 in the transformer,
 the Hub's dynamically shifted flow-matching Euler scheduler config, and a T5 text encoder over the
-Wan tiny tokenizer (services.generator.tiny), all at toy width.
+Wan tiny tokenizer (videophy_bench.generator.tiny), all at toy width.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from services.generator.tiny import TINY_TEXT_DIM, save_pipeline, t5_encoder, tiny_target, tiny_tokenizer
+from videophy_bench.generator.tiny import (
+    TINY_TEXT_DIM,
+    save_pipeline,
+    t5_encoder,
+    tiny_target,
+    tiny_tokenizer,
+)
 
 
 def build(preset, out_dir: str | Path | None = None, seed: int = 0) -> Path:

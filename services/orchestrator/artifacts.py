@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.common.errors import PathEscape
-from services.common.storage import Storage, sha256_file
+from videophy_bench.common.errors import PathEscape
+from videophy_bench.common.storage import Storage, sha256_file
 
 
 class ArtifactError(RuntimeError):
@@ -19,7 +19,7 @@ def _probe(path: Path) -> None:
     try:
         import av
     except ImportError:
-        from services.common.video import CorruptVideo, probe_mp4
+        from videophy_bench.common.video import CorruptVideo, probe_mp4
 
         try:
             probe_mp4(path)

@@ -23,63 +23,63 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-from services.common.arguments import (
+from videophy_bench.common.arguments import (
     Parser,
     RawDescriptionDefaultsHelpFormatter,
     VersionAction,
 )
-from services.common.entry import configure_logging, guarded, print_library_logs_once
+from videophy_bench.common.entry import configure_logging, guarded, print_library_logs_once
 
 USAGE_ERROR = 2
 
 # name -> (module, function, extra to install, one-line help)
 DELEGATES: dict[str, tuple[str, str, str, str]] = {
     "judge": (
-        "services.evaluator.judge_cli",
+        "videophy_bench.evaluator.judge_cli",
         "main",
         "evaluator",
         "judge existing videos (official CSV in/out)",
     ),
     "report": (
-        "services.orchestrator.analysis.cli",
+        "videophy_bench.orchestrator.analysis.cli",
         "report_main",
         "orchestrator",
         "HTML/Markdown report of one or more runs",
     ),
     "leaderboard": (
-        "services.orchestrator.analysis.cli",
+        "videophy_bench.orchestrator.analysis.cli",
         "leaderboard_main",
         "orchestrator",
         "the human leaderboard from the VideoPhy-2 test set",
     ),
     "refine": (
-        "services.orchestrator.phyt2v.loop",
+        "videophy_bench.orchestrator.phyt2v.loop",
         "refine_main",
         "orchestrator",
         "PhyT2V-style prompt refinement rounds on a finished run (LLM/VLM endpoints)",
     ),
     "track": (
-        "services.orchestrator.tracking.cli",
+        "videophy_bench.orchestrator.tracking.cli",
         "track_main",
         "orchestrator",
         "log run directories to Weights & Biases / MLflow",
     ),
     "push": (
-        "services.orchestrator.hub_push",
+        "videophy_bench.orchestrator.hub_push",
         "push_main",
         "orchestrator",
         "upload a run's results to a Hugging Face Hub dataset repo, with a dataset card",
     ),
     "cluster": (
-        "services.orchestrator.cluster",
+        "videophy_bench.orchestrator.cluster",
         "cluster_main",
         "orchestrator",
         "run, watch and fetch runs on Kubernetes",
     ),
 }
 SERVE = {
-    "generator": ("services.generator.cli", "generator"),
-    "evaluator": ("services.evaluator.cli", "evaluator"),
+    "generator": ("videophy_bench.generator.cli", "generator"),
+    "evaluator": ("videophy_bench.evaluator.cli", "evaluator"),
 }
 
 
@@ -98,7 +98,7 @@ def _delegate(module: str, func: str, extra: str, argv: list[str]) -> int:
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
-    from services.orchestrator.run_options import add_run_flags
+    from videophy_bench.orchestrator.run_options import add_run_flags
 
     p = sub.add_parser(
         "run",
@@ -170,21 +170,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_options(args: argparse.Namespace, argv: list[str]):
-    from services.orchestrator.run_options import RunOptions
+    from videophy_bench.orchestrator.run_options import RunOptions
 
     return RunOptions.from_cli_args(args, argv)
 
 
 def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
-    from services.evaluator.catalog import OPENAI_VLM, endpoint_judge
-    from services.orchestrator import exit_codes
-    from services.orchestrator.interrupt import Interrupted
-    from services.orchestrator.items import MAX_SEEDS
-    from services.orchestrator.ledger import ConfigMismatch, LedgerCorrupt, RunLocked
-    from services.orchestrator.local import LocalServiceError
-    from services.orchestrator.prompts import PromptSetError
-    from services.orchestrator.replicas import NoReplicas
-    from services.orchestrator.runner import UsageError, run_sync
+    from videophy_bench.evaluator.catalog import OPENAI_VLM, endpoint_judge
+    from videophy_bench.orchestrator import exit_codes
+    from videophy_bench.orchestrator.interrupt import Interrupted
+    from videophy_bench.orchestrator.items import MAX_SEEDS
+    from videophy_bench.orchestrator.ledger import ConfigMismatch, LedgerCorrupt, RunLocked
+    from videophy_bench.orchestrator.local import LocalServiceError
+    from videophy_bench.orchestrator.prompts import PromptSetError
+    from videophy_bench.orchestrator.replicas import NoReplicas
+    from videophy_bench.orchestrator.runner import UsageError, run_sync
 
     if not 1 <= args.seeds <= MAX_SEEDS or (args.limit is not None and args.limit < 0):
         print(f"videophy-bench run: --seeds must be in 1..{MAX_SEEDS} and --limit >= 0", file=sys.stderr)
@@ -205,7 +205,7 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     try:
         rc = run_sync(opts)
         if rc == exit_codes.OK:  # on Kubernetes: the run's Job completes, its services' GPUs go back
-            from services.orchestrator.release import release_after_run
+            from videophy_bench.orchestrator.release import release_after_run
 
             release_after_run()
         return rc
@@ -227,7 +227,7 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _cmd_prompts(args: argparse.Namespace) -> int:
-    from services.orchestrator.prompts import PromptSetError, load_prompt_set, summary_text
+    from videophy_bench.orchestrator.prompts import PromptSetError, load_prompt_set, summary_text
 
     try:
         ps = load_prompt_set(args.source, revision=args.revision, cache_dir=args.cache_dir)
@@ -278,17 +278,17 @@ def _dispatch(argv: list[str]) -> tuple[str, Callable[[], int]]:
         if args.command == "run":
             return _cmd_run(args, argv)
         if args.command == "status":
-            from services.orchestrator.status import status_main
+            from videophy_bench.orchestrator.status import status_main
 
             return status_main(args.run_dir, args.json, args.watch)
         if args.command == "prompts":
             return _cmd_prompts(args)
         if args.command == "models":
-            from services.orchestrator.models import models_main
+            from videophy_bench.orchestrator.models import models_main
 
             return models_main(args.json)
         if args.command == "recover":
-            from services.orchestrator.recover import recover_main
+            from videophy_bench.orchestrator.recover import recover_main
 
             return recover_main(args.run_dir)
         return USAGE_ERROR

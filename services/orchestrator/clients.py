@@ -9,16 +9,15 @@ from collections.abc import Callable
 import grpc
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from videophy.v1 import (
+from videophy_bench.common.channel import ClientConfig, is_ready
+from videophy_bench.common.server import READINESS
+from videophy_bench.proto.v1 import (
     common_pb2,
     evaluator_pb2,
     evaluator_pb2_grpc,
     generator_pb2,
     generator_pb2_grpc,
 )
-
-from services.common.channel import ClientConfig, is_ready
-from services.common.server import READINESS
 
 INFO_TIMEOUT_S = 10.0
 

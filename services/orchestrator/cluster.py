@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from services.common.arguments import Parser
-from services.orchestrator import pinning
-from services.orchestrator.volume_check import REPORT_PREFIX
+from videophy_bench.common.arguments import Parser
+from videophy_bench.orchestrator import pinning
+from videophy_bench.orchestrator.volume_check import REPORT_PREFIX
 
 JOB_PREFIX = "videophy-run-"
 FETCH_PREFIX = "videophy-fetch-"
@@ -570,10 +570,10 @@ def snapshot_ledger(kubectl: Kubectl, run: str, fetch_pod_name: str) -> tuple[st
 
     First in the fetch pod, which refuses (exit LIVE) while an orchestrator holds the run; then in that
     orchestrator's own pod, beside the writer, where SQLite's WAL index is coherent."""
-    from services.orchestrator.snapshot import LIVE
+    from videophy_bench.orchestrator.snapshot import LIVE
 
     run_dir = f"{MOUNT_ROOT}/runs/{run}"
-    module = ["python", "-m", "services.orchestrator.snapshot"]
+    module = ["python", "-m", "videophy_bench.orchestrator.snapshot"]
     proc = kubectl.run("exec", fetch_pod_name, "-c", "fetch", "--", *module, run_dir, SNAPSHOT_DIR,
                        capture=True, check=False)
     if proc.returncode == 0:
@@ -592,8 +592,8 @@ def snapshot_ledger(kubectl: Kubectl, run: str, fetch_pod_name: str) -> tuple[st
 def cmd_fetch(args: argparse.Namespace, kubectl: Kubectl) -> int:
     """Snapshot the ledger first, then copy the run directory (videos written before their ledger rows
     are then all there), then put the snapshot in place of the copied, possibly torn, ledger files."""
-    from services.orchestrator.ledger import LEDGER_NAME
-    from services.orchestrator.snapshot import WAL_SUFFIX
+    from videophy_bench.orchestrator.ledger import LEDGER_NAME
+    from videophy_bench.orchestrator.snapshot import WAL_SUFFIX
 
     run = validate_run_name(args.name)
     extra = [storage_path(p) for p in args.path]
@@ -630,7 +630,8 @@ PREFLIGHT_JOB = "videophy-preflight"
 
 
 def preflight_job(template: dict[str, Any], size_mib: int) -> dict[str, Any]:
-    """A Job that runs services.orchestrator.volume_check on every PVC the orchestrator mounts (the videos
+    """A Job that runs videophy_bench.orchestrator.volume_check on every PVC the orchestrator mounts
+    (the videos
     volume and the model cache), with the run's image, UID/GID and security context."""
     pod_spec = copy.deepcopy(template["spec"]["template"]["spec"])
     container = _container(pod_spec, CONTAINER)
@@ -646,7 +647,8 @@ def preflight_job(template: dict[str, Any], size_mib: int) -> dict[str, Any]:
     pod_spec["volumes"] = [v for v in pod_spec.get("volumes", []) if v["name"] not in api]
     container["volumeMounts"] = [m for m in container.get("volumeMounts", []) if m["name"] not in api]
     hf_home = next((e["value"] for e in container.get("env", []) if e.get("name") == "HF_HOME"), None)
-    container["command"] = ["python", "-m", "services.orchestrator.volume_check", "--size-mib", str(size_mib),
+    container["command"] = ["python", "-m", "videophy_bench.orchestrator.volume_check",
+                            "--size-mib", str(size_mib),
                             *(["--hf-home", hf_home] if hf_home in paths else []), *paths]
     pod_spec["containers"] = [container]
     pod_spec["restartPolicy"] = "Never"
@@ -700,7 +702,7 @@ def cmd_check(args: argparse.Namespace, kubectl: Kubectl) -> int:
 
 def print_probe_sizing(docs: Sequence[dict[str, Any]], report: dict[str, Any], out: Any) -> bool:
     """The startup probes against the model cache's measured throughput; False if one is too short."""
-    from services.orchestrator.startup_sizing import size_startup_probes
+    from videophy_bench.orchestrator.startup_sizing import size_startup_probes
 
     hf_home = "/cache/hf"
     for c in template_job(docs)["spec"]["template"]["spec"]["containers"]:

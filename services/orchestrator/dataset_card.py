@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from services.orchestrator.tracking.record import commands, is_number
+from videophy_bench.orchestrator.tracking.record import commands, is_number
 
 TAGS = ("videophy2", "physical-commonsense", "text-to-video", "video-generation", "evaluation",
         "videophy-bench")

@@ -1,4 +1,5 @@
-"""`python -m services.orchestrator.die_with_parent PARENT_PID CMD...`: exec CMD, killed with its parent.
+"""`python -m videophy_bench.orchestrator.die_with_parent PARENT_PID CMD...`: exec CMD, killed with
+its parent.
 
 Local mode starts its children through this rather than a Popen `preexec_fn`: a `preexec_fn` makes
 Popen fork() the orchestrator, whose gRPC threads (busy once the run dispatches) can abort the

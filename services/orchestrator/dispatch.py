@@ -43,19 +43,18 @@ from typing import Any
 
 import grpc
 from google.protobuf import json_format
-from videophy.v1 import evaluator_pb2, generator_pb2
-
-from services.common import judge_tasks
-from services.common.channel import ClientConfig
-from services.common.storage import Storage
-from services.orchestrator import artifacts
-from services.orchestrator.clients import EvaluatorClient, GeneratorClient, ProtocolError
-from services.orchestrator.discovery import Target, resolve
-from services.orchestrator.items import WorkItem
-from services.orchestrator.judge_queue import JobQueue, JudgeJob, Judging, partition_tasks
-from services.orchestrator.ledger import Ledger, StoredAnswer
-from services.orchestrator.replicas import NoReplicas, Replica, ReplicaInfo, backoff_s, replica_info
-from services.orchestrator.run_options import DispatchOptions
+from videophy_bench.common import judge_tasks
+from videophy_bench.common.channel import ClientConfig
+from videophy_bench.common.storage import Storage
+from videophy_bench.orchestrator import artifacts
+from videophy_bench.orchestrator.clients import EvaluatorClient, GeneratorClient, ProtocolError
+from videophy_bench.orchestrator.discovery import Target, resolve
+from videophy_bench.orchestrator.items import WorkItem
+from videophy_bench.orchestrator.judge_queue import JobQueue, JudgeJob, Judging, partition_tasks
+from videophy_bench.orchestrator.ledger import Ledger, StoredAnswer
+from videophy_bench.orchestrator.replicas import NoReplicas, Replica, ReplicaInfo, backoff_s, replica_info
+from videophy_bench.orchestrator.run_options import DispatchOptions
+from videophy_bench.proto.v1 import evaluator_pb2, generator_pb2
 
 log = logging.getLogger(__name__)
 

@@ -34,9 +34,8 @@ from typing import Any
 
 import httpx2
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
-
-from services.common.storage import FILE_MODE, Storage, sha256_file
-from services.orchestrator.run_options import DownloadOptions
+from videophy_bench.common.storage import FILE_MODE, Storage, sha256_file
+from videophy_bench.orchestrator.run_options import DownloadOptions
 
 log = logging.getLogger(__name__)
 

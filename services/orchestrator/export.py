@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from services.common import csvio, judge_tasks
-from services.common.csvio import cell as _cell
-from services.orchestrator import caption_source, results_document
-from services.orchestrator.items import MAX_SEEDS, config_hash, seed_indices
-from services.orchestrator.ledger import (
+from videophy_bench.common import csvio, judge_tasks
+from videophy_bench.common.csvio import cell as _cell
+from videophy_bench.orchestrator import caption_source, results_document
+from videophy_bench.orchestrator.items import MAX_SEEDS, config_hash, seed_indices
+from videophy_bench.orchestrator.ledger import (
     RunLock,
     RunLocked,
     connect,
@@ -29,8 +29,8 @@ from services.orchestrator.ledger import (
     rows_with_answers,
     state_counts,
 )
-from services.orchestrator.results_schema import results_columns
-from services.orchestrator.status import completeness, judging_of
+from videophy_bench.orchestrator.results_schema import results_columns
+from videophy_bench.orchestrator.status import completeness, judging_of
 
 PROMPTS_NAME = "prompts.csv"
 
@@ -52,7 +52,7 @@ def run_video_path(uri: str) -> str:
 def prompt_table(run_dir: Path) -> dict[str, dict[str, str]]:
     """prompt_id -> action, category, is_hard (and the caption and upsampled caption, for
     `caption_source`) from the run's copy of its prompt set (prompts.csv)."""
-    from services.orchestrator.prompts import load_csv
+    from videophy_bench.orchestrator.prompts import load_csv
 
     path = Path(run_dir) / PROMPTS_NAME
     if not path.is_file():  # only before the first session got as far as writing it (no items yet)
@@ -171,8 +171,7 @@ def summarize_rows(results: list[dict[str, str]]) -> dict[str, Any]:
     """summary.json numbers: the analysis package's `summarize` (one definition of every metric)."""
     try:
         import pandas as pd
-
-        from services.orchestrator.analysis import summarize
+        from videophy_bench.orchestrator.analysis import summarize
     except ImportError:  # TODO: drop once the analysis extra is always installed with the orchestrator
         return _minimal_summary(results)
     return summarize(pd.DataFrame(results, columns=list(results_columns())))
@@ -196,7 +195,7 @@ def _minimal_summary(results: list[dict[str, str]]) -> dict[str, Any]:
         "mean_pc": sum(float(r["pc"]) for r in scored) / len(scored) if scored else None,
         "joint_hard": part([r for r in results if r["is_hard"] == "True"])[1],
         "joint_easy": part([r for r in results if r["is_hard"] == "False"])[1],
-        "note": "minimal summary: services.orchestrator.analysis is not installed",
+        "note": "minimal summary: videophy_bench.orchestrator.analysis is not installed",
     }
 
 

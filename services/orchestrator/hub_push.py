@@ -13,8 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-from services.common.arguments import Parser
-from services.common.entry import configure_logging, one_line
+from videophy_bench.common.arguments import Parser
+from videophy_bench.common.entry import configure_logging, one_line
 
 USAGE_ERROR = 2
 RUNTIME_FAILURE = 1
@@ -73,7 +73,7 @@ def _token(token_file: str | None) -> str:
 def upload_files(run_dir: Path, report: Path | None, include_videos: bool) -> dict[str, Path | bytes]:
     """Repo path -> local file (or content) of everything to upload, the card aside: the same results
     files as a tracker gets, the manifest with its command lines redacted."""
-    from services.orchestrator.tracking.record import result_files
+    from videophy_bench.orchestrator.tracking.record import result_files
 
     files = result_files(run_dir)
     folders = []
@@ -105,8 +105,7 @@ def push(run_dir: Path, repo: str, *, token: str, report: Path | None = None, in
     from huggingface_hub import CommitOperationAdd, HfApi, constants
     from huggingface_hub.errors import HfHubHTTPError, HFValidationError
     from huggingface_hub.utils import validate_repo_id
-
-    from services.orchestrator.dataset_card import card_text
+    from videophy_bench.orchestrator.dataset_card import card_text
 
     try:
         validate_repo_id(repo)
@@ -116,8 +115,8 @@ def push(run_dir: Path, repo: str, *, token: str, report: Path | None = None, in
         raise PushError(f"--report {report} is not a directory", usage=True)
     if include_videos and not (run_dir / "videos").is_dir():
         raise PushError(f"--include-videos: {run_dir} has no videos/ folder", usage=True)
-    from services.orchestrator.ledger import LedgerCorrupt
-    from services.orchestrator.tracking.record import refresh_exports
+    from videophy_bench.orchestrator.ledger import LedgerCorrupt
+    from videophy_bench.orchestrator.tracking.record import refresh_exports
 
     try:
         note = refresh_exports(run_dir)  # the numbers pushed are the ledger's

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from services.orchestrator.items import WorkItem
+from videophy_bench.orchestrator.items import WorkItem
 
 
 def partition_tasks(tasks: frozenset[str], pools: set[frozenset[str]]) -> list[frozenset[str]]:

@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.common import judge_tasks
-from services.orchestrator.items import STATES, WorkItem, config_diff
+from videophy_bench.common import judge_tasks
+from videophy_bench.orchestrator.items import STATES, WorkItem, config_diff
 
 log = logging.getLogger(__name__)
 

@@ -26,14 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from services.common.channel import ClientConfig, is_ready
-from services.evaluator.catalog import endpoint_judge
+from videophy_bench.common.channel import ClientConfig, is_ready
+from videophy_bench.evaluator.catalog import endpoint_judge
 
 log = logging.getLogger(__name__)
 
 STOP_GRACE_S = 10.0
 # Sets the parent-death signal in the child, then execs it (no Popen preexec_fn: see the module).
-_LAUNCHER = [sys.executable, "-m", "services.orchestrator.die_with_parent"]
+_LAUNCHER = [sys.executable, "-m", "videophy_bench.orchestrator.die_with_parent"]
 POLL_S = 0.2  # how often a child's liveness is checked
 T = TypeVar("T")
 
@@ -134,7 +134,7 @@ class LocalServices:
         argv = [
             sys.executable,
             "-m",
-            f"services.{kind}",
+            f"videophy_bench.{kind}",
             "--bind",
             "127.0.0.1:0",
             "--port-file",

@@ -14,10 +14,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from services.common.redact import redact_argv
-from services.common.runtime import library_versions
-from services.orchestrator.export import write_atomic
-from services.orchestrator.replicas import ReplicaInfo
+from videophy_bench.common.redact import redact_argv
+from videophy_bench.common.runtime import library_versions
+from videophy_bench.orchestrator.export import write_atomic
+from videophy_bench.orchestrator.replicas import ReplicaInfo
 
 MANIFEST_NAME = "manifest.json"
 ORCHESTRATOR_LIBRARIES = (

@@ -23,8 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
-
-from services.orchestrator.items import STATES
+from videophy_bench.orchestrator.items import STATES
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from services.evaluator.catalog import judge_names, judge_spec
-from services.generator.presets import PRESETS, Preset
+from videophy_bench.evaluator.catalog import judge_names, judge_spec
+from videophy_bench.generator.presets import PRESETS, Preset
 
 
 def preset_row(p: Preset) -> dict[str, Any]:

@@ -7,7 +7,7 @@ and refuse the resume. `cluster run` therefore, once per run:
 1. resolves each Deployment's Hub repo (its VIDEOPHY_MODEL / VIDEOPHY_MODEL_PATH) at VIDEOPHY_REVISION
    (default `main`) to a commit sha, or reuses the shas recorded on the Job it replaces;
 2. fills the shared weights cache once per pin with a prefetch Job (the service's own image and
-   configuration, `python -m services.common.weights`, no GPU);
+   configuration, `python -m videophy_bench.common.weights`, no GPU);
 3. sets VIDEOPHY_REVISION=<sha> and HF_HUB_OFFLINE=1 on those Deployments, so every replica (also
    ones added later by KEDA or a reschedule) loads exactly that snapshot from the cache;
 4. records the pins on the run's Job (annotation `videophy-bench/model-revisions`).
@@ -59,8 +59,8 @@ def config_env(pod_container: dict[str, Any], docs: Sequence[dict[str, Any]]) ->
 
 def hub_repo(service: str, env: dict[str, str]) -> str | None:
     """The Hub repo a service configured by `env` downloads (None: built locally or a local directory)."""
-    from services.evaluator.catalog import is_hub_repo_id, judge_spec
-    from services.generator.presets import get_preset
+    from videophy_bench.evaluator.catalog import is_hub_repo_id, judge_spec
+    from videophy_bench.generator.presets import get_preset
 
     if service == "generator":
         path = env.get("VIDEOPHY_MODEL_PATH")
@@ -150,7 +150,8 @@ def prefetch_job(deployment: dict[str, Any], pin: ModelPin) -> dict[str, Any]:
     for key in ("startupProbe", "readinessProbe", "livenessProbe", "ports"):
         container.pop(key, None)
     container["name"] = "prefetch"
-    container["command"] = ["python", "-m", "services.common.weights", SERVICE_OF_CONTAINER[pin.container]]
+    container["command"] = ["python", "-m", "videophy_bench.common.weights",
+                            SERVICE_OF_CONTAINER[pin.container]]
     container.pop("args", None)
     _set_env(container, "VIDEOPHY_REVISION", pin.revision)
     container["resources"] = {"requests": {"cpu": "1", "memory": "2Gi", "ephemeral-storage": "1Gi"},

@@ -20,8 +20,8 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from services.orchestrator.items import STATES
-from services.orchestrator.status import collect, format_duration, replica_rows
+from videophy_bench.orchestrator.items import STATES
+from videophy_bench.orchestrator.status import collect, format_duration, replica_rows
 
 log = logging.getLogger("videophy_bench.progress")
 
@@ -174,9 +174,9 @@ def _session_start(manifest: dict[str, Any]) -> float | None:
 
 def watch_info(run_dir: Path) -> dict[str, Any]:
     """A snapshot of a run in another process, from its ledger (read-only) and manifest.json."""
-    from services.orchestrator import manifest as run_manifest
-    from services.orchestrator.ledger import connect, lock_holder
-    from services.orchestrator.status import run_state
+    from videophy_bench.orchestrator import manifest as run_manifest
+    from videophy_bench.orchestrator.ledger import connect, lock_holder
+    from videophy_bench.orchestrator.status import run_state
 
     man = run_manifest.read(run_dir)
     conn = connect(run_dir, readonly=True)

@@ -39,8 +39,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.common import csvio
-from services.common.limits import MAX_JUDGE_TEXT_CHARS, MAX_PROMPT_CHARS, check_text
+from videophy_bench.common import csvio
+from videophy_bench.common.limits import MAX_JUDGE_TEXT_CHARS, MAX_PROMPT_CHARS, check_text
 
 log = logging.getLogger(__name__)
 
@@ -548,8 +548,7 @@ def download_videophy2(revision: str | None = None, cache_dir: str | None = None
     Raises HubUnavailable, in seconds, when the Hub does not answer and the cache lacks the file.
     """
     from huggingface_hub import hf_hub_download
-
-    from services.common import hub
+    from videophy_bench.common import hub
 
     try:
         local = Path(
@@ -579,7 +578,7 @@ def load_prompt_set(spec: str, *, revision: str | None = None, cache_dir: str | 
     if spec == SAMPLE_NAME:
         return load_csv(SAMPLE_PATH, source=SAMPLE_NAME)
     if spec in HUB_NAMES and not Path(spec).exists():
-        from services.common.hub import HubUnavailable
+        from videophy_bench.common.hub import HubUnavailable
 
         try:
             path, commit = download_videophy2(revision, cache_dir)

@@ -29,11 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services.common.judge_tasks import applies, default_tasks
-from services.common.storage import sha256_file
-from services.orchestrator import export, manifest
-from services.orchestrator.items import BASE_ARM, config_hash, request_id
-from services.orchestrator.ledger import (
+from videophy_bench.common.judge_tasks import applies, default_tasks
+from videophy_bench.common.storage import sha256_file
+from videophy_bench.orchestrator import export, manifest
+from videophy_bench.orchestrator.items import BASE_ARM, config_hash, request_id
+from videophy_bench.orchestrator.ledger import (
     ARTIFACT_COLUMNS,
     JUDGE_COLUMNS,
     LEDGER_NAME,
@@ -46,8 +46,8 @@ from services.orchestrator.ledger import (
     connect,
     stored_answers,
 )
-from services.orchestrator.prompts import Prompt, PromptSetError, load_csv
-from services.orchestrator.status import names_a_judge
+from videophy_bench.orchestrator.prompts import Prompt, PromptSetError, load_csv
+from videophy_bench.orchestrator.status import names_a_judge
 
 # Refinement rounds tried when matching a sidecar's request id (PhyT2V runs use a handful).
 MAX_ROUNDS = 64
@@ -165,7 +165,7 @@ def _video_ok(run_dir: Path, uri: str | None, sha256: str | None) -> bool:
 
 def _arms(rows: dict[str, dict[str, Any]]) -> list[tuple[int, str]]:
     """(round, arm) pairs a sidecar's request id may have been made with."""
-    from services.orchestrator.phyt2v.loop import ARM as PHYT2V_ARM
+    from videophy_bench.orchestrator.phyt2v.loop import ARM as PHYT2V_ARM
 
     seen = {(int(r["round"]), str(r["arm"])) for r in rows.values()}
     return sorted(seen | {(0, BASE_ARM)} | {(k, PHYT2V_ARM) for k in range(1, MAX_ROUNDS + 1)})

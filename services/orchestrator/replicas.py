@@ -1,8 +1,8 @@
 """The evaluator and generator replicas a run talks to: what each told GetInfo, and how the first
 answers are awaited before a run starts (retrying with tenacity's backoff).
 
-Discovery of addresses is `services.orchestrator.discovery`; the engine that pulls work to the replicas
-is `services.orchestrator.dispatch`.
+Discovery of addresses is `videophy_bench.orchestrator.discovery`; the engine that pulls work to the replicas
+is `videophy_bench.orchestrator.dispatch`.
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ from typing import Any
 
 import grpc
 from tenacity import RetryCallState, wait_exponential, wait_random
-
-from services.common import judge_tasks
-from services.common.channel import ClientConfig
-from services.orchestrator.clients import EvaluatorClient, GeneratorClient
-from services.orchestrator.discovery import Target, resolve
+from videophy_bench.common import judge_tasks
+from videophy_bench.common.channel import ClientConfig
+from videophy_bench.orchestrator.clients import EvaluatorClient, GeneratorClient
+from videophy_bench.orchestrator.discovery import Target, resolve
 
 
 class NoReplicas(RuntimeError):

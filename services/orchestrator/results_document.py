@@ -15,9 +15,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from services.common import csvio
-from services.common.version import tool_info
-from services.orchestrator.results_schema import RESULTS_COLUMNS
+from videophy_bench.common import csvio
+from videophy_bench.common.version import tool_info
+from videophy_bench.orchestrator.results_schema import RESULTS_COLUMNS
 
 SCHEMA = "videophy-bench/results"
 SCHEMA_VERSION = 1
@@ -50,7 +50,7 @@ def condition_numbers(df: Any, n_boot: int, seed: int) -> dict[str, Any]:
     """Every table of one (arm, round) condition: subsets (all, hard, easy, per category) with Wilson
     and cluster-bootstrap CIs, VideoCon subsets, per action, per seed index, rule outcomes and the
     judge's unparseable answers."""
-    from services.orchestrator.analysis import metrics
+    from videophy_bench.orchestrator.analysis import metrics
 
     return {
         "n_items": len(df),
@@ -70,8 +70,7 @@ def statistics(results: list[dict[str, str]], n_boot: int, seed: int) -> dict[st
     analysis extra) are not installed."""
     try:
         import pandas as pd
-
-        from services.orchestrator.analysis.loading import prepare_results
+        from videophy_bench.orchestrator.analysis.loading import prepare_results
     except ImportError as exc:
         return {"conditions": [], "note": f"statistics need the analysis extra ({exc})"}
     df = prepare_results(pd.DataFrame(results, columns=list(RESULTS_COLUMNS)))
@@ -91,7 +90,7 @@ def build(
 ) -> dict[str, Any]:
     """The document (see docs/results-schema.md). `summary` is summary.json's dict, `meta` the
     ledger's meta (`export.run_meta`)."""
-    from services.orchestrator.analysis.intervals import (
+    from videophy_bench.orchestrator.analysis.intervals import (
         DEFAULT_BOOTSTRAP,
         DEFAULT_CONFIDENCE,
         DEFAULT_SEED,

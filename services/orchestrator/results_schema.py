@@ -6,7 +6,7 @@ they have always had: before `joint`. `results_columns()` reads the registry as 
 registered at run time is exported too); `RESULTS_COLUMNS` is that list at import, for the analysis.
 """
 
-from services.common.judge_tasks import result_columns
+from videophy_bench.common.judge_tasks import result_columns
 
 ITEM_COLUMNS = (
     "prompt_id",

@@ -18,18 +18,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from services.common import judge_tasks
-from services.common.arguments import port
-from services.common.cli_fields import add_cli_args, cli_field, cli_values
-from services.common.openai_chat import EndpointSettings, add_endpoint_flags
-from services.common.redact import redact_argv
-from services.evaluator.frame_rule import FrameRule, add_frame_flags
-from services.orchestrator.tracking.options import TrackingOptions
+from videophy_bench.common import judge_tasks
+from videophy_bench.common.arguments import port
+from videophy_bench.common.cli_fields import add_cli_args, cli_field, cli_values
+from videophy_bench.common.openai_chat import EndpointSettings, add_endpoint_flags
+from videophy_bench.common.redact import redact_argv
+from videophy_bench.evaluator.frame_rule import FrameRule, add_frame_flags
+from videophy_bench.orchestrator.tracking.options import TrackingOptions
 
 if TYPE_CHECKING:
-    from services.common.channel import ClientConfig
-    from services.orchestrator.items import WorkItem
-    from services.orchestrator.prompts import PromptSet
+    from videophy_bench.common.channel import ClientConfig
+    from videophy_bench.orchestrator.items import WorkItem
+    from videophy_bench.orchestrator.prompts import PromptSet
 
 DEFAULT_PROMPTS = "videophysics/videophy2_test"
 TEST_SET_SOURCE = "videophy2-test"  # `--videos` of the test set's own videos (test_set_videos.py)
@@ -119,7 +119,8 @@ class DispatchOptions:
     output_prefix: str = "videos"
     overrides: dict[str, Any] = field(default_factory=dict)
     negative_prompt: str | None = None
-    # Requested judge tasks (services.common.judge_tasks); a rule task applies only to items with a rule.
+    # Requested judge tasks (videophy_bench.common.judge_tasks); a rule task applies only to items
+    # with a rule.
     judge_tasks: tuple[str, ...] = ("sa", "pc", "rule")
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
@@ -172,20 +173,20 @@ class DownloadOptions:
 
 
 def _client_config() -> ClientConfig:
-    from services.common.channel import ClientConfig
+    from videophy_bench.common.channel import ClientConfig
 
     return ClientConfig()
 
 
 def _models_help() -> str:
-    from services.generator.presets import PRESETS  # torch-free
+    from videophy_bench.generator.presets import PRESETS  # torch-free
 
     return ("generator preset: what --local starts (default wan2.2-ti2v-5b); with remote generators, "
             f"the preset they must serve; presets: {', '.join(PRESETS)}")
 
 
 def _judges() -> str:
-    from services.evaluator.catalog import judge_names  # torch-free
+    from videophy_bench.evaluator.catalog import judge_names  # torch-free
 
     return ", ".join(judge_names())
 
@@ -305,10 +306,10 @@ class RunOptions:
     def from_cli_args(cls, args: argparse.Namespace, argv: list[str]) -> RunOptions:
         """The options `run` (or `refine`) was given. Raises ValueError (one line) on a bad --judge-tasks,
         endpoint or frame flag."""
-        from services.common.channel import ClientConfig
-        from services.common.settings import read_token
-        from services.evaluator.catalog import TINY
-        from services.orchestrator.runner import DEFAULT_JUDGE, is_tiny_preset
+        from videophy_bench.common.channel import ClientConfig
+        from videophy_bench.common.settings import read_token
+        from videophy_bench.evaluator.catalog import TINY
+        from videophy_bench.orchestrator.runner import DEFAULT_JUDGE, is_tiny_preset
 
         values = cli_values(cls, args)
         if values["prompts"] is None:  # not given: the test set, from the local copy a test-set run reads
@@ -333,7 +334,7 @@ class RunOptions:
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
     """Every flag of `videophy-bench run`, derived from the fields above."""
-    from services.common.settings import env_flag
+    from videophy_bench.common.settings import env_flag
 
     groups = add_cli_args(RunOptions, parser)
     for action in parser._actions:  # help texts naming the registries, filled in here

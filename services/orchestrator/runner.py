@@ -13,27 +13,27 @@ import time
 from pathlib import Path
 from typing import Any
 
-from services.common.errors import InvalidRequest
-from services.common.judge_tasks import applies, default_tasks, families, task_names, tasks_of
-from services.common.limits import MAX_PROMPT_CHARS, check_text
-from services.common.openai_chat import API_KEY_ENV, EndpointError
-from services.common.storage import Storage
-from services.evaluator.catalog import TINY as TINY_JUDGE
-from services.evaluator.catalog import endpoint_judge, unknown_judge
-from services.generator.presets import PRESETS, get_preset, resolve
-from services.orchestrator import artifacts, export, manifest, test_set_videos, tracking, video_source
-from services.orchestrator.discovery import Target, parse_targets
-from services.orchestrator.dispatch import Dispatcher
-from services.orchestrator.interrupt import Interrupted, SignalStop
-from services.orchestrator.items import RunConfig, WorkItem, derive_seed
-from services.orchestrator.ledger import Ledger, RunLock
-from services.orchestrator.local import LocalServices, visible_gpus
-from services.orchestrator.metrics import RunMetrics, run_metrics
-from services.orchestrator.progress import progress_info, run_progress
-from services.orchestrator.prompts import Prompt, PromptSet, load_prompt_set
-from services.orchestrator.replicas import ReplicaInfo, TasksUnserved, evaluator_infos, first_info
-from services.orchestrator.run_options import RunOptions
-from services.orchestrator.status import recent_rate
+from videophy_bench.common.errors import InvalidRequest
+from videophy_bench.common.judge_tasks import applies, default_tasks, families, task_names, tasks_of
+from videophy_bench.common.limits import MAX_PROMPT_CHARS, check_text
+from videophy_bench.common.openai_chat import API_KEY_ENV, EndpointError
+from videophy_bench.common.storage import Storage
+from videophy_bench.evaluator.catalog import TINY as TINY_JUDGE
+from videophy_bench.evaluator.catalog import endpoint_judge, unknown_judge
+from videophy_bench.generator.presets import PRESETS, get_preset, resolve
+from videophy_bench.orchestrator import artifacts, export, manifest, test_set_videos, tracking, video_source
+from videophy_bench.orchestrator.discovery import Target, parse_targets
+from videophy_bench.orchestrator.dispatch import Dispatcher
+from videophy_bench.orchestrator.interrupt import Interrupted, SignalStop
+from videophy_bench.orchestrator.items import RunConfig, WorkItem, derive_seed
+from videophy_bench.orchestrator.ledger import Ledger, RunLock
+from videophy_bench.orchestrator.local import LocalServices, visible_gpus
+from videophy_bench.orchestrator.metrics import RunMetrics, run_metrics
+from videophy_bench.orchestrator.progress import progress_info, run_progress
+from videophy_bench.orchestrator.prompts import Prompt, PromptSet, load_prompt_set
+from videophy_bench.orchestrator.replicas import ReplicaInfo, TasksUnserved, evaluator_infos, first_info
+from videophy_bench.orchestrator.run_options import RunOptions
+from videophy_bench.orchestrator.status import recent_rate
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +299,7 @@ def local_endpoint(opts: RunOptions) -> tuple[list[str], dict[str, str]]:
     if not opts.local or opts.no_judge or settings is None or not any(
             endpoint_judge(m) for m in (opts.judge_model, opts.videocon_model)):
         return [], {}
-    from services.common.openai_chat import ChatClient
+    from videophy_bench.common.openai_chat import ChatClient
 
     try:
         ChatClient.from_settings(settings).check()

@@ -1,6 +1,6 @@
 """A consistent copy of a run's SQLite ledger, also while an orchestrator writes it.
 
-`python -m services.orchestrator.snapshot RUN_DIR OUT_DIR [--live]` writes OUT_DIR/ledger.sqlite, one
+`python -m videophy_bench.orchestrator.snapshot RUN_DIR OUT_DIR [--live]` writes OUT_DIR/ledger.sqlite, one
 self-contained file (no -wal), checked with `PRAGMA quick_check`. Copying ledger.sqlite and its -wal
 with `cp`/`tar` while a writer commits can tear them (a checkpoint rewrites pages of the main file
 mid-copy), and a WAL database is only coherent on the host of its writer (the -shm index is shared
@@ -25,8 +25,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from services.common.arguments import Parser
-from services.orchestrator.ledger import LEDGER_NAME, LedgerCorrupt, connect, shared_lock
+from videophy_bench.common.arguments import Parser
+from videophy_bench.orchestrator.ledger import LEDGER_NAME, LedgerCorrupt, connect, shared_lock
 
 LIVE = 3  # exit code: an orchestrator holds the run directory; snapshot with --live beside it
 WAL_SUFFIX = "-wal"
@@ -88,7 +88,7 @@ def snapshot_idle(run_dir: Path, out_dir: Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = Parser(prog="python -m services.orchestrator.snapshot", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="python -m videophy_bench.orchestrator.snapshot", description=__doc__.split("\n\n")[0])
     p.add_argument("run_dir", type=Path, help="the run directory holding ledger.sqlite")
     p.add_argument("out_dir", type=Path, help="where ledger.sqlite (the snapshot) is written")
     p.add_argument("--live", action="store_true",

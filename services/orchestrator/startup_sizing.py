@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from services.orchestrator.pinning import (
+from videophy_bench.orchestrator.pinning import (
     COMMIT_SHA,
     SERVICE_OF_CONTAINER,
     config_env,

@@ -16,9 +16,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from services.common.judge_tasks import families
-from services.orchestrator.items import MAX_SEEDS, STATES, seed_indices
-from services.orchestrator.ledger import LedgerCorrupt, connect, state_counts
+from videophy_bench.common.judge_tasks import families
+from videophy_bench.orchestrator.items import MAX_SEEDS, STATES, seed_indices
+from videophy_bench.orchestrator.ledger import LedgerCorrupt, connect, state_counts
 
 RATE_WINDOW = 50  # throughput over the most recent videos, so a resumed run's pause does not skew it
 
@@ -239,7 +239,7 @@ def status_main(run_dir: str, as_json: bool = False, watch_s: float | None = Non
     """Exit 0; 1 when RUN_DIR has no ledger or sqlite fails; 2 when the ledger is corrupt (one line
     naming `videophy-bench recover`). `watch_s`: the live display (progress.watch), redrawn every
     `watch_s` seconds while the run is going on; it only reads the run directory."""
-    from services.orchestrator.export import refresh
+    from videophy_bench.orchestrator.export import refresh
 
     path = Path(run_dir)
     if watch_s is not None and not watch_s > 0:
@@ -250,7 +250,7 @@ def status_main(run_dir: str, as_json: bool = False, watch_s: float | None = Non
         return 1
     try:
         if watch_s is not None:
-            from services.orchestrator.progress import watch
+            from videophy_bench.orchestrator.progress import watch
 
             watch(path, interval_s=watch_s)
             return 0

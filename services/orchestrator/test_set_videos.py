@@ -35,16 +35,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.common import csvio
-from services.common.errors import PathEscape
-from services.common.storage import Storage, safe_component
-from services.orchestrator import artifacts, caption_source
-from services.orchestrator.download import DiskFull, Downloader, DownloadFailed
-from services.orchestrator.items import WorkItem
-from services.orchestrator.ledger import Ledger
-from services.orchestrator.prompts import Prompt, PromptSet, normalize_caption
-from services.orchestrator.run_options import TEST_SET_SOURCE, DownloadOptions
-from services.orchestrator.video_source import (
+from videophy_bench.common import csvio
+from videophy_bench.common.errors import PathEscape
+from videophy_bench.common.storage import Storage, safe_component
+from videophy_bench.orchestrator import artifacts, caption_source
+from videophy_bench.orchestrator.download import DiskFull, Downloader, DownloadFailed
+from videophy_bench.orchestrator.items import WorkItem
+from videophy_bench.orchestrator.ledger import Ledger
+from videophy_bench.orchestrator.prompts import Prompt, PromptSet, normalize_caption
+from videophy_bench.orchestrator.run_options import TEST_SET_SOURCE, DownloadOptions
+from videophy_bench.orchestrator.video_source import (
     META_KEY,
     OUTSIDE_PREFIX,
     Planned,
@@ -52,7 +52,7 @@ from services.orchestrator.video_source import (
     outside_id,
     video_seed,
 )
-from services.orchestrator.video_source import STAGE as INPUT_STAGE
+from videophy_bench.orchestrator.video_source import STAGE as INPUT_STAGE
 
 log = logging.getLogger(__name__)
 
@@ -344,8 +344,8 @@ def open_test_set(
             raise VideoSourceError(f"--test-csv {test_csv}: no such file")
         pinned = ""
     else:
-        from services.common.hub import HubUnavailable
-        from services.orchestrator.prompts import download_videophy2
+        from videophy_bench.common.hub import HubUnavailable
+        from videophy_bench.orchestrator.prompts import download_videophy2
 
         try:
             path, pinned = download_videophy2(revision, cache_dir)

@@ -34,13 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services.common import csvio
-from services.common.errors import PathEscape
-from services.common.storage import Storage, safe_component, sha256_file
-from services.orchestrator import artifacts
-from services.orchestrator.items import WorkItem
-from services.orchestrator.ledger import Ledger
-from services.orchestrator.prompts import Prompt, PromptSet, normalize_caption
+from videophy_bench.common import csvio
+from videophy_bench.common.errors import PathEscape
+from videophy_bench.common.storage import Storage, safe_component, sha256_file
+from videophy_bench.orchestrator import artifacts
+from videophy_bench.orchestrator.items import WorkItem
+from videophy_bench.orchestrator.ledger import Ledger
+from videophy_bench.orchestrator.prompts import Prompt, PromptSet, normalize_caption
 
 log = logging.getLogger(__name__)
 
@@ -406,7 +406,7 @@ def conflicting_options(opts: Any) -> str:
     """Why `--videos` cannot run with these options ("" when it can): no generation, no selection,
     and a judge to run (`--evaluators` or `--local`); `--arms`/`--test-csv` only for the test set,
     `--arm` never with it."""
-    from services.orchestrator.test_set_videos import SOURCE_NAME
+    from videophy_bench.orchestrator.test_set_videos import SOURCE_NAME
 
     test_set = getattr(opts, "videos", None) == SOURCE_NAME
     if not test_set and (getattr(opts, "arms", None) or getattr(opts, "test_csv", None)):

@@ -1,6 +1,6 @@
 """Preflight of the shared volumes: write, flock and measure throughput as the pods' UID.
 
-`python -m services.orchestrator.volume_check DIR [DIR ...]` runs in the preflight Job of
+`python -m videophy_bench.orchestrator.volume_check DIR [DIR ...]` runs in the preflight Job of
 `videophy-bench cluster check` (the orchestrator image, the run's volumes and securityContext). For each
 directory it creates a scratch file, takes the exclusive fcntl.flock the run lock takes (ledger.py), and
 writes then reads back `--size-mib` with fsync. Each failure is one line naming the problem: EACCES
@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.common.arguments import Parser
+from videophy_bench.common.arguments import Parser
 
 SCRATCH = ".videophy-preflight-{pid}"
 CHUNK = 1 << 20
@@ -111,7 +111,7 @@ REPORT_PREFIX = "report "
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = Parser(prog="python -m services.orchestrator.volume_check", allow_abbrev=False,
+    p = Parser(prog="python -m videophy_bench.orchestrator.volume_check", allow_abbrev=False,
                description="Write, flock and measure throughput on each directory (the shared volumes).")
     p.add_argument("paths", nargs="+", help="mount points to check, e.g. /data /cache/hf")
     p.add_argument("--size-mib", type=int, default=256, help="MiB written and read back per volume")

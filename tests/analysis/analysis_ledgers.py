@@ -8,9 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from services.common import csvio
-from services.orchestrator.analysis.loading import prepare_results
+from videophy_bench.common import csvio
+from videophy_bench.orchestrator.analysis.loading import prepare_results
 
 CATEGORIES = ("Sports and Physical Activities", "Object Interactions")
 

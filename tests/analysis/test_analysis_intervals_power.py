@@ -7,9 +7,8 @@ import math
 import numpy as np
 import pytest
 from scipy import stats
-
-from services.orchestrator.analysis.intervals import cluster_bootstrap, holm, wilson_ci
-from services.orchestrator.analysis.power import (
+from videophy_bench.orchestrator.analysis.intervals import cluster_bootstrap, holm, wilson_ci
+from videophy_bench.orchestrator.analysis.power import (
     mcnemar_mde,
     mcnemar_power,
     mcnemar_sample_size,

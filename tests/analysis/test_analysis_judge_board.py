@@ -16,19 +16,18 @@ from analysis_ledgers import CATEGORIES, item, tables_of, write_run
 from scipy import stats
 from scipy.special import expit
 from test_analysis_leaderboard import HEADER
-
-from services.common import csvio
-from services.orchestrator.analysis.agreement import agreement, cohen_kappa, confusion
-from services.orchestrator.analysis.calibration import (
+from videophy_bench.common import csvio
+from videophy_bench.orchestrator.analysis.agreement import agreement, cohen_kappa, confusion
+from videophy_bench.orchestrator.analysis.calibration import (
     MIN_LABELLED,
     estimate,
     fit_calibration,
     leave_one_model_out,
 )
-from services.orchestrator.analysis.cli import leaderboard_main
-from services.orchestrator.analysis.leaderboard import labels_to_results, match_human, read_test_csv
-from services.orchestrator.analysis.loading import load_run
-from services.orchestrator.analysis.published_scores import HUB_REPO, attach, load_published
+from videophy_bench.orchestrator.analysis.cli import leaderboard_main
+from videophy_bench.orchestrator.analysis.leaderboard import labels_to_results, match_human, read_test_csv
+from videophy_bench.orchestrator.analysis.loading import load_run
+from videophy_bench.orchestrator.analysis.published_scores import HUB_REPO, attach, load_published
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))
 from loopback_hub import LoopbackHub
@@ -459,8 +458,8 @@ def test_user_run_on_the_judge_scale_and_estimated_human(tmp_path):
 
 
 def test_judge_key_names_the_sa_pc_judge_and_its_revision(tmp_path):
-    from services.orchestrator.analysis.judge_board import judge_key, run_caption_choice
-    from services.orchestrator.analysis.loading import split_conditions
+    from videophy_bench.orchestrator.analysis.judge_board import judge_key, run_caption_choice
+    from videophy_bench.orchestrator.analysis.loading import split_conditions
 
     def run(name: str, evaluators: list[tuple[str, str, str]], **config: object):
         models = {"evaluator": [{"preset": p, "model_id": m, "revision": r} for p, m, r in evaluators]}

@@ -9,16 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from analysis_ledgers import CATEGORIES, item, write_run
-
-from services.orchestrator.analysis.cli import leaderboard_main
-from services.orchestrator.analysis.leaderboard import (
+from videophy_bench.orchestrator.analysis.cli import leaderboard_main
+from videophy_bench.orchestrator.analysis.leaderboard import (
     agreement,
     human_leaderboard,
     labels_to_results,
     match_human,
     read_test_csv,
 )
-from services.orchestrator.analysis.loading import load_run
+from videophy_bench.orchestrator.analysis.loading import load_run
 
 # header of videophysics/videophy2_test videophy2_test.csv, including its unnamed empty column
 HEADER = [

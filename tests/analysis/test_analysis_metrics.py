@@ -7,8 +7,7 @@ import math
 
 import pytest
 from analysis_ledgers import CATEGORIES, frame, item
-
-from services.orchestrator.analysis.metrics import (
+from videophy_bench.orchestrator.analysis.metrics import (
     action_extremes,
     action_table,
     best_worst_actions,

@@ -8,8 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from analysis_ledgers import CATEGORIES, benchmark_rows, frame, item
-
-from services.orchestrator.analysis.paired import compare
+from videophy_bench.orchestrator.analysis.paired import compare
 
 
 def seed_example() -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -8,12 +8,11 @@ import shutil
 
 import pytest
 from analysis_ledgers import benchmark_rows, item, tables_of
-
-from services.orchestrator.analysis.cli import report_main
-from services.orchestrator.analysis.document import Column, format_cell, format_value
-from services.orchestrator.analysis.loading import load_results
-from services.orchestrator.analysis.metrics import summarize
-from services.orchestrator.analysis.render_latex import escape_latex
+from videophy_bench.orchestrator.analysis.cli import report_main
+from videophy_bench.orchestrator.analysis.document import Column, format_cell, format_value
+from videophy_bench.orchestrator.analysis.loading import load_results
+from videophy_bench.orchestrator.analysis.metrics import summarize
+from videophy_bench.orchestrator.analysis.render_latex import escape_latex
 
 
 @pytest.fixture

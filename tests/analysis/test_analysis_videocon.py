@@ -8,12 +8,11 @@ import math
 
 import pytest
 from analysis_ledgers import CATEGORIES, benchmark_rows, frame, item, tables_of
-
-from services.orchestrator.analysis.cli import report_main
-from services.orchestrator.analysis.document import format_cell
-from services.orchestrator.analysis.metrics import has_videocon, summarize, videocon_subset_table
-from services.orchestrator.analysis.paired import compare
-from services.orchestrator.analysis.report import VIDEOCON_TABLE_COLUMNS
+from videophy_bench.orchestrator.analysis.cli import report_main
+from videophy_bench.orchestrator.analysis.document import format_cell
+from videophy_bench.orchestrator.analysis.metrics import has_videocon, summarize, videocon_subset_table
+from videophy_bench.orchestrator.analysis.paired import compare
+from videophy_bench.orchestrator.analysis.report import VIDEOCON_TABLE_COLUMNS
 
 
 def four_items():

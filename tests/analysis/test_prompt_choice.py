@@ -6,16 +6,15 @@ from __future__ import annotations
 import pytest
 from analysis_ledgers import frame, item
 from test_analysis_leaderboard import write_test_csv
-
-from services.orchestrator import caption_source
-from services.orchestrator.analysis.document import Table, Text
-from services.orchestrator.analysis.leaderboard import (
+from videophy_bench.orchestrator import caption_source
+from videophy_bench.orchestrator.analysis.document import Table, Text
+from videophy_bench.orchestrator.analysis.leaderboard import (
     build_leaderboard_report,
     labels_to_results,
     read_test_csv,
 )
-from services.orchestrator.analysis.loading import Condition, prompt_choice
-from services.orchestrator.analysis.report import build_report
+from videophy_bench.orchestrator.analysis.loading import Condition, prompt_choice
+from videophy_bench.orchestrator.analysis.report import build_report
 
 S3 = "https://videophysics2testvideos.s3.us-east-2.amazonaws.com"
 

@@ -1,12 +1,11 @@
-"""services.common.settings: every flag can come from VIDEOPHY_<FLAG>, checked like a flag would be."""
+"""videophy_bench.common.settings: every flag can come from VIDEOPHY_<FLAG>, checked like a flag would be."""
 
 from __future__ import annotations
 
 import argparse
 
 import pytest
-
-from services.common.settings import add_server_flags, env_flag, env_name, read_token
+from videophy_bench.common.settings import add_server_flags, env_flag, env_name, read_token
 
 
 def _parser() -> argparse.ArgumentParser:

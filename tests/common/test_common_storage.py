@@ -1,4 +1,4 @@
-"""services.common.storage: nothing escapes the root, writes are atomic, `intact` means intact."""
+"""videophy_bench.common.storage: nothing escapes the root, writes are atomic, `intact` means intact."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ import threading
 from pathlib import Path
 
 import pytest
-
-from services.common.errors import PathEscape
-from services.common.storage import Storage, safe_component, sha256_file
+from videophy_bench.common.errors import PathEscape
+from videophy_bench.common.storage import Storage, safe_component, sha256_file
 
 
 @pytest.mark.parametrize("name", ["p1", "A_b-c.9", "x" * 128, "0"])

@@ -1,4 +1,4 @@
-"""services.common.video: MP4 encode/decode round trip, and corrupt files are recognised."""
+"""videophy_bench.common.video: MP4 encode/decode round trip, and corrupt files are recognised."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from services.common.video import CorruptVideo, decode_mp4, encode_mp4, probe_mp4, to_uint8
+from videophy_bench.common.video import CorruptVideo, decode_mp4, encode_mp4, probe_mp4, to_uint8
 
 
 def _smooth(frames: int = 9, h: int = 32, w: int = 48) -> np.ndarray:

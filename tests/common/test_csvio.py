@@ -14,15 +14,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from nasty_text import nasty_strings
-
-from services.common import csvio
-from services.orchestrator.analysis.document import Column, Table
-from services.orchestrator.analysis.export import write_table_csv
-from services.orchestrator.analysis.loading import load_results
-from services.orchestrator.export import export_run
-from services.orchestrator.items import WorkItem
-from services.orchestrator.ledger import Ledger, StoredAnswer, rows_with_answers
-from services.orchestrator.prompts import Prompt, PromptSet
+from videophy_bench.common import csvio
+from videophy_bench.orchestrator.analysis.document import Column, Table
+from videophy_bench.orchestrator.analysis.export import write_table_csv
+from videophy_bench.orchestrator.analysis.loading import load_results
+from videophy_bench.orchestrator.export import export_run
+from videophy_bench.orchestrator.items import WorkItem
+from videophy_bench.orchestrator.ledger import Ledger, StoredAnswer, rows_with_answers
+from videophy_bench.orchestrator.prompts import Prompt, PromptSet
 
 
 def _assert_reads_back(path: Path, columns: list[str], rows: list[list[str]]) -> None:

@@ -7,21 +7,20 @@ import sys
 from pathlib import Path
 
 import pytest
-from videophy.v1 import evaluator_pb2
-
-from services.common import csvio, judge_tasks
-from services.common.judge_tasks import JudgeTask
-from services.evaluator import catalog
-from services.evaluator.catalog import JudgeSpec
-from services.orchestrator import runner
-from services.orchestrator.analysis import loading
-from services.orchestrator.dispatch import Dispatcher, DispatchOptions
-from services.orchestrator.export import export_run
-from services.orchestrator.items import WorkItem
-from services.orchestrator.judge_queue import partition_tasks
-from services.orchestrator.ledger import Ledger, StoredAnswer
-from services.orchestrator.replicas import replica_info
-from services.orchestrator.results_schema import RESULTS_COLUMNS, results_columns
+from videophy_bench.common import csvio, judge_tasks
+from videophy_bench.common.judge_tasks import JudgeTask
+from videophy_bench.evaluator import catalog
+from videophy_bench.evaluator.catalog import JudgeSpec
+from videophy_bench.orchestrator import runner
+from videophy_bench.orchestrator.analysis import loading
+from videophy_bench.orchestrator.dispatch import Dispatcher, DispatchOptions
+from videophy_bench.orchestrator.export import export_run
+from videophy_bench.orchestrator.items import WorkItem
+from videophy_bench.orchestrator.judge_queue import partition_tasks
+from videophy_bench.orchestrator.ledger import Ledger, StoredAnswer
+from videophy_bench.orchestrator.replicas import replica_info
+from videophy_bench.orchestrator.results_schema import RESULTS_COLUMNS, results_columns
+from videophy_bench.proto.v1 import evaluator_pb2
 
 BUILT_IN = ("sa", "pc", "rule", "videocon_sa", "videocon_pc")
 FAKE_MODULE = "fake_judge_for_registry_test"
@@ -34,7 +33,7 @@ def test_every_task_list_is_the_registrys() -> None:
     assert {t.wire: f"JUDGE_TASK_{t.name.upper()}" for t in judge_tasks.tasks()} == wire
     assert set(judge_tasks.PARSE_STATUSES.values()) == {v for v in evaluator_pb2.ParseStatus.values() if v}
     # The evaluator's prompts (mPLUG-Owl judges) cover the tasks of its two families.
-    from services.evaluator.model.templates import PROMPTS
+    from videophy_bench.evaluator.model.templates import PROMPTS
 
     assert tuple(PROMPTS) == (*judge_tasks.tasks_of("autoeval"), *judge_tasks.tasks_of("videocon"))
     assert catalog.judge_spec("videophy_2_auto").tasks == ("sa", "pc", "rule")
@@ -90,7 +89,7 @@ def test_a_registered_task_and_judge_show_up_everywhere(fake_judge, tmp_path: Pa
     assert catalog.unknown_judge("fake-motion") is None and "fake-motion" in catalog.judge_names()
 
     # Loaded through the registry: the factory's module is imported only now.
-    from services.evaluator.judge import load_judge
+    from videophy_bench.evaluator.judge import load_judge
 
     assert FAKE_MODULE not in sys.modules
     assert load_judge("fake-motion", device="cpu", dtype="float32", revision="r1") == "a judge"

@@ -4,7 +4,7 @@ a revision and download a snapshot (HF_ENDPOINT=http://127.0.0.1:PORT):
 - GET  /api/models/{repo}/revision/{rev}   -> {"id", "sha", "siblings"}
 - GET  /api/models/{repo}/tree/{rev}       -> the snapshot's files (recursive listing, one page)
 - HEAD/GET /{repo}/resolve/{rev}/{path}    -> the file, with X-Repo-Commit and ETag
-- HEAD /                                    -> 200 (services.common.hub's reachability probe)
+- HEAD /                                    -> 200 (videophy_bench.common.hub's reachability probe)
 
 Datasets are served the same way under /api/datasets/ and /datasets/{repo}/resolve/ (one namespace of
 repo names for both kinds).

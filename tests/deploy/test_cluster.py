@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from deploy_support import K8S, K8S_VERSION, check_pod_security, find_tool, one, require_tool
-
-from services.orchestrator import cluster
+from videophy_bench.orchestrator import cluster
 
 FAKE = r'''#!{python}
 import json, os, sys
@@ -44,7 +43,7 @@ elif verb == "get":
         sys.stderr.write('Error from server (NotFound): jobs.batch "x" not found\n')
         sys.exit(1)
     sys.stdout.write(open(path).read())
-elif verb == "exec" and "services.orchestrator.snapshot" in rest:
+elif verb == "exec" and "videophy_bench.orchestrator.snapshot" in rest:
     container = rest[rest.index("-c") + 1]
     rc = int(os.environ.get("FAKE_KUBECTL_SNAPSHOT_RC_" + container.upper(), "0"))
     if rc:
@@ -311,7 +310,7 @@ def test_fetch_copies_through_a_read_only_pod(fake: FakeKubectl, tmp_path: Path)
         (dest / "r1" / torn).write_text("torn")
     assert cluster.cluster_main(["fetch", "r1", str(dest), "--path", "videos/wan2.2-ti2v-5b"]) == 0
     k, ns = fake.kubectl, ["--namespace", "videophy"]
-    snap = ["python", "-m", "services.orchestrator.snapshot", "/data/runs/r1", "/tmp/videophy-snapshot"]
+    snap = ["python", "-m", "videophy_bench.orchestrator.snapshot", "/data/runs/r1", "/tmp/videophy-snapshot"]
     assert fake.argvs() == [
         [k, *ns, "get", "job", "videophy-run-r1", "-o", "json"],
         [k, *ns, "delete", "pod", "videophy-fetch-r1", "--ignore-not-found", "--wait=true"],
@@ -341,7 +340,7 @@ def test_fetch_of_a_live_run_snapshots_beside_the_orchestrator(fake: FakeKubectl
     monkeypatch.setenv("FAKE_KUBECTL_PODS", "videophy-run-r1-x7k2p")
     assert cluster.cluster_main(["fetch", "r1", str(tmp_path)]) == 0
     k, ns, pod = fake.kubectl, ["--namespace", "videophy"], "videophy-run-r1-x7k2p"
-    snap = ["python", "-m", "services.orchestrator.snapshot", "/data/runs/r1", "/tmp/videophy-snapshot"]
+    snap = ["python", "-m", "videophy_bench.orchestrator.snapshot", "/data/runs/r1", "/tmp/videophy-snapshot"]
     assert fake.argvs()[4:] == [
         [k, *ns, "exec", "videophy-fetch-r1", "-c", "fetch", "--", *snap],
         [k, *ns, "get", "pods", "-l", "batch.kubernetes.io/job-name=videophy-run-r1",

@@ -17,8 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
-
-from services.common import healthcheck
+from videophy_bench.common import healthcheck
 
 IDS = [p.parent.name for p in DOCKERFILES]
 # The pyproject extras each image's lock holds (generator: FlashAttention-3 for Hopper GPUs too).
@@ -94,10 +93,10 @@ def test_dockerfile_conventions(path: Path) -> None:
         base = base_env()
         assert f"BASE_IMAGE={base['TORCH_BASE']}@sha256:<digest>" in text
         assert "COPY services/requirements/base.env" in text and '"${TORCH_VERSION} ${CUDA_VERSION}"' in text
-        assert "services.common.healthcheck" in text
+        assert "videophy_bench.common.healthcheck" in text
         assert f"EXPOSE {PORTS[service]}" in lines
         assert f"VIDEOPHY_BIND=0.0.0.0:{PORTS[service]}" in text
-        assert f'ENTRYPOINT ["python", "-m", "services.{service}"]' in lines
+        assert f'ENTRYPOINT ["python", "-m", "videophy_bench.{service}"]' in lines
     if service == "evaluator":
         assert "find_spec('diffusers') is not None" in text, "the evaluator image must not carry diffusers"
 

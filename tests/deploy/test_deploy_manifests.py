@@ -26,9 +26,8 @@ from deploy_support import (
     render_docs,
     require_tool,
 )
-
-from services.orchestrator import exit_codes
-from services.orchestrator.discovery import parse_targets
+from videophy_bench.orchestrator import exit_codes
+from videophy_bench.orchestrator.discovery import parse_targets
 
 IDS = [str(p.relative_to(p.parents[1])) if p.parent.name == "overlays" else "base" for p in KUSTOMIZATIONS]
 SERVICES = {"generator": 50051, "evaluator": 50052}

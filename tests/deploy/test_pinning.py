@@ -1,7 +1,7 @@
 """Model revision pinning (`cluster run`, services/orchestrator/pinning.py) against a loopback Hub.
 
 The Hub is tests/deploy/loopback_hub.py on 127.0.0.1; the cluster is the fake kubectl of test_cluster.py;
-the prefetch is the real `python -m services.common.weights` in a subprocess, filling a real HF cache
+the prefetch is the real `python -m videophy_bench.common.weights` in a subprocess, filling a real HF cache
 that the real generator resolution then reads with HF_HUB_OFFLINE=1.
 """
 
@@ -19,8 +19,7 @@ import yaml
 from deploy_support import K8S, render_docs
 from loopback_hub import LoopbackHub
 from test_cluster import FakeKubectl
-
-from services.orchestrator import cluster, pinning
+from videophy_bench.orchestrator import cluster, pinning
 
 ROOT = Path(__file__).resolve().parents[2]
 GPU = K8S / "overlays" / "gpu"
@@ -29,7 +28,7 @@ JUDGE_REPO = "videophysics/videophy_2_auto"
 
 
 def _judge_repo() -> str:
-    from services.evaluator.catalog import judge_spec
+    from videophy_bench.evaluator.catalog import judge_spec
 
     spec = judge_spec("videophy_2_auto")
     assert spec is not None
@@ -61,7 +60,7 @@ def test_run_pins_each_model_prefetches_once_then_rolls_the_replicas(gpu_fake: F
     assert len(jobs) == 2 and all(n.startswith("videophy-prefetch-") for n in jobs)
     for j in prefetch:
         c = j["spec"]["template"]["spec"]["containers"][0]
-        assert c["command"][:3] == ["python", "-m", "services.common.weights"]
+        assert c["command"][:3] == ["python", "-m", "videophy_bench.common.weights"]
         assert "nvidia.com/gpu" not in c["resources"]["limits"], "a download needs no GPU"
         assert {m["mountPath"] for m in c["volumeMounts"]} >= {"/cache/hf"}
     waited = [a for a in gpu_fake.argvs() if "wait" in a]
@@ -137,15 +136,15 @@ def test_prefetch_job_validates(gpu_fake: FakeKubectl, hub: LoopbackHub, tmp_pat
 
 def _weights(service: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
-    full = {**inherited, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'services'}", **env}
-    return subprocess.run([sys.executable, "-m", "services.common.weights", service], env=full,
+    full = {**inherited, "PYTHONPATH": f"{ROOT}", **env}
+    return subprocess.run([sys.executable, "-m", "videophy_bench.common.weights", service], env=full,
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
 
 
 def test_prefetch_fills_the_cache_once_and_replicas_load_the_pin_offline(hub: LoopbackHub,
                                                                         tmp_path: Path) -> None:
-    from services.generator.diffusers_backend import default_tiny_dir
-    from services.generator.tiny import build_tiny_pipeline
+    from videophy_bench.generator.diffusers_backend import default_tiny_dir
+    from videophy_bench.generator.tiny import build_tiny_pipeline
 
     repo = "videophy-test/tiny-wan"
     pinned = hub.commit_dir(repo, build_tiny_pipeline(default_tiny_dir("ti2v"), layout="ti2v"))

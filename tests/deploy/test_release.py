@@ -18,8 +18,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-
-from services.orchestrator import release
+from videophy_bench.orchestrator import release
 
 REPO = Path(__file__).resolve().parents[2]
 NS = "team-a"
@@ -93,9 +92,10 @@ def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackApi
 
 def test_a_completed_run_scales_its_services_to_zero(api: LoopbackApi, tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "services.orchestrator.cli", "run", "--local", "--model", "tiny", "--prompts",
+        [sys.executable, "-m", "videophy_bench.orchestrator.cli", "run", "--local", "--model", "tiny",
+         "--prompts",
          "sample", "--limit", "1", "--out", str(tmp_path / "run"), "--no-progress"],
-        env={**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'services'}", "OMP_NUM_THREADS": "1"},
+        env={**os.environ, "PYTHONPATH": f"{REPO}", "OMP_NUM_THREADS": "1"},
         capture_output=True, text=True, cwd=REPO, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     scale = f"/apis/apps/v1/namespaces/{NS}/deployments/%s/scale"
@@ -111,9 +111,10 @@ def test_a_completed_run_scales_its_services_to_zero(api: LoopbackApi, tmp_path:
 
 def test_a_failed_run_keeps_the_services(api: LoopbackApi, tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "services.orchestrator.cli", "run", "--local", "--model", "tiny", "--prompts",
+        [sys.executable, "-m", "videophy_bench.orchestrator.cli", "run", "--local", "--model", "tiny",
+         "--prompts",
          "sample", "--ids", "no-such-id", "--out", str(tmp_path / "run"), "--no-progress"],
-        env={**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'services'}"},
+        env={**os.environ, "PYTHONPATH": f"{REPO}"},
         capture_output=True, text=True, cwd=REPO, timeout=600)
     assert proc.returncode == 2
     assert api.calls == []

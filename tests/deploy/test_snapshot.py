@@ -20,8 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from services.orchestrator import ledger, snapshot
+from videophy_bench.orchestrator import ledger, snapshot
 
 REPO = Path(__file__).resolve().parents[2]
 NOBODY = 65534
@@ -29,7 +28,7 @@ NOBODY = 65534
 WRITER = r'''
 import os, signal, sys
 from pathlib import Path
-from services.orchestrator import ledger
+from videophy_bench.orchestrator import ledger
 run_dir, mode = Path(sys.argv[1]), sys.argv[2]
 lock = ledger.RunLock(run_dir, "test writer").acquire()
 conn = ledger.connect(run_dir)
@@ -51,7 +50,7 @@ if mode == "die":
 
 
 def env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'services'}"}
+    return {**os.environ, "PYTHONPATH": f"{REPO}"}
 
 
 @pytest.fixture()
@@ -78,7 +77,7 @@ def consistent_count(db_dir: Path) -> int:
 
 
 def snapshot_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "services.orchestrator.snapshot", *args], env=env(),
+    return subprocess.run([sys.executable, "-m", "videophy_bench.orchestrator.snapshot", *args], env=env(),
                           capture_output=True, text=True, cwd=REPO, timeout=120)
 
 

@@ -15,9 +15,8 @@ import pytest
 from deploy_support import K8S
 from loopback_hub import LoopbackHub
 from test_cluster import FakeKubectl
-
-from services.orchestrator import cluster
-from services.orchestrator.volume_check import REPORT_PREFIX, cached_models, main
+from videophy_bench.orchestrator import cluster
+from videophy_bench.orchestrator.volume_check import REPORT_PREFIX, cached_models, main
 
 GEN_REPO = "Wan-AI/Wan2.2-TI2V-5B-Diffusers"
 GIB = 2**30
@@ -57,7 +56,7 @@ def done_fake(gpu_fake: FakeKubectl) -> FakeKubectl:
 
 def _check(fake: FakeKubectl, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mib_s: float,
            models: dict[str, int]) -> int:
-    from services.evaluator.catalog import judge_spec
+    from videophy_bench.evaluator.catalog import judge_spec
 
     judge = judge_spec("videophy_2_auto")
     assert judge is not None

@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 from test_cluster import OVERLAY, FakeKubectl
-
-from services.orchestrator import cluster
-from services.orchestrator.volume_check import REPORT_PREFIX, VolumeReport, check_volume, main
+from videophy_bench.orchestrator import cluster
+from videophy_bench.orchestrator.volume_check import REPORT_PREFIX, VolumeReport, check_volume, main
 
 NOBODY = 65534
 POD_UID = 10001
@@ -122,7 +121,7 @@ def test_cluster_check_runs_the_preflight_as_the_pods_run(fake: FakeKubectl, con
     job = _preflight(fake)
     spec = job["spec"]["template"]["spec"]
     container = spec["containers"][0]
-    assert container["command"][:3] == ["python", "-m", "services.orchestrator.volume_check"]
+    assert container["command"][:3] == ["python", "-m", "videophy_bench.orchestrator.volume_check"]
     assert container["command"][-2:] == ["/data", "/cache/hf"], "both volumes, where the pods mount them"
     assert container["command"][-4:-2] == ["--hf-home", "/cache/hf"], "the cached models, to size probes"
     assert spec["securityContext"]["runAsUser"] == POD_UID and container["securityContext"]["runAsNonRoot"]

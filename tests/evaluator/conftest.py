@@ -47,7 +47,7 @@ def videophy2_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def fp32_judge(fixture_dir: Path):
-    from services.evaluator.judge import load_judge
+    from videophy_bench.evaluator.judge import load_judge
 
     torch.set_num_threads(2)
     judge = load_judge(fixture_dir, device="cpu", dtype="float32")

@@ -18,8 +18,7 @@ from test_service import (  # noqa: F401
     storage,
     tiny_judge,
 )
-
-from services.evaluator.judge import MplugOwlJudge
+from videophy_bench.evaluator.judge import MplugOwlJudge
 
 
 def test_a_stalled_judge_batch_fails_liveness_until_it_finishes(

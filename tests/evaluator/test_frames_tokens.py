@@ -7,10 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from services.evaluator.model.frames import PixelNormalizer, decode_video, frame_indices
-from services.evaluator.model.templates import build_prompt
-from services.evaluator.model.tokenization import PromptTokenizer
+from videophy_bench.evaluator.model.frames import PixelNormalizer, decode_video, frame_indices
+from videophy_bench.evaluator.model.templates import build_prompt
+from videophy_bench.evaluator.model.tokenization import PromptTokenizer
 
 
 def test_get_index_examples() -> None:
@@ -76,7 +75,7 @@ def test_tokenizer_basics(fixture_dir: Path) -> None:
 
 @pytest.mark.parametrize("missing", ["nope.mp4"])
 def test_decode_errors(tmp_path: Path, missing: str) -> None:
-    from services.evaluator.errors import VideoDecodeError, VideoNotFoundError
+    from videophy_bench.evaluator.errors import VideoDecodeError, VideoNotFoundError
 
     with pytest.raises(VideoNotFoundError):
         decode_video(tmp_path / missing)

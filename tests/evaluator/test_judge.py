@@ -8,9 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-
-from services.evaluator import judge_cli
-from services.evaluator.errors import (
+from videophy_bench.evaluator import judge_cli
+from videophy_bench.evaluator.errors import (
     EmptyTextError,
     JudgeInputError,
     UnknownTaskError,
@@ -18,8 +17,8 @@ from services.evaluator.errors import (
     VideoDecodeError,
     VideoNotFoundError,
 )
-from services.evaluator.judge import JudgeQuery, load_judge
-from services.evaluator.tiny import build_tiny_judge
+from videophy_bench.evaluator.judge import JudgeQuery, load_judge
+from videophy_bench.evaluator.tiny import build_tiny_judge
 
 JETSKI = "examples/A_jetski_moves_quickly_through_a_narrow_channel_between_two_rocky_outcrops_0.mp4"
 STREAMER = (
@@ -225,7 +224,7 @@ def test_judge_cli_rejects_missing_columns(tmp_path: Path) -> None:
 
 
 def test_unknown_checkpoint_raises(tmp_path: Path, fixture_dir: Path) -> None:
-    from services.evaluator.errors import CheckpointError
+    from videophy_bench.evaluator.errors import CheckpointError
 
     with pytest.raises(CheckpointError):
         load_judge(tmp_path / "does-not-exist")

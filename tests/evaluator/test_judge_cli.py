@@ -14,11 +14,10 @@ import pandas as pd
 import pytest
 import torch
 from nasty_text import FRAGMENTS, UNDECODABLE, nasty_strings
-
-from services.common import csvio
-from services.evaluator import judge_cli
-from services.evaluator.judge import JudgeQuery, load_judge
-from services.evaluator.tiny import build_tiny_judge, default_tiny_dir
+from videophy_bench.common import csvio
+from videophy_bench.evaluator import judge_cli
+from videophy_bench.evaluator.judge import JudgeQuery, load_judge
+from videophy_bench.evaluator.tiny import build_tiny_judge, default_tiny_dir
 
 REPO = Path(__file__).resolve().parents[2]
 JETSKI = "examples/A_jetski_moves_quickly_through_a_narrow_channel_between_two_rocky_outcrops_0.mp4"
@@ -31,7 +30,7 @@ def tiny_dir() -> Path:
 
 
 def _judge_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "services.orchestrator.cli", "judge", *args]
+    return [sys.executable, "-m", "videophy_bench.orchestrator.cli", "judge", *args]
 
 
 def _env() -> dict[str, str]:

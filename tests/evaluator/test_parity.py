@@ -11,9 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from services.evaluator.judge import JudgeQuery
-from services.evaluator.model.frames import PixelNormalizer, decode_video
+from videophy_bench.evaluator.judge import JudgeQuery
+from videophy_bench.evaluator.model.frames import PixelNormalizer, decode_video
 
 
 def _close(actual: np.ndarray, expected: np.ndarray) -> None:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from services.evaluator.model.parsing import ParseStatus, parse_answer
+from videophy_bench.evaluator.model.parsing import ParseStatus, parse_answer
 
 
 @pytest.mark.parametrize(

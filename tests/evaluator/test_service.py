@@ -1,7 +1,7 @@
 """EvaluatorService over a real grpc.aio server on 127.0.0.1 with the tiny judge: health, GetInfo, answers
 equal to a direct judge call, one decode for all tasks, micro-batching, busy, bad input and the token.
 
-The server is started through `services.evaluator.cli.serve`, the production entry point (flags,
+The server is started through `videophy_bench.evaluator.cli.serve`, the production entry point (flags,
 interceptors, health, reflection, drain). The tiny judge is built once per session into a temporary
 VIDEOPHY_CACHE and loaded in float32, as `serve evaluator --model tiny` does on CPU.
 """
@@ -24,21 +24,20 @@ import pytest
 import torch
 from grpc import aio
 from service_harness import NOT_SERVING, SERVING, Running, health_status, wait_for_health
-from videophy.v1 import common_pb2, evaluator_pb2, evaluator_pb2_grpc
-
-from services.common import judge_tasks
-from services.common.channel import ClientConfig
-from services.common.limits import MAX_ID_CHARS, MAX_JUDGE_QUERIES, MAX_JUDGE_TEXT_CHARS
-from services.common.server import ServiceHost
-from services.common.storage import sha256_file
-from services.evaluator import catalog, prefetch
-from services.evaluator.cli import SERVICE_NAME, build_parser, serve
-from services.evaluator.engine import to_service_error
-from services.evaluator.errors import EmptyVideoError, UnsupportedPromptError, VideoDecodeError
-from services.evaluator.judge import JudgeOutcome, JudgeQuery, MplugOwlJudge, load_judge
-from services.evaluator.model.frames import frame_indices
-from services.evaluator.model.templates import build_prompt
-from services.evaluator.model.tokenization import VIDEOCON_MAX_LENGTH
+from videophy_bench.common import judge_tasks
+from videophy_bench.common.channel import ClientConfig
+from videophy_bench.common.limits import MAX_ID_CHARS, MAX_JUDGE_QUERIES, MAX_JUDGE_TEXT_CHARS
+from videophy_bench.common.server import ServiceHost
+from videophy_bench.common.storage import sha256_file
+from videophy_bench.evaluator import catalog, prefetch
+from videophy_bench.evaluator.cli import SERVICE_NAME, build_parser, serve
+from videophy_bench.evaluator.engine import to_service_error
+from videophy_bench.evaluator.errors import EmptyVideoError, UnsupportedPromptError, VideoDecodeError
+from videophy_bench.evaluator.judge import JudgeOutcome, JudgeQuery, MplugOwlJudge, load_judge
+from videophy_bench.evaluator.model.frames import frame_indices
+from videophy_bench.evaluator.model.templates import build_prompt
+from videophy_bench.evaluator.model.tokenization import VIDEOCON_MAX_LENGTH
+from videophy_bench.proto.v1 import common_pb2, evaluator_pb2, evaluator_pb2_grpc
 
 VIDEOS = {
     "jetski.mp4": "A_jetski_moves_quickly_through_a_narrow_channel_between_two_rocky_outcrops_0.mp4",
@@ -560,8 +559,8 @@ def test_bad_video_in_a_batch_costs_only_that_call(tiny_judge: MplugOwlJudge, st
 
 
 def test_error_mapping_of_judge_input_errors() -> None:
-    from services.common.errors import FailedPrecondition, InvalidRequest
-    from services.evaluator.errors import EmptyTextError, UnsupportedPromptError, VideoNotFoundError
+    from videophy_bench.common.errors import FailedPrecondition, InvalidRequest
+    from videophy_bench.evaluator.errors import EmptyTextError, UnsupportedPromptError, VideoNotFoundError
 
     for exc in (VideoNotFoundError("x"), VideoDecodeError("x"), EmptyVideoError("x")):
         assert isinstance(to_service_error(exc), FailedPrecondition)
@@ -596,9 +595,9 @@ def test_token_refused_and_accepted(tiny_judge: MplugOwlJudge, storage: Path) ->
 def test_the_engine_judges_without_any_grpc(tiny_judge: MplugOwlJudge, storage: Path) -> None:
     """The data plane alone (services/evaluator/engine.py): no server, no channel, the same answers as
     the judge called directly, and its refusals are domain errors."""
-    from services.common.errors import FailedPrecondition
-    from services.common.storage import Storage
-    from services.evaluator.engine import EvaluationEngine, VideoJudgeRequest
+    from videophy_bench.common.errors import FailedPrecondition
+    from videophy_bench.common.storage import Storage
+    from videophy_bench.evaluator.engine import EvaluationEngine, VideoJudgeRequest
 
     async def main() -> None:
         engine = EvaluationEngine(lambda: tiny_judge, Storage(storage), capacity=2)

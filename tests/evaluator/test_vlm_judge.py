@@ -18,13 +18,12 @@ import grpc
 import numpy as np
 import pytest
 from fake_openai import FakeOpenAI, official_indices, user_text
-
-from services.common.openai_chat import NO_KEY, EndpointError, EndpointSettings
-from services.common.video import decode_mp4, encode_mp4
-from services.evaluator.errors import EmptyTextError, JudgeEndpointError, UnsupportedPromptError
-from services.evaluator.frame_rule import FrameRule
-from services.evaluator.judge import JudgeQuery, load_judge
-from services.evaluator.model.templates import AUTOEVAL_SYSTEM
+from videophy_bench.common.openai_chat import NO_KEY, EndpointError, EndpointSettings
+from videophy_bench.common.video import decode_mp4, encode_mp4
+from videophy_bench.evaluator.errors import EmptyTextError, JudgeEndpointError, UnsupportedPromptError
+from videophy_bench.evaluator.frame_rule import FrameRule
+from videophy_bench.evaluator.judge import JudgeQuery, load_judge
+from videophy_bench.evaluator.model.templates import AUTOEVAL_SYSTEM
 
 CAPTION = "A ball rolls down a ramp."
 RULE = "The ball accelerates."
@@ -209,7 +208,7 @@ def test_an_endpoint_that_cannot_serve_is_refused_at_load_in_one_line(tmp_path):
 
 # -- the service ---------------------------------------------------------------------------------------------
 def serve_process(*flags: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "services.evaluator", "--bind", "127.0.0.1:0", *flags],
+    return subprocess.run([sys.executable, "-m", "videophy_bench.evaluator", "--bind", "127.0.0.1:0", *flags],
                           capture_output=True, text=True, timeout=300)
 
 
@@ -230,11 +229,10 @@ def test_serve_evaluator_refuses_a_bad_endpoint_in_one_line_before_serving():
 def test_the_servicer_serves_the_vlm_judge_with_limits_first_and_failures_per_call(tmp_path):
     from grpc import StatusCode
     from service_harness import SERVING, wait_for_health
-    from videophy.v1 import common_pb2, evaluator_pb2, evaluator_pb2_grpc
-
-    from services.common import judge_tasks
-    from services.common.server import ServiceHost
-    from services.evaluator.cli import build_parser, serve
+    from videophy_bench.common import judge_tasks
+    from videophy_bench.common.server import ServiceHost
+    from videophy_bench.evaluator.cli import build_parser, serve
+    from videophy_bench.proto.v1 import common_pb2, evaluator_pb2, evaluator_pb2_grpc
 
     (tmp_path / "videos").mkdir()
     moving_mp4(tmp_path / "videos" / "v.mp4")
@@ -288,9 +286,9 @@ def test_the_servicer_serves_the_vlm_judge_with_limits_first_and_failures_per_ca
 
 
 def test_help_never_shows_the_key_and_the_environment_gives_it(monkeypatch):
-    from services.common.openai_chat import API_KEY_ENV
-    from services.evaluator.cli import build_parser
-    from services.orchestrator.cli import build_parser as run_parser
+    from videophy_bench.common.openai_chat import API_KEY_ENV
+    from videophy_bench.evaluator.cli import build_parser
+    from videophy_bench.orchestrator.cli import build_parser as run_parser
 
     monkeypatch.setenv(API_KEY_ENV, "zzz-secret")
     parser = build_parser()

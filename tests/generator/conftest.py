@@ -7,15 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from services.generator.diffusers_backend import default_tiny_dir
-from services.generator.presets import PRESETS
+from videophy_bench.generator.diffusers_backend import default_tiny_dir
+from videophy_bench.generator.presets import PRESETS
 
 
 @pytest.fixture(scope="session", autouse=True)
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
     """Build the two tiny layouts once; VIDEOPHY_CACHE points the CLI (and subprocesses) at them."""
-    from services.generator.tiny import build_tiny_pipeline
+    from videophy_bench.generator.tiny import build_tiny_pipeline
 
     cache = tmp_path_factory.mktemp("videophy-cache")
     old = os.environ.get("VIDEOPHY_CACHE")

@@ -1,6 +1,6 @@
 """Test harness for the generator: real tiny backends, a real grpc.aio server on an ephemeral port.
 
-The server is started through `services.generator.cli.serve`, the production entry point, so flags,
+The server is started through `videophy_bench.generator.cli.serve`, the production entry point, so flags,
 interceptors, health, reflection and the drain are the ones a deployment runs.
 """
 
@@ -18,14 +18,17 @@ import grpc
 import torch
 from grpc import aio
 from service_harness import NOT_SERVING, SERVING, Running, health_status, wait_for_health  # noqa: F401
-from videophy.v1 import generator_pb2, generator_pb2_grpc
-
-from services.common.channel import ClientConfig
-from services.common.server import ServiceHost
-from services.generator.backend import GenerationJob, GenerationOutput, StepCallback, StopCheck
-from services.generator.cli import SERVICE_NAME, build_parser, serve
-from services.generator.diffusers_backend import DiffusersWanBackend, default_tiny_dir, resolve_model_dir
-from services.generator.presets import get_preset
+from videophy_bench.common.channel import ClientConfig
+from videophy_bench.common.server import ServiceHost
+from videophy_bench.generator.backend import GenerationJob, GenerationOutput, StepCallback, StopCheck
+from videophy_bench.generator.cli import SERVICE_NAME, build_parser, serve
+from videophy_bench.generator.diffusers_backend import (
+    DiffusersWanBackend,
+    default_tiny_dir,
+    resolve_model_dir,
+)
+from videophy_bench.generator.presets import get_preset
+from videophy_bench.proto.v1 import generator_pb2, generator_pb2_grpc
 
 
 class InstrumentedBackend(DiffusersWanBackend):

@@ -16,9 +16,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from services.generator import acceleration as acc  # noqa: E402
-from services.generator.backend import GenerationJob  # noqa: E402
-from services.generator.presets import PRESETS, resolve  # noqa: E402
+from videophy_bench.generator import acceleration as acc  # noqa: E402
+from videophy_bench.generator.backend import GenerationJob  # noqa: E402
+from videophy_bench.generator.presets import PRESETS, resolve  # noqa: E402
 
 BF16_TOL = 1e-2  # max abs difference of [0, 1] frames
 PROMPT = "a ball rolls off the table"
@@ -30,7 +30,7 @@ def tiny_dir(tiny_models: dict[str, Path]) -> Path:
 
 
 def _backend(tiny_dir: Path, acceleration: str, compile_blocks: bool | None = None):
-    from services.generator.diffusers_backend import DiffusersWanBackend, resolve_model_dir
+    from videophy_bench.generator.diffusers_backend import DiffusersWanBackend, resolve_model_dir
 
     preset = PRESETS["tiny"]
     model_dir, revision = resolve_model_dir(preset, str(tiny_dir), None, None)

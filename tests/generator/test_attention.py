@@ -15,7 +15,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from services.generator import attention  # noqa: E402
+from videophy_bench.generator import attention  # noqa: E402
 
 
 def test_requested_kernel_defaults_to_auto_and_refuses_lossy(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -131,8 +131,7 @@ def test_fa3_adapter_sends_masked_calls_to_exact_sdpa() -> None:
     say whether they are cross-attention: such a call must give SDPA's exact result, not an error."""
     import torch
     from diffusers.models import attention_dispatch as ad
-
-    from services.generator.attention import fa3_attention
+    from videophy_bench.generator.attention import fa3_attention
 
     torch.manual_seed(0)
     q, k, v = (torch.randn(1, 6, 2, 8) for _ in range(3))  # (B, S, H, D), the dispatcher's layout
@@ -150,10 +149,10 @@ def test_fa3_route_traces_whole_through_masked_calls(preset: str, monkeypatch: p
     each block must trace whole (fullgraph, as `lossless` compiles them) and give the eager numbers.
     The first GPU run of `lossless` on these families failed exactly here: the adapter's SDPA lookup
     imported diffusers' lazy module inside the traced call (bench/results/h100-2026-12-06)."""
-    from services.generator import acceleration
-    from services.generator.backend import GenerationJob
-    from services.generator.families import get_backend
-    from services.generator.presets import get_preset, resolve
+    from videophy_bench.generator import acceleration
+    from videophy_bench.generator.backend import GenerationJob
+    from videophy_bench.generator.families import get_backend
+    from videophy_bench.generator.presets import get_preset, resolve
 
     # A stateless stand-in (the counting one mutates itself, which dynamo does not trace).
     monkeypatch.setattr(attention, "_fa3", types.SimpleNamespace(flash_attn_func=_sdpa_bshd))

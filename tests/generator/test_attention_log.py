@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 from generator_harness import tiny_backend
-
-from services.generator import attention
+from videophy_bench.generator import attention
 
 
 def _kernel_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -20,7 +19,7 @@ def _kernel_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 def test_loading_logs_the_kernel_in_use(caplog: pytest.LogCaptureFixture) -> None:
     backend = tiny_backend()
-    with caplog.at_level(logging.INFO, logger="services.generator.attention"):
+    with caplog.at_level(logging.INFO, logger="videophy_bench.generator.attention"):
         backend.load()
     assert _kernel_lines(caplog) == ["attention kernel: native (SDPA); FlashAttention-3 not used: not a CUDA "
                                      "device (requested auto on cpu)"]
@@ -40,7 +39,7 @@ def test_a_flashattention_build_that_does_not_load_is_named_with_its_error(
     import torch
 
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))  # an H100; none here
-    with caplog.at_level(logging.INFO, logger="services.generator.attention"):
+    with caplog.at_level(logging.INFO, logger="videophy_bench.generator.attention"):
         assert attention.resolve_kernel("auto", "cuda") == ("native", "")
     (line,) = _kernel_lines(caplog)
     assert line == ("attention kernel: native (SDPA); FlashAttention-3 not used: no FlashAttention-3 module "
@@ -54,7 +53,7 @@ def test_fa3_in_use_is_named_with_its_module(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(attention, "_fa3", module)
     monkeypatch.setattr(attention, "fa3_unusable_reason", lambda device: None)
     monkeypatch.setattr(attention, "fa3_self_check", lambda device: 4.6e-3)
-    with caplog.at_level(logging.INFO, logger="services.generator.attention"):
+    with caplog.at_level(logging.INFO, logger="videophy_bench.generator.attention"):
         assert attention.resolve_kernel("auto", "cuda:0") == ("fa3", "")
     assert _kernel_lines(caplog) == ["attention kernel: fa3 (FlashAttention-3 via fa3_fwd_interface) for "
                                      "self-attention, SDPA for cross-attention (requested auto on cuda:0)"]

@@ -9,10 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from services.common.errors import InvalidRequest
-from services.generator.families import FAMILIES, get_family, load_object
-from services.generator.presets import PRESETS, get_preset, resolve
+from videophy_bench.common.errors import InvalidRequest
+from videophy_bench.generator.families import FAMILIES, get_family, load_object
+from videophy_bench.generator.presets import PRESETS, get_preset, resolve
 
 REPO = Path(__file__).resolve().parents[2]
 NEW_FAMILIES = ("cogvideox", "ltx", "hunyuanvideo")
@@ -30,10 +29,10 @@ def test_every_preset_names_a_registered_family_and_its_defaults_pass_its_rules(
 
 
 def test_the_registry_imports_no_torch_and_names_importable_backends():
-    code = ("import sys; import services.generator.presets, services.orchestrator.models; "
+    code = ("import sys; import videophy_bench.generator.presets, videophy_bench.orchestrator.models; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={"PYTHONPATH": f"{REPO}:{REPO / 'services'}", "PATH": "/usr/bin:/bin"})
+                         env={"PYTHONPATH": f"{REPO}", "PATH": "/usr/bin:/bin"})
     assert out.stdout.strip() == "False"
     for family in FAMILIES.values():
         assert callable(load_object(family.backend)) and callable(load_object(family.tiny))
@@ -100,8 +99,7 @@ def test_a_wan_fingerprint_is_what_it_was_before_families():
 
 def test_regional_compile_finds_blocks_of_a_transformer_that_declares_none():
     from diffusers import CogVideoXTransformer3DModel, WanTransformer3DModel
-
-    from services.generator.acceleration import _repeated_blocks
+    from videophy_bench.generator.acceleration import _repeated_blocks
 
     cog = CogVideoXTransformer3DModel(num_attention_heads=2, attention_head_dim=16, in_channels=4,
                                       time_embed_dim=8, text_embed_dim=32, num_layers=3)

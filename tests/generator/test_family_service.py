@@ -12,12 +12,11 @@ from typing import Any
 
 import grpc
 from generator_harness import generate, generate_code, request, running_generator
-from videophy.v1 import common_pb2, generator_pb2_grpc
-
-from services.generator.backend import GenerationJob, GenerationOutput, StepCallback, StopCheck
-from services.generator.families import get_backend
-from services.generator.pipeline_backend import DiffusersPipelineBackend
-from services.generator.presets import PRESETS, get_preset
+from videophy_bench.generator.backend import GenerationJob, GenerationOutput, StepCallback, StopCheck
+from videophy_bench.generator.families import get_backend
+from videophy_bench.generator.pipeline_backend import DiffusersPipelineBackend
+from videophy_bench.generator.presets import PRESETS, get_preset
+from videophy_bench.proto.v1 import common_pb2, generator_pb2_grpc
 
 
 class HeldBackend(DiffusersPipelineBackend):

@@ -1,4 +1,4 @@
-"""`python -m services.generator`: flags, environment variables, startup errors, and a real process."""
+"""`python -m videophy_bench.generator`: flags, environment variables, startup errors, and a real process."""
 
 from __future__ import annotations
 
@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 from generator_harness import SERVING, generate, request, wait_for_health
-
-from services.common.channel import ClientConfig
-from services.common.settings import env_name
-from services.generator.cli import build_parser, main
+from videophy_bench.common.channel import ClientConfig
+from videophy_bench.common.settings import env_name
+from videophy_bench.generator.cli import build_parser, main
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,7 +26,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 def test_help_documents_every_flag_with_its_env_var() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "services.generator", "--help"],
+        [sys.executable, "-m", "videophy_bench.generator", "--help"],
         cwd=REPO,
         env=_env(),
         capture_output=True,
@@ -93,7 +92,7 @@ def test_real_process_serves_then_drains_on_sigterm(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "services.generator",
+            "videophy_bench.generator",
             "--bind",
             "127.0.0.1:0",
             "--storage-root",

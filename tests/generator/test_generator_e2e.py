@@ -11,13 +11,12 @@ import pytest
 import torch
 from generator_harness import SERVICE_NAME, generate, request, running_generator, tiny_backend
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from videophy.v1 import common_pb2, generator_pb2_grpc
-
-from services.common.storage import sha256_file
-from services.common.video import decode_mp4, to_uint8
-from services.generator.backend import GenerationJob
-from services.generator.cli import build_parser, make_backend
-from services.generator.presets import PRESETS, WAN_NEGATIVE_PROMPT, Params, resolve
+from videophy_bench.common.storage import sha256_file
+from videophy_bench.common.video import decode_mp4, to_uint8
+from videophy_bench.generator.backend import GenerationJob
+from videophy_bench.generator.cli import build_parser, make_backend
+from videophy_bench.generator.presets import PRESETS, WAN_NEGATIVE_PROMPT, Params, resolve
+from videophy_bench.proto.v1 import common_pb2, generator_pb2_grpc
 
 PROMPT = "a man throws a ball into the water"
 

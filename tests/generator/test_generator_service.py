@@ -26,11 +26,10 @@ from generator_harness import (
     wait_for_health,
 )
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from videophy.v1 import common_pb2, generator_pb2, generator_pb2_grpc
-
-from services.common.limits import MAX_ID_CHARS, MAX_PREPARE_PROMPTS, MAX_PROMPT_CHARS, MAX_URI_CHARS
-from services.common.storage import sha256_file
-from services.common.video import decode_mp4
+from videophy_bench.common.limits import MAX_ID_CHARS, MAX_PREPARE_PROMPTS, MAX_PROMPT_CHARS, MAX_URI_CHARS
+from videophy_bench.common.storage import sha256_file
+from videophy_bench.common.video import decode_mp4
+from videophy_bench.proto.v1 import common_pb2, generator_pb2, generator_pb2_grpc
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
@@ -410,9 +409,9 @@ def test_a_call_ended_at_its_queued_event_gives_its_slot_back(tmp_path: Path) ->
     The engine runs here without any gRPC (services/generator/engine.py)."""
     import threading
 
-    from services.common.storage import Storage
-    from services.generator.engine import GenerationEngine
-    from services.generator.service import video_request
+    from videophy_bench.common.storage import Storage
+    from videophy_bench.generator.engine import GenerationEngine
+    from videophy_bench.generator.service import video_request
 
     async def main() -> None:
         engine = GenerationEngine(tiny_backend("tiny"), Storage(tmp_path), queue_depth=0)

@@ -1,5 +1,5 @@
 """Every result reports its prompt's text-encoder tokens and whether the 512-token cap cut it, counted by
-the one rule (services.generator.prompt_tokens) that the orchestrator's PhyT2V loop counts with too;
+the one rule (videophy_bench.generator.prompt_tokens) that the orchestrator's PhyT2V loop counts with too;
 checked against the tiny pipeline's own tokenizer called exactly as WanPipeline calls it."""
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 from diffusers.pipelines.wan.pipeline_wan import prompt_clean
 from generator_harness import generate, request, running_generator, tiny_backend
-
-from services.generator import prompt_tokens
-from services.generator.presets import PRESETS
-from services.orchestrator.phyt2v.tokens import load_prompt_tokens
+from videophy_bench.generator import prompt_tokens
+from videophy_bench.generator.presets import PRESETS
+from videophy_bench.orchestrator.phyt2v.tokens import load_prompt_tokens
 
 CAP = PRESETS["tiny"].max_sequence_length
 SHORT = "a ball rolls on the table"
@@ -41,7 +40,7 @@ def test_cleaning_is_the_pipelines(text: str) -> None:
 
 def test_counts_and_truncation_reported_logged_and_cached(tmp_path: Path, caplog) -> None:
     backend = tiny_backend("tiny")
-    caplog.set_level(logging.WARNING, logger="services.generator.engine")
+    caplog.set_level(logging.WARNING, logger="videophy_bench.generator.engine")
 
     async def main() -> None:
         async with running_generator(backend, tmp_path) as run, run.channel() as ch:
@@ -62,7 +61,7 @@ def test_counts_and_truncation_reported_logged_and_cached(tmp_path: Path, caplog
     assert long.prompt_tokens == full and long.prompt_truncated
     assert full < len(backend.pipe.tokenizer(LONG, verbose=False)["input_ids"])  # the cleaning counts
     warnings = [r.getMessage() for r in caplog.records
-                if r.name == "services.generator.engine" and r.levelno == logging.WARNING]
+                if r.name == "videophy_bench.generator.engine" and r.levelno == logging.WARNING]
     assert len(warnings) == 1, warnings
     assert "p-long" in warnings[0] and f"{full} tokens" in warnings[0] and f"first {CAP}" in warnings[0]
 

@@ -16,13 +16,13 @@ FAST = ["--refresh-s", "0.5", "--no-progress"]
 
 
 class Cli:
-    """`python -m services.orchestrator.cli ...` in its own session, stderr to a file."""
+    """`python -m videophy_bench.orchestrator.cli ...` in its own session, stderr to a file."""
 
     def __init__(self, args: list[str], log: Path) -> None:
         self.log = log
         with open(log, "wb") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "services.orchestrator.cli", *args],
+                [sys.executable, "-m", "videophy_bench.orchestrator.cli", *args],
                 stdout=subprocess.DEVNULL,
                 stderr=err,
                 start_new_session=True,

@@ -106,7 +106,7 @@ class Services:
         argv = (
             [sys.executable, str(SLOW), "--delay", str(delay), *(["--gate", str(gate)] if gate else [])]
             if delay or gate
-            else [sys.executable, "-m", "services.generator"]
+            else [sys.executable, "-m", "videophy_bench.generator"]
         )
         return self._start("generator", [*argv, "--model", "tiny", "--no-warmup"], port)
 
@@ -117,7 +117,7 @@ class Services:
             tasks = tasks or "sa,pc,rule,videocon_sa,videocon_pc"
             argv = [sys.executable, str(TASK_EVALUATOR), "--tasks", tasks, "--fail-on", fail_on]
             return self._start("evaluator", [*argv, "--preset", preset or "tiny-" + tasks])
-        return self._start("evaluator", [sys.executable, "-m", "services.evaluator", "--model", "tiny"])
+        return self._start("evaluator", [sys.executable, "-m", "videophy_bench.evaluator", "--model", "tiny"])
 
     def stop(self) -> None:
         for svc in self.started:

@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from services.common import csvio
-from services.orchestrator.ledger import rows_with_answers
+from videophy_bench.common import csvio
+from videophy_bench.orchestrator.ledger import rows_with_answers
 
 
 def rows(run_dir: Path) -> list[dict]:

@@ -11,9 +11,8 @@ from pathlib import Path
 
 from cli_process import LONG_S, local_args
 from run_dirs import rows
-
-from services.orchestrator.export import export_run
-from services.orchestrator.ledger import Ledger, RunLock, StoredAnswer
+from videophy_bench.orchestrator.export import export_run
+from videophy_bench.orchestrator.ledger import Ledger, RunLock, StoredAnswer
 
 # (SA, PC) of the run's items in prompt order: 2 of 4 pass (joint 0.5), mean SA 3.0, mean PC 3.25.
 SCORES = ((5.0, 5.0), (4.0, 4.0), (2.0, 3.0), (1.0, 1.0))
@@ -21,7 +20,8 @@ SCORES = ((5.0, 5.0), (4.0, 4.0), (2.0, 3.0), (1.0, 1.0))
 
 def cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """`videophy-bench ARGS` as a child process with `env` added to this one's."""
-    return subprocess.run([sys.executable, "-m", "services.orchestrator.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "videophy_bench.orchestrator.cli", *args],
+                          capture_output=True,
                           text=True, timeout=LONG_S, env={**os.environ, **(env or {})})
 
 

@@ -20,7 +20,7 @@ def main(argv: list[str]) -> int:
     pre.add_argument("--delay", type=float, default=0.0)
     pre.add_argument("--gate", type=Path, default=None)
     ns, rest = pre.parse_known_args(argv)
-    from services.generator.cli import build_parser, make_backend, serve
+    from videophy_bench.generator.cli import build_parser, make_backend, serve
 
     args = build_parser().parse_args(rest)
     logging.basicConfig(level="INFO")

@@ -23,8 +23,8 @@ def main(argv: list[str]) -> int:
     pre.add_argument("--preset", required=True)
     pre.add_argument("--fail-on", default="")
     ns, rest = pre.parse_known_args(argv)
-    from services.evaluator.cli import build_parser, serve
-    from services.evaluator.judge import load_judge
+    from videophy_bench.evaluator.cli import build_parser, serve
+    from videophy_bench.evaluator.judge import load_judge
 
     args = build_parser().parse_args(rest)
     logging.basicConfig(level="INFO")

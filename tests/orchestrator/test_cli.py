@@ -13,8 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from services.orchestrator import cli
+from videophy_bench.orchestrator import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,12 +53,12 @@ def test_run_without_services_is_a_usage_error(tmp_path, capsys):
 
 def _every_parser() -> list[argparse.ArgumentParser]:
     """Every parser the project's entry points build, subcommands included."""
-    from services.evaluator import cli as evaluator_cli
-    from services.evaluator import judge_cli
-    from services.generator import cli as generator_cli
-    from services.orchestrator import cluster
-    from services.orchestrator.analysis import cli as analysis_cli
-    from services.orchestrator.phyt2v import loop
+    from videophy_bench.evaluator import cli as evaluator_cli
+    from videophy_bench.evaluator import judge_cli
+    from videophy_bench.generator import cli as generator_cli
+    from videophy_bench.orchestrator import cluster
+    from videophy_bench.orchestrator.analysis import cli as analysis_cli
+    from videophy_bench.orchestrator.phyt2v import loop
 
     todo = [
         cli.build_parser(),
@@ -105,7 +104,7 @@ def test_abbreviated_options_are_refused(argv, tmp_path, monkeypatch, capsys):
 
 
 def test_healthcheck_refuses_abbreviations(capsys):
-    from services.common import healthcheck
+    from videophy_bench.common import healthcheck
 
     with pytest.raises(SystemExit) as exc:
         healthcheck.main(["--timeout", "1"])  # a prefix of --timeout-s
@@ -199,7 +198,7 @@ def _offline_env(tmp_path: Path) -> dict[str, str]:
     env.update(
         HF_ENDPOINT=f"http://127.0.0.1:{_closed_port()}",
         HF_HOME=str(tmp_path / "hf-home"),  # a cold cache
-        PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "services"), env.get("PYTHONPATH", "")]),
+        PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]),
         CUDA_VISIBLE_DEVICES="",
     )
     return env
@@ -208,7 +207,8 @@ def _offline_env(tmp_path: Path) -> dict[str, str]:
 def test_prompts_with_the_hub_unreachable_is_one_line_in_seconds(tmp_path):
     start = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "services.orchestrator.cli", "prompts", "--out", str(tmp_path / "p.csv")],
+        [sys.executable, "-m", "videophy_bench.orchestrator.cli", "prompts",
+         "--out", str(tmp_path / "p.csv")],
         env=_offline_env(tmp_path), capture_output=True, text=True, timeout=120, cwd=tmp_path,
     )
     elapsed = time.monotonic() - start
@@ -223,7 +223,8 @@ def test_prompts_with_the_hub_unreachable_is_one_line_in_seconds(tmp_path):
 def test_local_child_that_cannot_load_its_model_is_one_line_with_its_log(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, "-m", "services.orchestrator.cli", "run", "--local", "--model", "wan2.2-ti2v-5b",
+        [sys.executable, "-m", "videophy_bench.orchestrator.cli", "run", "--local",
+         "--model", "wan2.2-ti2v-5b",
          "--allow-cpu", "--no-judge", "--prompts", "sample", "--limit", "1", "--out", str(out),
          "--no-progress", "--startup-timeout-s", "300"],
         env=_offline_env(tmp_path), capture_output=True, text=True, timeout=600, cwd=tmp_path,

@@ -21,7 +21,7 @@ N_ITEMS = 12  # 6 prompts x 2 seeds
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "services.orchestrator.cli", *args],
+        [sys.executable, "-m", "videophy_bench.orchestrator.cli", *args],
         capture_output=True, text=True, timeout=LONG_S,
     )
 

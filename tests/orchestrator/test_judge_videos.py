@@ -11,11 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from run_dirs import assert_exports_match_ledger, results, rows
-
-from services.common import csvio
-from services.common.video import encode_mp4
-from services.orchestrator.cli import main
-from services.orchestrator.prompts import load_prompt_set, normalize_caption
+from videophy_bench.common import csvio
+from videophy_bench.common.video import encode_mp4
+from videophy_bench.orchestrator.cli import main
+from videophy_bench.orchestrator.prompts import load_prompt_set, normalize_caption
 
 FAST = ["--refresh-s", "0.5", "--no-progress"]
 SHARED = Path(os.environ.get("VIDEOPHY_SHARED_DIR", Path(__file__).resolve().parents[2].parent / "shared"))
@@ -224,7 +223,7 @@ def test_local_starts_only_the_judge(tmp_path):
 def test_local_judge_from_a_checkpoint_directory_in_the_official_layout(tmp_path):
     """`--judge-model DIR` (a checkpoint as the official repo lays it out) also with --local: the
     evaluator child loads it from there, and the run records the directory and its content revision."""
-    from services.evaluator.tiny import build_tiny_judge
+    from videophy_bench.evaluator.tiny import build_tiny_judge
 
     checkpoint = build_tiny_judge(tmp_path / "my-judge")
     src = tmp_path / "src"

@@ -12,9 +12,8 @@ import urllib.request
 from pathlib import Path
 
 from run_dirs import results, rows
-
-from services.orchestrator.cli import main
-from services.orchestrator.judge_queue import partition_tasks
+from videophy_bench.orchestrator.cli import main
+from videophy_bench.orchestrator.judge_queue import partition_tasks
 
 
 def run_args(storage: Path, name: str, gens: str, *extra: str) -> list[str]:

@@ -16,11 +16,10 @@ from run_dirs import results
 from scipy import stats
 from test_leaderboard_videos import fixture_rows, write_test_csv
 from video_server import VideoServer
-
-from services.common import csvio
-from services.orchestrator.analysis.cli import leaderboard_main
-from services.orchestrator.analysis.leaderboard import MODEL_NAMES
-from services.orchestrator.cli import main
+from videophy_bench.common import csvio
+from videophy_bench.orchestrator.analysis.cli import leaderboard_main
+from videophy_bench.orchestrator.analysis.leaderboard import MODEL_NAMES
+from videophy_bench.orchestrator.cli import main
 
 FAST = ["--refresh-s", "0.5", "--no-progress"]
 

@@ -19,11 +19,10 @@ import pytest
 from cli_process import LONG_S, Cli
 from run_dirs import assert_exports_match_ledger, ledger_has, results, rows, wait_for
 from video_server import VideoServer
-
-from services.common import csvio
-from services.common.storage import Storage
-from services.orchestrator.cli import main
-from services.orchestrator.download import Downloader, DownloadFailed, DownloadOptions
+from videophy_bench.common import csvio
+from videophy_bench.common.storage import Storage
+from videophy_bench.orchestrator.cli import main
+from videophy_bench.orchestrator.download import Downloader, DownloadFailed, DownloadOptions
 
 HERE = Path(__file__).resolve().parent
 ROWS = HERE / "data" / "videophy2_test_rows.csv"  # 21 real rows of videophysics/videophy2_test
@@ -300,7 +299,7 @@ def test_a_full_disk_fails_its_downloads_with_the_reason_and_the_run_ends_cleanl
     script = 'mount -t tmpfs -o size=64k tmpfs "$1" && shift && exec "$@"'
     proc = subprocess.run(
         ["unshare", "--map-root-user", "--mount", "sh", "-c", script, "sh", str(folder),
-         sys.executable, "-m", "services.orchestrator.cli", *args],
+         sys.executable, "-m", "videophy_bench.orchestrator.cli", *args],
         capture_output=True, text=True, env=env, timeout=LONG_S,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

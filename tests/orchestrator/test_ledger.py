@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
-from services.orchestrator import discovery
-from services.orchestrator.items import RunConfig, WorkItem, derive_seed, request_id
-from services.orchestrator.ledger import (
+from videophy_bench.orchestrator import discovery
+from videophy_bench.orchestrator.items import RunConfig, WorkItem, derive_seed, request_id
+from videophy_bench.orchestrator.ledger import (
     LEDGER_NAME,
     ConfigMismatch,
     Ledger,
@@ -19,8 +18,8 @@ from services.orchestrator.ledger import (
     connect,
     lock_holder,
 )
-from services.orchestrator.recover import salvage
-from services.orchestrator.status import completeness, state_line
+from videophy_bench.orchestrator.recover import salvage
+from videophy_bench.orchestrator.status import completeness, state_line
 
 
 def test_request_ids_and_seeds_are_deterministic_and_distinct():

@@ -11,10 +11,9 @@ import time
 from pathlib import Path
 
 from run_dirs import rows
-
-from services.orchestrator.cli import main
-from services.orchestrator.export import refresh
-from services.orchestrator.ledger import SCHEMA_VERSION, Ledger, read_answers
+from videophy_bench.orchestrator.cli import main
+from videophy_bench.orchestrator.export import refresh
+from videophy_bench.orchestrator.ledger import SCHEMA_VERSION, Ledger, read_answers
 
 FAST = ["--refresh-s", "0.5", "--no-progress"]
 

@@ -8,8 +8,7 @@ import csv
 from pathlib import Path
 
 from run_dirs import rows
-
-from services.orchestrator.cli import main
+from videophy_bench.orchestrator.cli import main
 
 # Within every character limit (the prompt loader accepts it, the generator makes its video), but four
 # byte-fallback tokens per character: far over the judge's 2048-token context.

@@ -13,10 +13,9 @@ import asyncio
 from pathlib import Path
 
 import pytest
-
-from services.common.channel import ClientConfig
-from services.orchestrator.clients import GeneratorClient
-from services.orchestrator.local import LocalServiceError, LocalServices, visible_gpus
+from videophy_bench.common.channel import ClientConfig
+from videophy_bench.orchestrator.clients import GeneratorClient
+from videophy_bench.orchestrator.local import LocalServiceError, LocalServices, visible_gpus
 
 
 def proc_env(pid: int) -> dict[str, str]:

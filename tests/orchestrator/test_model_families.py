@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 from run_dirs import results, rows
-
-from services.common.video import decode_mp4
-from services.generator.presets import PRESETS
-from services.orchestrator import cli
+from videophy_bench.common.video import decode_mp4
+from videophy_bench.generator.presets import PRESETS
+from videophy_bench.orchestrator import cli
 
 FAST = ["--refresh-s", "0.5", "--no-progress"]
 
@@ -82,8 +81,8 @@ def test_family_rules_are_refused_in_one_line_before_anything_starts(extra, word
 
 def test_models_lists_every_preset_and_judge_without_torch(tmp_path):
     repo = Path(__file__).resolve().parents[2]
-    env = {"PYTHONPATH": f"{repo}:{repo / 'services'}", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    code = ("import sys; from services.orchestrator.cli import main; rc = main(sys.argv[1:]); "
+    env = {"PYTHONPATH": f"{repo}", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    code = ("import sys; from videophy_bench.orchestrator.cli import main; rc = main(sys.argv[1:]); "
             "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)")
     text = subprocess.run([sys.executable, "-c", code, "models"], env=env, capture_output=True, text=True,
                           check=True).stdout

@@ -9,11 +9,10 @@ import json
 import pytest
 from fake_openai import FakeOpenAI
 from run_dirs import results, rows
-
-from services.common.openai_chat import ChatClient, EndpointError
-from services.orchestrator.cli import main
-from services.orchestrator.phyt2v import templates as T
-from services.orchestrator.phyt2v.frames import sample_indices
+from videophy_bench.common.openai_chat import ChatClient, EndpointError
+from videophy_bench.orchestrator.cli import main
+from videophy_bench.orchestrator.phyt2v import templates as T
+from videophy_bench.orchestrator.phyt2v.frames import sample_indices
 
 FAST = ["--refresh-s", "0.5", "--no-progress"]
 
@@ -151,9 +150,9 @@ BAD_ANSWERS = {  # answer, finish_reason -> the start of the stored reason
 
 
 def test_bad_answers_are_refused_and_stored_with_their_reason(tmp_path):
-    from services.orchestrator.phyt2v.answers import AnswerRefused
-    from services.orchestrator.phyt2v.loop import Refiner
-    from services.orchestrator.phyt2v.store import StepStore
+    from videophy_bench.orchestrator.phyt2v.answers import AnswerRefused
+    from videophy_bench.orchestrator.phyt2v.loop import Refiner
+    from videophy_bench.orchestrator.phyt2v.store import StepStore
 
     store = StepStore(tmp_path)
     with FakeOpenAI() as fake:

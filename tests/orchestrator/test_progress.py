@@ -15,12 +15,11 @@ from pathlib import Path
 
 from rich.console import Console
 from run_dirs import wait_for
-
-from services.orchestrator.cli import main
-from services.orchestrator.items import WorkItem, derive_seed
-from services.orchestrator.ledger import Ledger, RunLock, StoredAnswer
-from services.orchestrator.progress import line, progress_info, render, run_progress, watch
-from services.orchestrator.status import eta_seconds
+from videophy_bench.orchestrator.cli import main
+from videophy_bench.orchestrator.items import WorkItem, derive_seed
+from videophy_bench.orchestrator.ledger import Ledger, RunLock, StoredAnswer
+from videophy_bench.orchestrator.progress import line, progress_info, render, run_progress, watch
+from videophy_bench.orchestrator.status import eta_seconds
 
 GEN, GEN_B, EVAL = "10.0.0.1:50051", "10.0.0.2:50051", "10.0.0.3:50052"
 REPLICAS = [

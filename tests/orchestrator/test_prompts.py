@@ -9,10 +9,9 @@ import random
 from pathlib import Path
 
 import pytest
-
-from services.common.limits import MAX_JUDGE_TEXT_CHARS, MAX_PROMPT_CHARS
-from services.orchestrator.cli import main
-from services.orchestrator.prompts import PromptSetError, load_csv, load_prompt_set, normalize_caption
+from videophy_bench.common.limits import MAX_JUDGE_TEXT_CHARS, MAX_PROMPT_CHARS
+from videophy_bench.orchestrator.cli import main
+from videophy_bench.orchestrator.prompts import PromptSetError, load_csv, load_prompt_set, normalize_caption
 
 
 def write(path, text: str | bytes):
@@ -185,7 +184,7 @@ def test_videophy2_set_and_hash_do_not_depend_on_row_order(tmp_path):
 
 def test_cross_model_conflicts_are_resolved_by_vote_and_all_reported(tmp_path, caplog):
     header, rows = with_conflicts()
-    with caplog.at_level(logging.WARNING, logger="services.orchestrator.prompts"):
+    with caplog.at_level(logging.WARNING, logger="videophy_bench.orchestrator.prompts"):
         ps = load_csv(write_rows(tmp_path / "vp2.csv", header, rows))
     by_caption = {normalize_caption(p.caption): p for p in ps.prompts}
     assert by_caption[BEER].is_hard is True
@@ -236,7 +235,7 @@ def test_an_internal_double_space_does_not_make_a_second_prompt(tmp_path):
 
 def test_summary_of_the_prepared_set_is_printed_stored_and_checked(tmp_path, capsys, caplog):
     out = tmp_path / "p.csv"
-    with caplog.at_level(logging.WARNING, logger="services.orchestrator.prompts"):
+    with caplog.at_level(logging.WARNING, logger="videophy_bench.orchestrator.prompts"):
         assert main(["prompts", str(VP2_ROWS), "--out", str(out)]) == 0
     summary = json.loads((tmp_path / "p.csv.json").read_text())["summary"]
     assert summary == {

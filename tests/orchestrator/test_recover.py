@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 from run_dirs import assert_exports_match_ledger, ledger_has, results, rows, wait_for
-
-from services.orchestrator.analysis.cli import report_main
-from services.orchestrator.cli import main
-from services.orchestrator.ledger import RunLock
+from videophy_bench.orchestrator.analysis.cli import report_main
+from videophy_bench.orchestrator.cli import main
+from videophy_bench.orchestrator.ledger import RunLock
 
 FAST = ["--refresh-s", "0.5", "--no-progress"]
 

@@ -9,15 +9,14 @@ from pathlib import Path
 
 import pytest
 from run_dirs import assert_exports_match_ledger, results
-
-from services.common import version
-from services.orchestrator import results_document
-from services.orchestrator.analysis import metrics
-from services.orchestrator.analysis.loading import load_results
-from services.orchestrator.cli import build_parser, main
-from services.orchestrator.export import export_run, refresh
-from services.orchestrator.items import WorkItem, derive_seed, seed_indices
-from services.orchestrator.ledger import Ledger, RunLock, StoredAnswer
+from videophy_bench.common import version
+from videophy_bench.orchestrator import results_document
+from videophy_bench.orchestrator.analysis import metrics
+from videophy_bench.orchestrator.analysis.loading import load_results
+from videophy_bench.orchestrator.cli import build_parser, main
+from videophy_bench.orchestrator.export import export_run, refresh
+from videophy_bench.orchestrator.items import WorkItem, derive_seed, seed_indices
+from videophy_bench.orchestrator.ledger import Ledger, RunLock, StoredAnswer
 
 RUN_SEED = 7
 
@@ -151,8 +150,8 @@ def _parsers(parser: argparse.ArgumentParser):
 
 
 def test_help_shows_every_default_and_lists_the_presets(capsys):
-    from services.evaluator.catalog import judge_names
-    from services.generator.presets import PRESETS
+    from videophy_bench.evaluator.catalog import judge_names
+    from videophy_bench.generator.presets import PRESETS
 
     for parser in _parsers(build_parser()):
         formatter = parser._get_formatter()

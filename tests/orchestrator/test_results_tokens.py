@@ -7,12 +7,11 @@ import json
 import sqlite3
 
 from run_dirs import assert_exports_match_ledger, results
-
-from services.common import csvio
-from services.generator import prompt_tokens
-from services.generator.presets import PRESETS
-from services.generator.tiny import tiny_tokenizer
-from services.orchestrator.cli import main
+from videophy_bench.common import csvio
+from videophy_bench.generator import prompt_tokens
+from videophy_bench.generator.presets import PRESETS
+from videophy_bench.generator.tiny import tiny_tokenizer
+from videophy_bench.orchestrator.cli import main
 
 CAP = PRESETS["tiny"].max_sequence_length
 # Outside the tiny vocabulary: about one token per character, so well over the cap.
@@ -31,7 +30,7 @@ def test_long_upsampled_caption_is_counted_truncated_logged_and_summarised(servi
     args = ["run", "--prompts", str(prompts), "--upsampled", "--no-judge", "--storage-root",
             str(services.root), "--out", str(run_dir), "--generators", gen.address, "--refresh-s", "0.5",
             "--no-progress"]
-    with caplog.at_level("WARNING", logger="services.orchestrator.dispatch"):
+    with caplog.at_level("WARNING", logger="videophy_bench.orchestrator.dispatch"):
         assert main(args) == 0
 
     tok = tiny_tokenizer()

@@ -13,11 +13,10 @@ import pytest
 from run_dirs import ledger_has as _ledger_has
 from run_dirs import results, rows
 from run_dirs import wait_for as _wait
-
-from services.orchestrator import discovery
-from services.orchestrator.cli import main
-from services.orchestrator.ledger import RunLock
-from services.orchestrator.results_schema import RESULTS_COLUMNS
+from videophy_bench.orchestrator import discovery
+from videophy_bench.orchestrator.cli import main
+from videophy_bench.orchestrator.ledger import RunLock
+from videophy_bench.orchestrator.results_schema import RESULTS_COLUMNS
 
 FAST = ["--refresh-s", "0.5", "--no-progress"]
 
@@ -295,12 +294,12 @@ def test_joining_generator_is_sent_every_prompt_up_front(services, caplog):
     import asyncio
     import re
 
-    from services.common.channel import ClientConfig
-    from services.orchestrator.clients import GeneratorClient
+    from videophy_bench.common.channel import ClientConfig
+    from videophy_bench.orchestrator.clients import GeneratorClient
 
     gen = services.generator().wait_ready()
     args = run_args(services.root, "prep", gen.address, "--limit", "3", "--no-judge")
-    with caplog.at_level("INFO", logger="services.orchestrator.dispatch"):
+    with caplog.at_level("INFO", logger="videophy_bench.orchestrator.dispatch"):
         assert main(args) == 0
     prepared = [m for m in caplog.messages if re.search(r": 3 prompts prepared \((\d+) newly encoded\)", m)]
     assert prepared and int(re.search(r"\((\d+) newly", prepared[0]).group(1)) >= 3, caplog.messages

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 from run_dirs import results
 from scored_run import SCORES, cli, rescore, tiny_run
+from videophy_bench.common import csvio
 from wandb_offline import offline_runs
-
-from services.common import csvio
 
 pytest.importorskip("mlflow")
 pytest.importorskip("wandb")
@@ -200,8 +199,7 @@ def test_track_refuses_what_it_cannot_log_in_one_line(tmp_path):
 
 def test_refine_is_tracked_once_after_its_last_round_with_each_condition(shared_services, tmp_path):
     from fake_openai import FakeOpenAI
-
-    from services.orchestrator.cli import main
+    from videophy_bench.orchestrator.cli import main
 
     svc, gens, ev = shared_services
     run_dir = svc.root / "runs" / "refined"
@@ -220,8 +218,8 @@ def test_refine_is_tracked_once_after_its_last_round_with_each_condition(shared_
 
 
 def test_uris_and_command_lines_as_they_leave_the_machine(tmp_path, monkeypatch):
-    from services.common.redact import redact_argv
-    from services.orchestrator.tracking.mlflow_backend import shown_uri, tracking_uri
+    from videophy_bench.common.redact import redact_argv
+    from videophy_bench.orchestrator.tracking.mlflow_backend import shown_uri, tracking_uri
 
     monkeypatch.chdir(tmp_path)
     assert tracking_uri("mlruns") == (tmp_path / "mlruns").as_uri()  # a directory: the file store

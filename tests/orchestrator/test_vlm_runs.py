@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 from fake_openai import FakeOpenAI, judge_task, user_text
 from run_dirs import assert_exports_match_ledger, results, rows
-
-from services.common import csvio
-from services.orchestrator.analysis.loading import load_run, split_conditions
-from services.orchestrator.cli import main
-from services.orchestrator.prompts import load_prompt_set
+from videophy_bench.common import csvio
+from videophy_bench.orchestrator.analysis.loading import load_run, split_conditions
+from videophy_bench.orchestrator.cli import main
+from videophy_bench.orchestrator.prompts import load_prompt_set
 
 FAST = ["--refresh-s", "0.5", "--no-progress"]
 SAMPLE = load_prompt_set("sample").prompts

@@ -14,9 +14,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from services.evaluator.model.configuration import AbstractorConfig
-from services.evaluator.model.primitives import LayerNormFp32
+from videophy_bench.evaluator.model.configuration import AbstractorConfig
+from videophy_bench.evaluator.model.primitives import LayerNormFp32
 
 
 class AbstractorMultiHeadAttention(nn.Module):

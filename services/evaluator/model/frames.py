@@ -19,8 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from services.evaluator.errors import EmptyVideoError, VideoDecodeError, VideoNotFoundError
+from videophy_bench.evaluator.errors import EmptyVideoError, VideoDecodeError, VideoNotFoundError
 
 NUM_FRAMES = 32
 FRAME_SIZE = 224

@@ -18,13 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-
-from services.common import hub
-from services.evaluator.catalog import is_hub_repo_id
-from services.evaluator.errors import CheckpointError
-from services.evaluator.model.configuration import MplugOwlConfig
-from services.evaluator.model.language import LEGACY_ATTENTION
-from services.evaluator.model.modeling import MplugOwlForConditionalGeneration
+from videophy_bench.common import hub
+from videophy_bench.evaluator.catalog import is_hub_repo_id
+from videophy_bench.evaluator.errors import CheckpointError
+from videophy_bench.evaluator.model.configuration import MplugOwlConfig
+from videophy_bench.evaluator.model.language import LEGACY_ATTENTION
+from videophy_bench.evaluator.model.modeling import MplugOwlForConditionalGeneration
 
 log = logging.getLogger(__name__)
 

@@ -13,17 +13,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from transformers import DynamicCache
-
-from services.evaluator.model.abstractor import VisualAbstractor
-from services.evaluator.model.configuration import MplugOwlConfig
-from services.evaluator.model.language import (
+from videophy_bench.evaluator.model.abstractor import VisualAbstractor
+from videophy_bench.evaluator.model.configuration import MplugOwlConfig
+from videophy_bench.evaluator.model.language import (
     LEGACY_ATTENTION,
     build_language_model,
     legacy_attention_mask,
     position_ids_from_mask,
 )
-from services.evaluator.model.tokenization import NUM_MEDIA_POSITIONS
-from services.evaluator.model.vision import VisionModel
+from videophy_bench.evaluator.model.tokenization import NUM_MEDIA_POSITIONS
+from videophy_bench.evaluator.model.vision import VisionModel
 
 # ``max_length=256`` of the official call counts the dummy BOS that transformers 4.28.1 puts in front of the
 # generated ids when only ``inputs_embeds`` are given, so at most 255 tokens are generated.

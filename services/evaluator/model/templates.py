@@ -8,7 +8,7 @@ Captions and rules are inserted raw with ``str.format``, exactly as the official
 
 from __future__ import annotations
 
-from services.common import judge_tasks
+from videophy_bench.common import judge_tasks
 
 # The system sentence of the AutoEval prompts, without its newline (the VLM judge's system message).
 AUTOEVAL_SYSTEM = (
@@ -49,7 +49,7 @@ PROMPT_VIDEOCON_PC = (
 )
 
 # The official prompt of each task the mPLUG-Owl judges answer; a query's text fills the task's
-# `text_field` (services.common.judge_tasks).
+# `text_field` (videophy_bench.common.judge_tasks).
 PROMPTS = {
     "sa": PROMPT_SA,
     "pc": PROMPT_PHYSICS,

@@ -12,9 +12,8 @@ Every row is 257 tokens long, so batching needs no padding and changes nothing.
 from __future__ import annotations
 
 import torch
-
-from services.evaluator.model.modeling import MplugOwlForConditionalGeneration
-from services.evaluator.model.tokenization import PromptTokenizer
+from videophy_bench.evaluator.model.modeling import MplugOwlForConditionalGeneration
+from videophy_bench.evaluator.model.tokenization import PromptTokenizer
 
 
 def yes_no_ids(tokenizer: PromptTokenizer) -> tuple[int, int]:

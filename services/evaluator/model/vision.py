@@ -12,9 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from services.evaluator.model.configuration import VisionConfig
-from services.evaluator.model.primitives import LayerNormFp32, quick_gelu
+from videophy_bench.evaluator.model.configuration import VisionConfig
+from videophy_bench.evaluator.model.primitives import LayerNormFp32, quick_gelu
 
 
 class VisionEmbeddings(nn.Module):

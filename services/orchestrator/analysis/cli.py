@@ -11,9 +11,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from services.common.arguments import Parser
-from services.common.hub import HubUnavailable
-from services.orchestrator.prompts import download_videophy2
+from videophy_bench.common.arguments import Parser
+from videophy_bench.common.hub import HubUnavailable
+from videophy_bench.orchestrator.prompts import download_videophy2
 
 from .export import write_report
 from .intervals import DEFAULT_BOOTSTRAP, DEFAULT_SEED

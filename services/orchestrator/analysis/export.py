@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from services.common import csvio
+from videophy_bench.common import csvio
 
 from . import plots
 from .document import Figure, Report, Table, Text, Video, VideoGallery, VideoPairs, is_missing

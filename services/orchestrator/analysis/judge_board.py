@@ -24,11 +24,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from services.common.judge_tasks import tasks_of
-from services.evaluator.catalog import judge_spec
-from services.orchestrator import caption_source
-from services.orchestrator.prompts import normalize_caption
+from videophy_bench.common.judge_tasks import tasks_of
+from videophy_bench.evaluator.catalog import judge_spec
+from videophy_bench.orchestrator import caption_source
+from videophy_bench.orchestrator.prompts import normalize_caption
 
 from . import calibration, plots
 from .agreement import PUBLISHED_AGREEMENT, PUBLISHED_AGREEMENT_NOTE, agreement

@@ -16,9 +16,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from services.orchestrator import caption_source
-from services.orchestrator.prompts import normalize_caption
+from videophy_bench.orchestrator import caption_source
+from videophy_bench.orchestrator.prompts import normalize_caption
 
 from . import plots
 from .agreement import agreement

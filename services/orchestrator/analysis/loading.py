@@ -30,10 +30,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from services.common import csvio, judge_tasks
-from services.orchestrator import caption_source
-from services.orchestrator.results_schema import RESULTS_COLUMNS
+from videophy_bench.common import csvio, judge_tasks
+from videophy_bench.orchestrator import caption_source
+from videophy_bench.orchestrator.results_schema import RESULTS_COLUMNS
 
 #: Threshold of the VideoPhy-2 joint metric: an item passes when SA >= 4 and PC >= 4 (the registry
 #: gives SA and PC the same one).
@@ -166,9 +165,9 @@ def load_results(path: str | Path) -> pd.DataFrame:
 
 def _from_ledger(run_dir: Path) -> tuple[pd.DataFrame, str, bool, str]:
     """(typed results, state line, complete, note) from the run's ledger (exports refreshed)."""
-    from services.orchestrator.export import refresh
-    from services.orchestrator.ledger import LedgerCorrupt
-    from services.orchestrator.status import state_line
+    from videophy_bench.orchestrator.export import refresh
+    from videophy_bench.orchestrator.ledger import LedgerCorrupt
+    from videophy_bench.orchestrator.status import state_line
 
     try:
         exports = refresh(run_dir)
@@ -210,7 +209,7 @@ def load_run(path: str | Path, label: str | None = None) -> Run:
 def judge_label(manifest: dict[str, Any]) -> str:
     """Who scored sa/pc: the AutoEval, or a VLM over an endpoint (its model named) that answered the
     AutoEval's tasks with its rubric, so the two are never shown as the same judge."""
-    from services.evaluator.catalog import endpoint_judge  # torch-free
+    from videophy_bench.evaluator.catalog import endpoint_judge  # torch-free
 
     if manifest.get("judge_label"):
         return str(manifest["judge_label"])

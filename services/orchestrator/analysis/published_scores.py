@@ -24,9 +24,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from services.common import csvio
-from services.orchestrator.prompts import normalize_caption
+from videophy_bench.common import csvio
+from videophy_bench.orchestrator.prompts import normalize_caption
 
 from .loading import joint_outcome
 
@@ -120,8 +119,7 @@ def load_published(spec: str, revision: str | None = None) -> PublishedScores:
         files = sorted(path.rglob("*.csv")) if path.is_dir() else [path]
         return read_published(files, str(path))
     from huggingface_hub import snapshot_download
-
-    from services.common import hub
+    from videophy_bench.common import hub
 
     try:
         local = hub.fetch(

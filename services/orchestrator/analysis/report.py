@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from services.orchestrator import caption_source
+from videophy_bench.orchestrator import caption_source
 
 from . import plots
 from .document import (

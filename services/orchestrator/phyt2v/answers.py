@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from services.common.limits import MAX_PROMPT_CHARS, check_text
+from videophy_bench.common.limits import MAX_PROMPT_CHARS, check_text
 
 # The templates ask for at most 120 words; a little slack for models that count differently.
 MAX_REFINED_WORDS = 200

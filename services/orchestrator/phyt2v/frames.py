@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.common.openai_chat import data_url
+from videophy_bench.common.openai_chat import data_url
 
 
 def sample_indices(total: int, n: int) -> list[int]:

@@ -20,19 +20,24 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from services.common.arguments import Parser
-from services.common.openai_chat import ChatClient, EndpointError, EndpointSettings
-from services.common.storage import Storage
-from services.generator import prompt_tokens
-from services.orchestrator import tracking
-from services.orchestrator.items import BASE_ARM, WorkItem, config_hash
-from services.orchestrator.ledger import LEDGER_NAME, RunLock, connect, rows_with_answers
-from services.orchestrator.phyt2v import templates as T
-from services.orchestrator.phyt2v.answers import MAX_REFINED_WORDS, AnswerRefused, check_answer, check_refined
-from services.orchestrator.phyt2v.frames import frame_urls
-from services.orchestrator.phyt2v.store import StepStore
-from services.orchestrator.phyt2v.tokens import PromptTokens, TokenizerError, load_prompt_tokens
-from services.orchestrator.tracking.options import TrackingOptions
+from videophy_bench.common.arguments import Parser
+from videophy_bench.common.openai_chat import ChatClient, EndpointError, EndpointSettings
+from videophy_bench.common.storage import Storage
+from videophy_bench.generator import prompt_tokens
+from videophy_bench.orchestrator import tracking
+from videophy_bench.orchestrator.items import BASE_ARM, WorkItem, config_hash
+from videophy_bench.orchestrator.ledger import LEDGER_NAME, RunLock, connect, rows_with_answers
+from videophy_bench.orchestrator.phyt2v import templates as T
+from videophy_bench.orchestrator.phyt2v.answers import (
+    MAX_REFINED_WORDS,
+    AnswerRefused,
+    check_answer,
+    check_refined,
+)
+from videophy_bench.orchestrator.phyt2v.frames import frame_urls
+from videophy_bench.orchestrator.phyt2v.store import StepStore
+from videophy_bench.orchestrator.phyt2v.tokens import PromptTokens, TokenizerError, load_prompt_tokens
+from videophy_bench.orchestrator.tracking.options import TrackingOptions
 
 log = logging.getLogger(__name__)
 ARM = "phyt2v"
@@ -158,7 +163,7 @@ def previous_rows(
 
 
 def _parser() -> argparse.ArgumentParser:
-    from services.orchestrator import cli
+    from videophy_bench.orchestrator import cli
 
     holder = Parser(add_help=False).add_subparsers()
     cli._add_run(holder)
@@ -178,7 +183,8 @@ def _parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("refinement")
     g.add_argument("--run", dest="run_dir", required=True, help="finished round-0 run directory")
     g.add_argument("--rounds", type=int, required=True, help="refinement rounds R (rounds 1..R)")
-    # --llm-endpoint, --llm-model, the key and the timeouts are run's flags (services.common.openai_chat)
+    # --llm-endpoint, --llm-model, the key and the timeouts are run's flags
+    # (videophy_bench.common.openai_chat)
     g.add_argument("--vlm-endpoint", default=None, help="captioner base URL (default: --llm-endpoint)")
     g.add_argument("--vlm-model", default=None, help="captioner model (default: --llm-model)")
     g.add_argument("--frames", type=int, default=8, help="frames sent to the captioner (default: 8)")
@@ -194,12 +200,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def refine_main(argv: list[str]) -> int:
-    from services.orchestrator import cli
-    from services.orchestrator.ledger import ConfigMismatch, RunLocked
-    from services.orchestrator.local import LocalServiceError
-    from services.orchestrator.prompts import PromptSetError
-    from services.orchestrator.replicas import NoReplicas
-    from services.orchestrator.runner import UsageError
+    from videophy_bench.orchestrator import cli
+    from videophy_bench.orchestrator.ledger import ConfigMismatch, RunLocked
+    from videophy_bench.orchestrator.local import LocalServiceError
+    from videophy_bench.orchestrator.prompts import PromptSetError
+    from videophy_bench.orchestrator.replicas import NoReplicas
+    from videophy_bench.orchestrator.runner import UsageError
 
     args = _parser().parse_args(argv)
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -249,8 +255,8 @@ def refine_main(argv: list[str]) -> int:
 def _selected_keys(opts: Any) -> set[tuple[str, int]] | None:
     if not (opts.ids or opts.limit is not None or opts.hard_only):
         return None
-    from services.orchestrator.prompts import load_prompt_set
-    from services.orchestrator.runner import selected_keys
+    from videophy_bench.orchestrator.prompts import load_prompt_set
+    from videophy_bench.orchestrator.runner import selected_keys
 
     ps = load_prompt_set(opts.prompts, revision=opts.prompt_revision, cache_dir=opts.cache_dir)
     return {(p.prompt_id, seed) for p, seed in selected_keys(opts, ps)}
@@ -259,8 +265,8 @@ def _selected_keys(opts: Any) -> set[tuple[str, int]] | None:
 def record_config(run_dir: Path, settings: dict[str, Any]) -> None:
     """Store the refinement's settings (template set, models, tokenizer, ...) as ledger meta `phyt2v`
     and RUN_DIR/phyt2v/config.json; a run directory keeps one template set (finished steps are cached)."""
-    from services.orchestrator.export import write_atomic
-    from services.orchestrator.ledger import Ledger
+    from videophy_bench.orchestrator.export import write_atomic
+    from videophy_bench.orchestrator.ledger import Ledger
 
     ledger = Ledger(run_dir)
     try:
@@ -300,8 +306,8 @@ def refine(opts: Any, llm: ChatClient, vlm: ChatClient, rounds: int, frames: int
     An item whose refinement fails in round r (its reason in `phyt2v_prompts` and prompts.csv) gets no
     round-r video, and so is not refined in later rounds either (recorded as failed there too).
     """
-    from services.orchestrator.ledger import Ledger
-    from services.orchestrator.runner import run_sync
+    from videophy_bench.orchestrator.ledger import Ledger
+    from videophy_bench.orchestrator.runner import run_sync
 
     run_dir = Path(opts.out)
     ledger = Ledger(run_dir)

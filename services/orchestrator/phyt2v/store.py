@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from services.generator import prompt_tokens
-from services.orchestrator.export import write_atomic
-from services.orchestrator.ledger import LEDGER_NAME
+from videophy_bench.generator import prompt_tokens
+from videophy_bench.orchestrator.export import write_atomic
+from videophy_bench.orchestrator.ledger import LEDGER_NAME
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS phyt2v_steps (

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from services.common import judge_tasks
+from videophy_bench.common import judge_tasks
 
 Messages = list[dict[str, Any]]
 

@@ -2,7 +2,7 @@
 
 Wan encodes prompts with UMT5 and cuts them at `max_sequence_length` (512) tokens; here every prompt
 of every round is counted before any GPU time is spent on it, by the rule the generator itself reports
-with (`services.generator.prompt_tokens.count`: the pipeline's cleaning, special tokens included), and
+with (`videophy_bench.generator.prompt_tokens.count`: the pipeline's cleaning, special tokens included), and
 a prompt over the cap is logged and recorded as truncated. The tokenizer is the `tokenizer/` folder of
 the run's generator model (`generator_model_id` in the run's configuration: a local diffusers folder,
 or a Hub repo id, from the Hugging Face cache first), the tiny presets' own offline tokenizer for the
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services.generator import prompt_tokens
+from videophy_bench.generator import prompt_tokens
 
 DEFAULT_MAX_TOKENS = 512  # the Wan presets' max_sequence_length
 
@@ -44,8 +44,8 @@ class PromptTokens:
 
 
 def load_prompt_tokens(config: dict[str, Any], override: str | None) -> PromptTokens:
-    from services.generator.families import load_object
-    from services.generator.presets import PRESETS
+    from videophy_bench.generator.families import load_object
+    from videophy_bench.generator.presets import PRESETS
 
     preset = PRESETS.get(config.get("generator_model") or "")
     default_cap = preset.max_sequence_length if preset is not None else DEFAULT_MAX_TOKENS

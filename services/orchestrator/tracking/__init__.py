@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.common import csvio
-from services.orchestrator.tracking.options import TrackingOptions
+from videophy_bench.common import csvio
+from videophy_bench.orchestrator.tracking.options import TrackingOptions
 
 log = logging.getLogger(__name__)
 STATE_FILE = "tracking.json"  # in the run directory: the tracked run of each target, to update it later
@@ -34,8 +34,8 @@ class Backend:
 
 
 BACKENDS = {
-    "wandb": Backend("services.orchestrator.tracking.wandb_backend", "wandb", "wandb", "W&B"),
-    "mlflow": Backend("services.orchestrator.tracking.mlflow_backend", "mlflow", "mlflow", "MLflow"),
+    "wandb": Backend("videophy_bench.orchestrator.tracking.wandb_backend", "wandb", "wandb", "W&B"),
+    "mlflow": Backend("videophy_bench.orchestrator.tracking.mlflow_backend", "mlflow", "mlflow", "MLflow"),
 }
 
 
@@ -65,7 +65,7 @@ def check(opts: TrackingOptions) -> None:
 def _target_key(name: str, opts: TrackingOptions) -> str:
     if name == "wandb":
         return f"{opts.wandb_entity or ''}/{opts.wandb}"
-    from services.orchestrator.tracking.mlflow_backend import shown_uri, tracking_uri
+    from videophy_bench.orchestrator.tracking.mlflow_backend import shown_uri, tracking_uri
 
     return f"{shown_uri(tracking_uri(opts.mlflow or ''))}#{opts.mlflow_experiment}"
 
@@ -80,12 +80,12 @@ def _state(run_dir: Path) -> dict[str, Any]:
 def log_run(run_dir: Path, opts: TrackingOptions) -> bool:
     """Log `run_dir` to every requested tracker; never raises. True when every one took it (each
     success is logged with where the run is, each failure is one warning naming the way to retry)."""
-    from services.orchestrator.tracking.record import tracked_run
+    from videophy_bench.orchestrator.tracking.record import tracked_run
 
     if not opts.targets:
         return True
     run_dir = Path(run_dir)
-    from services.orchestrator.tracking.mlflow_backend import shown_uri
+    from videophy_bench.orchestrator.tracking.mlflow_backend import shown_uri
 
     retry = f"videophy-bench track {run_dir} " + " ".join(
         f"--{n} {shown_uri(getattr(opts, n))}" for n in opts.targets)
@@ -124,6 +124,6 @@ def _log_record(record: Any, opts: TrackingOptions, retry: str) -> bool:
 
 
 def _line(exc: BaseException) -> str:
-    from services.common.entry import one_line
+    from videophy_bench.common.entry import one_line
 
     return one_line(exc)

@@ -10,9 +10,9 @@ import logging
 import sys
 from pathlib import Path
 
-from services.common.arguments import Parser
-from services.common.cli_fields import add_cli_args
-from services.common.entry import configure_logging
+from videophy_bench.common.arguments import Parser
+from videophy_bench.common.cli_fields import add_cli_args
+from videophy_bench.common.entry import configure_logging
 
 USAGE_ERROR = 2
 log = logging.getLogger(__name__)
@@ -22,17 +22,17 @@ def _parser() -> Parser:
     p = Parser(prog="videophy-bench track", description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="run directories")
     p.add_argument("--log-level", default="INFO", help="DEBUG also shows tracebacks of tracker errors")
-    from services.orchestrator.tracking.options import TrackingOptions
+    from videophy_bench.orchestrator.tracking.options import TrackingOptions
 
     add_cli_args(TrackingOptions, p)
     return p
 
 
 def track_main(argv: list[str]) -> int:
-    from services.orchestrator import tracking
-    from services.orchestrator.ledger import LedgerCorrupt
-    from services.orchestrator.tracking.options import TrackingOptions
-    from services.orchestrator.tracking.record import NotARun, refresh_exports, tracked_run
+    from videophy_bench.orchestrator import tracking
+    from videophy_bench.orchestrator.ledger import LedgerCorrupt
+    from videophy_bench.orchestrator.tracking.options import TrackingOptions
+    from videophy_bench.orchestrator.tracking.record import NotARun, refresh_exports, tracked_run
 
     args = _parser().parse_args(argv)
     configure_logging(args.log_level)

@@ -12,9 +12,9 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from services.common import csvio
-from services.orchestrator.tracking.options import TrackingOptions
-from services.orchestrator.tracking.record import SAMPLE_COLUMNS, TrackedRun
+from videophy_bench.common import csvio
+from videophy_bench.orchestrator.tracking.options import TrackingOptions
+from videophy_bench.orchestrator.tracking.record import SAMPLE_COLUMNS, TrackedRun
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from services.common.cli_fields import cli_field, cli_values
+from videophy_bench.common.cli_fields import cli_field, cli_values
 
 GROUP = ("experiment tracking (logged when the run ends; `videophy-bench track RUN` logs an existing run; "
          "needs the wandb / mlflow extra)")

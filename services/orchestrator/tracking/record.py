@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services.common.redact import redact_argv
-from services.orchestrator import manifest as run_manifest
-from services.orchestrator import results_document
+from videophy_bench.common.redact import redact_argv
+from videophy_bench.orchestrator import manifest as run_manifest
+from videophy_bench.orchestrator import results_document
 
 # The run's files worth keeping beside the numbers (paths relative to the run directory); manifest.json
 # goes as `manifest.public_bytes` (secrets redacted).
@@ -133,7 +133,7 @@ def _samples(run_dir: Path, n: int) -> list[Sample]:
     first `n` videos when nothing is scored."""
     if n <= 0 or not (run_dir / "results.csv").is_file():
         return []
-    from services.orchestrator.analysis.loading import load_results
+    from videophy_bench.orchestrator.analysis.loading import load_results
 
     df = load_results(run_dir / "results.csv")
     df = df[df["video_path"].notna()]
@@ -164,7 +164,7 @@ def refresh_exports(run_dir: Path) -> str:
     they were): a run in progress, a read-only directory. Raises LedgerCorrupt."""
     if not (Path(run_dir) / "ledger.sqlite").is_file():
         return ""
-    from services.orchestrator.export import refresh
+    from videophy_bench.orchestrator.export import refresh
 
     done = refresh(Path(run_dir))
     return "" if done.written else f"{run_dir}: {done.note}; the files sent are those of its last export"

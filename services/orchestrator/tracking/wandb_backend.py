@@ -10,9 +10,9 @@ import os
 import re
 from typing import Any
 
-from services.common.entry import one_line
-from services.orchestrator.tracking.options import TrackingOptions
-from services.orchestrator.tracking.record import TrackedRun
+from videophy_bench.common.entry import one_line
+from videophy_bench.orchestrator.tracking.options import TrackingOptions
+from videophy_bench.orchestrator.tracking.record import TrackedRun
 
 OFFLINE_MODES = ("offline", "dryrun", "disabled")
 # W&B refuses these in project names (and names over 128 characters).

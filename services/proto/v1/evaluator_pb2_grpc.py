@@ -3,8 +3,8 @@
 import grpc
 import warnings
 
-from videophy.v1 import common_pb2 as videophy_dot_v1_dot_common__pb2
-from videophy.v1 import evaluator_pb2 as videophy_dot_v1_dot_evaluator__pb2
+from videophy_bench.proto.v1 import common_pb2 as videophy__bench_dot_proto_dot_v1_dot_common__pb2
+from videophy_bench.proto.v1 import evaluator_pb2 as videophy__bench_dot_proto_dot_v1_dot_evaluator__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -19,7 +19,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in videophy/v1/evaluator_pb2_grpc.py depends on'
+        + ' but the generated code in videophy_bench/proto/v1/evaluator_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -39,13 +39,13 @@ class EvaluatorServiceStub:
         """
         self.Evaluate = channel.unary_stream(
                 '/videophy.v1.EvaluatorService/Evaluate',
-                request_serializer=videophy_dot_v1_dot_evaluator__pb2.EvaluateRequest.SerializeToString,
-                response_deserializer=videophy_dot_v1_dot_evaluator__pb2.EvaluateEvent.FromString,
+                request_serializer=videophy__bench_dot_proto_dot_v1_dot_evaluator__pb2.EvaluateRequest.SerializeToString,
+                response_deserializer=videophy__bench_dot_proto_dot_v1_dot_evaluator__pb2.EvaluateEvent.FromString,
                 _registered_method=True)
         self.GetInfo = channel.unary_unary(
                 '/videophy.v1.EvaluatorService/GetInfo',
-                request_serializer=videophy_dot_v1_dot_common__pb2.GetInfoRequest.SerializeToString,
-                response_deserializer=videophy_dot_v1_dot_evaluator__pb2.EvaluatorInfo.FromString,
+                request_serializer=videophy__bench_dot_proto_dot_v1_dot_common__pb2.GetInfoRequest.SerializeToString,
+                response_deserializer=videophy__bench_dot_proto_dot_v1_dot_evaluator__pb2.EvaluatorInfo.FromString,
                 _registered_method=True)
 
 
@@ -72,13 +72,13 @@ def add_EvaluatorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Evaluate': grpc.unary_stream_rpc_method_handler(
                     servicer.Evaluate,
-                    request_deserializer=videophy_dot_v1_dot_evaluator__pb2.EvaluateRequest.FromString,
-                    response_serializer=videophy_dot_v1_dot_evaluator__pb2.EvaluateEvent.SerializeToString,
+                    request_deserializer=videophy__bench_dot_proto_dot_v1_dot_evaluator__pb2.EvaluateRequest.FromString,
+                    response_serializer=videophy__bench_dot_proto_dot_v1_dot_evaluator__pb2.EvaluateEvent.SerializeToString,
             ),
             'GetInfo': grpc.unary_unary_rpc_method_handler(
                     servicer.GetInfo,
-                    request_deserializer=videophy_dot_v1_dot_common__pb2.GetInfoRequest.FromString,
-                    response_serializer=videophy_dot_v1_dot_evaluator__pb2.EvaluatorInfo.SerializeToString,
+                    request_deserializer=videophy__bench_dot_proto_dot_v1_dot_common__pb2.GetInfoRequest.FromString,
+                    response_serializer=videophy__bench_dot_proto_dot_v1_dot_evaluator__pb2.EvaluatorInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -108,8 +108,8 @@ class EvaluatorService:
             request,
             target,
             '/videophy.v1.EvaluatorService/Evaluate',
-            videophy_dot_v1_dot_evaluator__pb2.EvaluateRequest.SerializeToString,
-            videophy_dot_v1_dot_evaluator__pb2.EvaluateEvent.FromString,
+            videophy__bench_dot_proto_dot_v1_dot_evaluator__pb2.EvaluateRequest.SerializeToString,
+            videophy__bench_dot_proto_dot_v1_dot_evaluator__pb2.EvaluateEvent.FromString,
             options,
             channel_credentials,
             insecure,
@@ -135,8 +135,8 @@ class EvaluatorService:
             request,
             target,
             '/videophy.v1.EvaluatorService/GetInfo',
-            videophy_dot_v1_dot_common__pb2.GetInfoRequest.SerializeToString,
-            videophy_dot_v1_dot_evaluator__pb2.EvaluatorInfo.FromString,
+            videophy__bench_dot_proto_dot_v1_dot_common__pb2.GetInfoRequest.SerializeToString,
+            videophy__bench_dot_proto_dot_v1_dot_evaluator__pb2.EvaluatorInfo.FromString,
             options,
             channel_credentials,
             insecure,

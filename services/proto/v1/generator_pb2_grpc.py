@@ -3,8 +3,8 @@
 import grpc
 import warnings
 
-from videophy.v1 import common_pb2 as videophy_dot_v1_dot_common__pb2
-from videophy.v1 import generator_pb2 as videophy_dot_v1_dot_generator__pb2
+from videophy_bench.proto.v1 import common_pb2 as videophy__bench_dot_proto_dot_v1_dot_common__pb2
+from videophy_bench.proto.v1 import generator_pb2 as videophy__bench_dot_proto_dot_v1_dot_generator__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -19,7 +19,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in videophy/v1/generator_pb2_grpc.py depends on'
+        + ' but the generated code in videophy_bench/proto/v1/generator_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -39,18 +39,18 @@ class GeneratorServiceStub:
         """
         self.Generate = channel.unary_stream(
                 '/videophy.v1.GeneratorService/Generate',
-                request_serializer=videophy_dot_v1_dot_generator__pb2.GenerateRequest.SerializeToString,
-                response_deserializer=videophy_dot_v1_dot_generator__pb2.GenerateEvent.FromString,
+                request_serializer=videophy__bench_dot_proto_dot_v1_dot_generator__pb2.GenerateRequest.SerializeToString,
+                response_deserializer=videophy__bench_dot_proto_dot_v1_dot_generator__pb2.GenerateEvent.FromString,
                 _registered_method=True)
         self.Prepare = channel.unary_unary(
                 '/videophy.v1.GeneratorService/Prepare',
-                request_serializer=videophy_dot_v1_dot_generator__pb2.PrepareRequest.SerializeToString,
-                response_deserializer=videophy_dot_v1_dot_generator__pb2.PrepareResponse.FromString,
+                request_serializer=videophy__bench_dot_proto_dot_v1_dot_generator__pb2.PrepareRequest.SerializeToString,
+                response_deserializer=videophy__bench_dot_proto_dot_v1_dot_generator__pb2.PrepareResponse.FromString,
                 _registered_method=True)
         self.GetInfo = channel.unary_unary(
                 '/videophy.v1.GeneratorService/GetInfo',
-                request_serializer=videophy_dot_v1_dot_common__pb2.GetInfoRequest.SerializeToString,
-                response_deserializer=videophy_dot_v1_dot_generator__pb2.GetInfoResponse.FromString,
+                request_serializer=videophy__bench_dot_proto_dot_v1_dot_common__pb2.GetInfoRequest.SerializeToString,
+                response_deserializer=videophy__bench_dot_proto_dot_v1_dot_generator__pb2.GetInfoResponse.FromString,
                 _registered_method=True)
 
 
@@ -84,18 +84,18 @@ def add_GeneratorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Generate': grpc.unary_stream_rpc_method_handler(
                     servicer.Generate,
-                    request_deserializer=videophy_dot_v1_dot_generator__pb2.GenerateRequest.FromString,
-                    response_serializer=videophy_dot_v1_dot_generator__pb2.GenerateEvent.SerializeToString,
+                    request_deserializer=videophy__bench_dot_proto_dot_v1_dot_generator__pb2.GenerateRequest.FromString,
+                    response_serializer=videophy__bench_dot_proto_dot_v1_dot_generator__pb2.GenerateEvent.SerializeToString,
             ),
             'Prepare': grpc.unary_unary_rpc_method_handler(
                     servicer.Prepare,
-                    request_deserializer=videophy_dot_v1_dot_generator__pb2.PrepareRequest.FromString,
-                    response_serializer=videophy_dot_v1_dot_generator__pb2.PrepareResponse.SerializeToString,
+                    request_deserializer=videophy__bench_dot_proto_dot_v1_dot_generator__pb2.PrepareRequest.FromString,
+                    response_serializer=videophy__bench_dot_proto_dot_v1_dot_generator__pb2.PrepareResponse.SerializeToString,
             ),
             'GetInfo': grpc.unary_unary_rpc_method_handler(
                     servicer.GetInfo,
-                    request_deserializer=videophy_dot_v1_dot_common__pb2.GetInfoRequest.FromString,
-                    response_serializer=videophy_dot_v1_dot_generator__pb2.GetInfoResponse.SerializeToString,
+                    request_deserializer=videophy__bench_dot_proto_dot_v1_dot_common__pb2.GetInfoRequest.FromString,
+                    response_serializer=videophy__bench_dot_proto_dot_v1_dot_generator__pb2.GetInfoResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -125,8 +125,8 @@ class GeneratorService:
             request,
             target,
             '/videophy.v1.GeneratorService/Generate',
-            videophy_dot_v1_dot_generator__pb2.GenerateRequest.SerializeToString,
-            videophy_dot_v1_dot_generator__pb2.GenerateEvent.FromString,
+            videophy__bench_dot_proto_dot_v1_dot_generator__pb2.GenerateRequest.SerializeToString,
+            videophy__bench_dot_proto_dot_v1_dot_generator__pb2.GenerateEvent.FromString,
             options,
             channel_credentials,
             insecure,
@@ -152,8 +152,8 @@ class GeneratorService:
             request,
             target,
             '/videophy.v1.GeneratorService/Prepare',
-            videophy_dot_v1_dot_generator__pb2.PrepareRequest.SerializeToString,
-            videophy_dot_v1_dot_generator__pb2.PrepareResponse.FromString,
+            videophy__bench_dot_proto_dot_v1_dot_generator__pb2.PrepareRequest.SerializeToString,
+            videophy__bench_dot_proto_dot_v1_dot_generator__pb2.PrepareResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -179,8 +179,8 @@ class GeneratorService:
             request,
             target,
             '/videophy.v1.GeneratorService/GetInfo',
-            videophy_dot_v1_dot_common__pb2.GetInfoRequest.SerializeToString,
-            videophy_dot_v1_dot_generator__pb2.GetInfoResponse.FromString,
+            videophy__bench_dot_proto_dot_v1_dot_common__pb2.GetInfoRequest.SerializeToString,
+            videophy__bench_dot_proto_dot_v1_dot_generator__pb2.GetInfoResponse.FromString,
             options,
             channel_credentials,
             insecure,
