@@ -22,6 +22,9 @@ class LogLevelError(ValueError):
     """`--log-level` is not a level `logging` knows."""
 
 
+# Our own exceptions' module prefix, from this package's name rather than a copy of it.
+_OURS = __name__.split(".")[0] + "."
+
 def configure_logging(level: str | int) -> None:
     """The root handler with the project's format; library loggers print through it only."""
     if isinstance(level, str):
@@ -57,7 +60,7 @@ def guarded(command: str, body: Callable[[], int]) -> int:
         if debug:
             traceback.print_exc()
         text = one_line(exc)
-        if not type(exc).__module__.startswith("videophy_bench."):  # ours are written to be read as they are
+        if not type(exc).__module__.startswith(_OURS):  # ours are written to be read as they are
             text = f"{type(exc).__name__}: {text}"
             text += "" if debug else " (--log-level DEBUG shows the traceback)"
         print(f"videophy-bench {command}: {text}", file=sys.stderr)
