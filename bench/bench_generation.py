@@ -212,6 +212,7 @@ def build_vae(cfg: dict[str, Any], device: str) -> Any:
 
 def build_ti2v(model: str, device: str) -> Any:
     from diffusers import UniPCMultistepScheduler, WanPipeline
+
     from videophy_bench.generator.tiny import _tokenizer
 
     spec = MODELS[model]
@@ -231,6 +232,7 @@ def build_moe(device: str, t5_overrides: dict[str, Any]) -> Any:
     """T2V-A14B at full size: two 14B experts (bf16), Wan2.1 VAE (fp32), UMT5 with `t5_overrides`.
     On the CPU the experts are 2-layer stand-ins (a dry run of the code, not of the size)."""
     from diffusers import UniPCMultistepScheduler, WanPipeline
+
     from videophy_bench.generator.tiny import _tokenizer
 
     cuda = device.startswith("cuda")

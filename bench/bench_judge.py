@@ -40,6 +40,7 @@ from benchlib import use_repo_imports  # noqa: E402
 use_repo_imports()
 
 import torch  # noqa: E402
+
 from videophy_bench.evaluator.judge import JudgeInfo, JudgeQuery, MplugOwlJudge  # noqa: E402
 from videophy_bench.evaluator.model.configuration import MplugOwlConfig  # noqa: E402
 from videophy_bench.evaluator.model.frames import PixelNormalizer  # noqa: E402

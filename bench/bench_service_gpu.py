@@ -157,6 +157,7 @@ async def wait_ready(target: str, timeout_s: float) -> float:
 
 async def one_video(stub: Any, i: int, mode: str, steps: int, t_mode: float, client: int) -> dict[str, Any]:
     import grpc
+
     from videophy_bench.proto.v1 import generator_pb2
 
     req = generator_pb2.GenerateRequest(

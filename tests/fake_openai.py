@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+
 from videophy_bench.common.video import decode_mp4
 from videophy_bench.evaluator.model.templates import AUTOEVAL_SYSTEM
 from videophy_bench.orchestrator.phyt2v import templates as T

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import grpc
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from videophy_bench.common.channel import ClientConfig
 from videophy_bench.common.server import ServiceHost
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import grpc
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from videophy_bench.common.server import MAX_MESSAGE_BYTES, READINESS
 
 CHANNEL_OPTIONS = (

@@ -12,6 +12,7 @@ import sys
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from videophy_bench.common.arguments import Parser
 from videophy_bench.common.server import READINESS
 

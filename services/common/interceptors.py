@@ -10,6 +10,7 @@ from typing import Any
 
 import grpc
 from grpc import aio
+
 from videophy_bench.common import errors
 
 log = logging.getLogger(__name__)

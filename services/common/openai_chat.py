@@ -24,6 +24,7 @@ from typing import Any
 
 from tenacity import RetryError, retry_if_exception_type, stop_after_attempt, wait_exponential
 from tenacity import Retrying as _Retrying
+
 from videophy_bench.common.cli_fields import add_cli_args, cli_field, cli_values
 from videophy_bench.common.settings import env_name
 

@@ -20,6 +20,7 @@ import grpc
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+
 from videophy_bench.common.entry import one_line
 from videophy_bench.common.interceptors import DrainInterceptor, ErrorMappingInterceptor, TokenAuthInterceptor
 from videophy_bench.common.watchdog import DeviceWatchdog

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Protocol
 
 import torch
+
 from videophy_bench.common import judge_tasks
 from videophy_bench.common.limits import MAX_JUDGE_TEXT_CHARS, check_text
 from videophy_bench.evaluator.catalog import LOCAL, TINY, JudgeSpec, judge_spec

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from videophy_bench.common import csvio
 from videophy_bench.common.arguments import Parser
 from videophy_bench.evaluator.errors import JudgeError, JudgeInputError

@@ -7,6 +7,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
+
 from videophy_bench.evaluator.model.frames import NUM_FRAMES, PixelNormalizer, decode_video
 
 

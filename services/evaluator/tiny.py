@@ -18,6 +18,7 @@ from pathlib import Path
 
 import sentencepiece as spm
 import torch
+
 from videophy_bench.common.cache import cache_dir
 from videophy_bench.evaluator.model.configuration import (
     LLAMA_7B_DEFAULTS,

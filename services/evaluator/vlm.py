@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from videophy_bench.common.openai_chat import (
     ChatClient,
     EndpointError,

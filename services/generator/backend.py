@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+
 from videophy_bench.generator.presets import Params, Preset
 
 # When the VAE decode of one item may run beside the next item's denoising (GeneratorServicer).

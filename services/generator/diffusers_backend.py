@@ -62,6 +62,7 @@ def resolve_model_dir(preset: Preset, model_path: str | None, revision: str | No
             digest.update(cfg.read_bytes())
         return local, f"local:{digest.hexdigest()[:12]}"
     from huggingface_hub import snapshot_download
+
     from videophy_bench.common import hub
 
     try:
@@ -115,6 +116,7 @@ class DiffusersWanBackend:
     def attach(self, pipe: Any) -> None:
         """Take a pipeline already on the device: the preset's scheduler and the acceleration preset."""
         from diffusers import UniPCMultistepScheduler
+
         from videophy_bench.generator.acceleration import apply_acceleration
 
         self._check_layout(pipe)
@@ -190,6 +192,7 @@ class DiffusersWanBackend:
             self._embeds.move_to_end(key)
             return self._embeds[key]
         import torch
+
         from videophy_bench.generator.acceleration import text_encoder_on
 
         with torch.inference_mode(), text_encoder_on(self.pipe, self.device):

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf import json_format
+
 from videophy_bench.common.errors import Busy, InvalidRequest, NotReady, OutOfMemory, PathEscape
 from videophy_bench.common.limits import (
     MAX_ID_CHARS,

@@ -90,6 +90,7 @@ class DiffusersPipelineBackend:
     def attach(self, pipe: Any) -> None:
         """Take a pipeline already on the device: the preset's scheduler and the acceleration preset."""
         import diffusers
+
         from videophy_bench.generator.acceleration import apply_acceleration
 
         if type(pipe).__name__ != self.family.pipeline:
@@ -144,6 +145,7 @@ class DiffusersPipelineBackend:
     def denoise(self, job: GenerationJob, on_step: StepCallback, should_stop: StopCheck) -> GenerationOutput:
         """The pipeline call, decode included: the output holds the frames."""
         import torch
+
         from videophy_bench.common.video import to_uint8
 
         p = job.params

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import grpc
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from videophy_bench.common.channel import ClientConfig, is_ready
 from videophy_bench.common.server import READINESS
 from videophy_bench.proto.v1 import (

@@ -43,6 +43,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import json_format
+
 from videophy_bench.common import judge_tasks
 from videophy_bench.common.channel import ClientConfig
 from videophy_bench.common.storage import Storage

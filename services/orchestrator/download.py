@@ -34,6 +34,7 @@ from typing import Any
 
 import httpx2
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
+
 from videophy_bench.common.storage import FILE_MODE, Storage, sha256_file
 from videophy_bench.orchestrator.run_options import DownloadOptions
 

@@ -171,6 +171,7 @@ def summarize_rows(results: list[dict[str, str]]) -> dict[str, Any]:
     """summary.json numbers: the analysis package's `summarize` (one definition of every metric)."""
     try:
         import pandas as pd
+
         from videophy_bench.orchestrator.analysis import summarize
     except ImportError:  # TODO: drop once the analysis extra is always installed with the orchestrator
         return _minimal_summary(results)

@@ -105,6 +105,7 @@ def push(run_dir: Path, repo: str, *, token: str, report: Path | None = None, in
     from huggingface_hub import CommitOperationAdd, HfApi, constants
     from huggingface_hub.errors import HfHubHTTPError, HFValidationError
     from huggingface_hub.utils import validate_repo_id
+
     from videophy_bench.orchestrator.dataset_card import card_text
 
     try:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
+
 from videophy_bench.orchestrator.items import STATES
 
 log = logging.getLogger(__name__)

@@ -548,6 +548,7 @@ def download_videophy2(revision: str | None = None, cache_dir: str | None = None
     Raises HubUnavailable, in seconds, when the Hub does not answer and the cache lacks the file.
     """
     from huggingface_hub import hf_hub_download
+
     from videophy_bench.common import hub
 
     try:

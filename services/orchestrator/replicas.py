@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 from tenacity import RetryCallState, wait_exponential, wait_random
+
 from videophy_bench.common import judge_tasks
 from videophy_bench.common.channel import ClientConfig
 from videophy_bench.orchestrator.clients import EvaluatorClient, GeneratorClient

@@ -70,6 +70,7 @@ def statistics(results: list[dict[str, str]], n_boot: int, seed: int) -> dict[st
     analysis extra) are not installed."""
     try:
         import pandas as pd
+
         from videophy_bench.orchestrator.analysis.loading import prepare_results
     except ImportError as exc:
         return {"conditions": [], "note": f"statistics need the analysis extra ({exc})"}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from videophy_bench.common import csvio
 from videophy_bench.orchestrator.analysis.loading import prepare_results
 

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 from scipy import stats
+
 from videophy_bench.orchestrator.analysis.intervals import cluster_bootstrap, holm, wilson_ci
 from videophy_bench.orchestrator.analysis.power import (
     mcnemar_mde,

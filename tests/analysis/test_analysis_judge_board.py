@@ -16,6 +16,7 @@ from analysis_ledgers import CATEGORIES, item, tables_of, write_run
 from scipy import stats
 from scipy.special import expit
 from test_analysis_leaderboard import HEADER
+
 from videophy_bench.common import csvio
 from videophy_bench.orchestrator.analysis.agreement import agreement, cohen_kappa, confusion
 from videophy_bench.orchestrator.analysis.calibration import (

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from analysis_ledgers import CATEGORIES, item, write_run
+
 from videophy_bench.orchestrator.analysis.cli import leaderboard_main
 from videophy_bench.orchestrator.analysis.leaderboard import (
     agreement,

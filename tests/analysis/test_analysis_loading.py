@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from analysis_ledgers import item, write_run
+
 from videophy_bench.orchestrator.analysis.loading import (
     conditions_from_runs,
     load_results,

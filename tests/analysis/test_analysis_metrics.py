@@ -7,6 +7,7 @@ import math
 
 import pytest
 from analysis_ledgers import CATEGORIES, frame, item
+
 from videophy_bench.orchestrator.analysis.metrics import (
     action_extremes,
     action_table,

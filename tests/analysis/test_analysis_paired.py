@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from analysis_ledgers import CATEGORIES, benchmark_rows, frame, item
+
 from videophy_bench.orchestrator.analysis.paired import compare
 
 

@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 from analysis_ledgers import benchmark_rows, item, tables_of
+
 from videophy_bench.orchestrator.analysis.cli import report_main
 from videophy_bench.orchestrator.analysis.document import Column, format_cell, format_value
 from videophy_bench.orchestrator.analysis.loading import load_results

@@ -13,6 +13,7 @@ from html.parser import HTMLParser
 import pytest
 from analysis_ledgers import benchmark_rows
 from chromium_cdp import CHROMIUM, Chromium, headless_command
+
 from videophy_bench.orchestrator.analysis.cli import report_main
 
 #: A4 landscape less the page's 10 mm margins, in CSS pixels (96 per inch): the width print lays out in

@@ -8,6 +8,7 @@ import math
 
 import pytest
 from analysis_ledgers import CATEGORIES, benchmark_rows, frame, item, tables_of
+
 from videophy_bench.orchestrator.analysis.cli import report_main
 from videophy_bench.orchestrator.analysis.document import format_cell
 from videophy_bench.orchestrator.analysis.metrics import has_videocon, summarize, videocon_subset_table

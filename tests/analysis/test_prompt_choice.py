@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from analysis_ledgers import frame, item
 from test_analysis_leaderboard import write_test_csv
+
 from videophy_bench.orchestrator import caption_source
 from videophy_bench.orchestrator.analysis.document import Table, Text
 from videophy_bench.orchestrator.analysis.leaderboard import (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 import pytest
+
 from videophy_bench.common.settings import add_server_flags, env_flag, env_name, read_token
 
 

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from videophy_bench.common.errors import PathEscape
 from videophy_bench.common.storage import Storage, safe_component, sha256_file
 

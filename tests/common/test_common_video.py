@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from videophy_bench.common.video import CorruptVideo, decode_mp4, encode_mp4, probe_mp4, to_uint8
 
 

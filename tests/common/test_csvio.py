@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from nasty_text import nasty_strings
+
 from videophy_bench.common import csvio
 from videophy_bench.orchestrator.analysis.document import Column, Table
 from videophy_bench.orchestrator.analysis.export import write_table_csv

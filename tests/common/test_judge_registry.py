@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from videophy_bench.common import csvio, judge_tasks
 from videophy_bench.common.judge_tasks import JudgeTask
 from videophy_bench.evaluator import catalog

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from deploy_support import K8S, K8S_VERSION, check_pod_security, find_tool, one, require_tool
+
 from videophy_bench.orchestrator import cluster
 
 FAKE = r'''#!{python}

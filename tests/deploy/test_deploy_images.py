@@ -17,6 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
+
 from videophy_bench.common import healthcheck
 
 IDS = [p.parent.name for p in DOCKERFILES]

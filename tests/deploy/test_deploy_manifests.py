@@ -26,6 +26,7 @@ from deploy_support import (
     render_docs,
     require_tool,
 )
+
 from videophy_bench.orchestrator import exit_codes
 from videophy_bench.orchestrator.discovery import parse_targets
 

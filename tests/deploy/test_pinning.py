@@ -19,6 +19,7 @@ import yaml
 from deploy_support import K8S, render_docs
 from loopback_hub import LoopbackHub
 from test_cluster import FakeKubectl
+
 from videophy_bench.orchestrator import cluster, pinning
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
 from videophy_bench.orchestrator import release
 
 REPO = Path(__file__).resolve().parents[2]

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from videophy_bench.orchestrator import ledger, snapshot
 
 REPO = Path(__file__).resolve().parents[2]

@@ -15,6 +15,7 @@ import pytest
 from deploy_support import K8S
 from loopback_hub import LoopbackHub
 from test_cluster import FakeKubectl
+
 from videophy_bench.orchestrator import cluster
 from videophy_bench.orchestrator.volume_check import REPORT_PREFIX, cached_models, main
 

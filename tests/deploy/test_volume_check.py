@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 from test_cluster import OVERLAY, FakeKubectl
+
 from videophy_bench.orchestrator import cluster
 from videophy_bench.orchestrator.volume_check import REPORT_PREFIX, VolumeReport, check_volume, main
 

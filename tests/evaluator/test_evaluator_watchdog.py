@@ -18,6 +18,7 @@ from test_service import (  # noqa: F401
     storage,
     tiny_judge,
 )
+
 from videophy_bench.evaluator.judge import MplugOwlJudge
 
 

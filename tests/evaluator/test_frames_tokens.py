@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from videophy_bench.evaluator.model.frames import PixelNormalizer, decode_video, frame_indices
 from videophy_bench.evaluator.model.templates import build_prompt
 from videophy_bench.evaluator.model.tokenization import PromptTokenizer

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+
 from videophy_bench.evaluator import judge_cli
 from videophy_bench.evaluator.errors import (
     EmptyTextError,

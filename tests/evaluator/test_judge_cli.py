@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import torch
 from nasty_text import FRAGMENTS, UNDECODABLE, nasty_strings
+
 from videophy_bench.common import csvio
 from videophy_bench.evaluator import judge_cli
 from videophy_bench.evaluator.judge import JudgeQuery, load_judge

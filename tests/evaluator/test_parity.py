@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from videophy_bench.evaluator.judge import JudgeQuery
 from videophy_bench.evaluator.model.frames import PixelNormalizer, decode_video
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from videophy_bench.evaluator.model.parsing import ParseStatus, parse_answer
 
 

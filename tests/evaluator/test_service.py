@@ -24,6 +24,7 @@ import pytest
 import torch
 from grpc import aio
 from service_harness import NOT_SERVING, SERVING, Running, health_status, wait_for_health
+
 from videophy_bench.common import judge_tasks
 from videophy_bench.common.channel import ClientConfig
 from videophy_bench.common.limits import MAX_ID_CHARS, MAX_JUDGE_QUERIES, MAX_JUDGE_TEXT_CHARS

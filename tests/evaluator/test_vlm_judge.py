@@ -18,6 +18,7 @@ import grpc
 import numpy as np
 import pytest
 from fake_openai import FakeOpenAI, official_indices, user_text
+
 from videophy_bench.common.openai_chat import NO_KEY, EndpointError, EndpointSettings
 from videophy_bench.common.video import decode_mp4, encode_mp4
 from videophy_bench.evaluator.errors import EmptyTextError, JudgeEndpointError, UnsupportedPromptError
@@ -229,6 +230,7 @@ def test_serve_evaluator_refuses_a_bad_endpoint_in_one_line_before_serving():
 def test_the_servicer_serves_the_vlm_judge_with_limits_first_and_failures_per_call(tmp_path):
     from grpc import StatusCode
     from service_harness import SERVING, wait_for_health
+
     from videophy_bench.common import judge_tasks
     from videophy_bench.common.server import ServiceHost
     from videophy_bench.evaluator.cli import build_parser, serve

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from videophy_bench.generator.diffusers_backend import default_tiny_dir
 from videophy_bench.generator.presets import PRESETS
 

@@ -18,6 +18,7 @@ import grpc
 import torch
 from grpc import aio
 from service_harness import NOT_SERVING, SERVING, Running, health_status, wait_for_health  # noqa: F401
+
 from videophy_bench.common.channel import ClientConfig
 from videophy_bench.common.server import ServiceHost
 from videophy_bench.generator.backend import GenerationJob, GenerationOutput, StepCallback, StopCheck

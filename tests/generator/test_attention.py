@@ -131,6 +131,7 @@ def test_fa3_adapter_sends_masked_calls_to_exact_sdpa() -> None:
     say whether they are cross-attention: such a call must give SDPA's exact result, not an error."""
     import torch
     from diffusers.models import attention_dispatch as ad
+
     from videophy_bench.generator.attention import fa3_attention
 
     torch.manual_seed(0)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from generator_harness import tiny_backend
+
 from videophy_bench.generator import attention
 
 

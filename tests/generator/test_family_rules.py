@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from videophy_bench.common.errors import InvalidRequest
 from videophy_bench.generator.families import FAMILIES, get_family, load_object
 from videophy_bench.generator.presets import PRESETS, get_preset, resolve
@@ -99,6 +100,7 @@ def test_a_wan_fingerprint_is_what_it_was_before_families():
 
 def test_regional_compile_finds_blocks_of_a_transformer_that_declares_none():
     from diffusers import CogVideoXTransformer3DModel, WanTransformer3DModel
+
     from videophy_bench.generator.acceleration import _repeated_blocks
 
     cog = CogVideoXTransformer3DModel(num_attention_heads=2, attention_head_dim=16, in_channels=4,

@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 from generator_harness import generate, generate_code, request, running_generator
+
 from videophy_bench.generator.backend import GenerationJob, GenerationOutput, StepCallback, StopCheck
 from videophy_bench.generator.families import get_backend
 from videophy_bench.generator.pipeline_backend import DiffusersPipelineBackend

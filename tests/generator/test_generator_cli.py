@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from generator_harness import SERVING, generate, request, wait_for_health
+
 from videophy_bench.common.channel import ClientConfig
 from videophy_bench.common.settings import env_name
 from videophy_bench.generator.cli import build_parser, main

@@ -11,6 +11,7 @@ import pytest
 import torch
 from generator_harness import SERVICE_NAME, generate, request, running_generator, tiny_backend
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
 from videophy_bench.common.storage import sha256_file
 from videophy_bench.common.video import decode_mp4, to_uint8
 from videophy_bench.generator.backend import GenerationJob

@@ -19,6 +19,7 @@ from generator_harness import (
 from generator_harness import running_generator as serving
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
 from videophy_bench.common.channel import ClientConfig, is_ready
 from videophy_bench.proto.v1 import common_pb2, generator_pb2_grpc
 

@@ -26,6 +26,7 @@ from generator_harness import (
     wait_for_health,
 )
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from videophy_bench.common.limits import MAX_ID_CHARS, MAX_PREPARE_PROMPTS, MAX_PROMPT_CHARS, MAX_URI_CHARS
 from videophy_bench.common.storage import sha256_file
 from videophy_bench.common.video import decode_mp4

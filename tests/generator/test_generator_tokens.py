@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from diffusers.pipelines.wan.pipeline_wan import prompt_clean
 from generator_harness import generate, request, running_generator, tiny_backend
+
 from videophy_bench.generator import prompt_tokens
 from videophy_bench.generator.presets import PRESETS
 from videophy_bench.orchestrator.phyt2v.tokens import load_prompt_tokens

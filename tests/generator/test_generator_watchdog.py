@@ -19,6 +19,7 @@ from generator_harness import (
     tiny_backend,
 )
 from service_harness import ManualClock, assert_stall_fails_liveness, watch_with
+
 from videophy_bench.generator.backend import GenerationJob, GenerationOutput, StepCallback, StopCheck
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from cli_process import LONG_S, local_args
 from run_dirs import rows
+
 from videophy_bench.orchestrator.export import export_run
 from videophy_bench.orchestrator.ledger import Ledger, RunLock, StoredAnswer
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from videophy_bench.orchestrator import cli
 
 ROOT = Path(__file__).resolve().parents[2]

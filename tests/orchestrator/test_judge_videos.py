@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from run_dirs import assert_exports_match_ledger, results, rows
+
 from videophy_bench.common import csvio
 from videophy_bench.common.video import encode_mp4
 from videophy_bench.orchestrator.cli import main

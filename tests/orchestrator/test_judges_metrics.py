@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from run_dirs import results, rows
+
 from videophy_bench.orchestrator.cli import main
 from videophy_bench.orchestrator.judge_queue import partition_tasks
 

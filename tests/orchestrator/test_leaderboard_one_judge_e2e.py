@@ -16,6 +16,7 @@ from run_dirs import results
 from scipy import stats
 from test_leaderboard_videos import fixture_rows, write_test_csv
 from video_server import VideoServer
+
 from videophy_bench.common import csvio
 from videophy_bench.orchestrator.analysis.cli import leaderboard_main
 from videophy_bench.orchestrator.analysis.leaderboard import MODEL_NAMES

@@ -19,6 +19,7 @@ import pytest
 from cli_process import LONG_S, Cli
 from run_dirs import assert_exports_match_ledger, ledger_has, results, rows, wait_for
 from video_server import VideoServer
+
 from videophy_bench.common import csvio
 from videophy_bench.common.storage import Storage
 from videophy_bench.orchestrator.cli import main

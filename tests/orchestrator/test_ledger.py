@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from videophy_bench.orchestrator import discovery
 from videophy_bench.orchestrator.items import RunConfig, WorkItem, derive_seed, request_id
 from videophy_bench.orchestrator.ledger import (

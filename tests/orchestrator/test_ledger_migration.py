@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from run_dirs import rows
+
 from videophy_bench.orchestrator.cli import main
 from videophy_bench.orchestrator.export import refresh
 from videophy_bench.orchestrator.ledger import SCHEMA_VERSION, Ledger, read_answers

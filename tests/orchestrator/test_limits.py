@@ -8,6 +8,7 @@ import csv
 from pathlib import Path
 
 from run_dirs import rows
+
 from videophy_bench.orchestrator.cli import main
 
 # Within every character limit (the prompt loader accepts it, the generator makes its video), but four

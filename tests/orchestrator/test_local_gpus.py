@@ -13,6 +13,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+
 from videophy_bench.common.channel import ClientConfig
 from videophy_bench.orchestrator.clients import GeneratorClient
 from videophy_bench.orchestrator.local import LocalServiceError, LocalServices, visible_gpus

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from cli_process import FAST, LONG_S, finished
 from run_dirs import ledger_has, rows, wait_for
+
 from videophy_bench.orchestrator import exit_codes
 from videophy_bench.orchestrator.ledger import RunLock, RunLocked, lock_holder
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from run_dirs import results, rows
+
 from videophy_bench.common.video import decode_mp4
 from videophy_bench.generator.presets import PRESETS
 from videophy_bench.orchestrator import cli

@@ -9,6 +9,7 @@ import json
 import pytest
 from fake_openai import FakeOpenAI
 from run_dirs import results, rows
+
 from videophy_bench.common.openai_chat import ChatClient, EndpointError
 from videophy_bench.orchestrator.cli import main
 from videophy_bench.orchestrator.phyt2v import templates as T

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rich.console import Console
 from run_dirs import wait_for
+
 from videophy_bench.orchestrator.cli import main
 from videophy_bench.orchestrator.items import WorkItem, derive_seed
 from videophy_bench.orchestrator.ledger import Ledger, RunLock, StoredAnswer

@@ -9,6 +9,7 @@ import random
 from pathlib import Path
 
 import pytest
+
 from videophy_bench.common.limits import MAX_JUDGE_TEXT_CHARS, MAX_PROMPT_CHARS
 from videophy_bench.orchestrator.cli import main
 from videophy_bench.orchestrator.prompts import PromptSetError, load_csv, load_prompt_set, normalize_caption

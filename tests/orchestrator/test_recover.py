@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from run_dirs import assert_exports_match_ledger, ledger_has, results, rows, wait_for
+
 from videophy_bench.orchestrator.analysis.cli import report_main
 from videophy_bench.orchestrator.cli import main
 from videophy_bench.orchestrator.ledger import RunLock

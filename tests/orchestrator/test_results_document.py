@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from run_dirs import assert_exports_match_ledger, results
+
 from videophy_bench.common import version
 from videophy_bench.orchestrator import results_document
 from videophy_bench.orchestrator.analysis import metrics

@@ -7,6 +7,7 @@ import json
 import sqlite3
 
 from run_dirs import assert_exports_match_ledger, results
+
 from videophy_bench.common import csvio
 from videophy_bench.generator import prompt_tokens
 from videophy_bench.generator.presets import PRESETS

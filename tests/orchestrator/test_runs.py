@@ -13,6 +13,7 @@ import pytest
 from run_dirs import ledger_has as _ledger_has
 from run_dirs import results, rows
 from run_dirs import wait_for as _wait
+
 from videophy_bench.orchestrator import discovery
 from videophy_bench.orchestrator.cli import main
 from videophy_bench.orchestrator.ledger import RunLock

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from cli_process import FAST, LONG_S, SLOW_GENERATION, alive, finished, local_args
 from run_dirs import assert_exports_match_ledger, ledger_has, rows, wait_for
+
 from videophy_bench.orchestrator.cli import main
 
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from run_dirs import results
 from scored_run import SCORES, cli, rescore, tiny_run
-from videophy_bench.common import csvio
 from wandb_offline import offline_runs
+
+from videophy_bench.common import csvio
 
 pytest.importorskip("mlflow")
 pytest.importorskip("wandb")
@@ -199,6 +200,7 @@ def test_track_refuses_what_it_cannot_log_in_one_line(tmp_path):
 
 def test_refine_is_tracked_once_after_its_last_round_with_each_condition(shared_services, tmp_path):
     from fake_openai import FakeOpenAI
+
     from videophy_bench.orchestrator.cli import main
 
     svc, gens, ev = shared_services

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from fake_openai import FakeOpenAI, judge_task, user_text
 from run_dirs import assert_exports_match_ledger, results, rows
+
 from videophy_bench.common import csvio
 from videophy_bench.orchestrator.analysis.loading import load_run, split_conditions
 from videophy_bench.orchestrator.cli import main

@@ -14,6 +14,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
 from videophy_bench.evaluator.model.configuration import AbstractorConfig
 from videophy_bench.evaluator.model.primitives import LayerNormFp32
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from videophy_bench.evaluator.errors import EmptyVideoError, VideoDecodeError, VideoNotFoundError
 
 NUM_FRAMES = 32

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+
 from videophy_bench.common import hub
 from videophy_bench.evaluator.catalog import is_hub_repo_id
 from videophy_bench.evaluator.errors import CheckpointError

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from transformers import DynamicCache
+
 from videophy_bench.evaluator.model.abstractor import VisualAbstractor
 from videophy_bench.evaluator.model.configuration import MplugOwlConfig
 from videophy_bench.evaluator.model.language import (

@@ -12,6 +12,7 @@ Every row is 257 tokens long, so batching needs no padding and changes nothing.
 from __future__ import annotations
 
 import torch
+
 from videophy_bench.evaluator.model.modeling import MplugOwlForConditionalGeneration
 from videophy_bench.evaluator.model.tokenization import PromptTokenizer
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
 from videophy_bench.evaluator.model.configuration import VisionConfig
 from videophy_bench.evaluator.model.primitives import LayerNormFp32, quick_gelu
 

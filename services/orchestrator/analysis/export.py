@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from videophy_bench.common import csvio
 
 from . import plots

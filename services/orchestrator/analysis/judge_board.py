@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from videophy_bench.common.judge_tasks import tasks_of
 from videophy_bench.evaluator.catalog import judge_spec
 from videophy_bench.orchestrator import caption_source

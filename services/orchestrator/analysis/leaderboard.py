@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from videophy_bench.orchestrator import caption_source
 from videophy_bench.orchestrator.prompts import normalize_caption
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from videophy_bench.common import csvio, judge_tasks
 from videophy_bench.orchestrator import caption_source
 from videophy_bench.orchestrator.results_schema import RESULTS_COLUMNS

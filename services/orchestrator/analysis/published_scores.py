@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from videophy_bench.common import csvio
 from videophy_bench.orchestrator.prompts import normalize_caption
 
@@ -119,6 +120,7 @@ def load_published(spec: str, revision: str | None = None) -> PublishedScores:
         files = sorted(path.rglob("*.csv")) if path.is_dir() else [path]
         return read_published(files, str(path))
     from huggingface_hub import snapshot_download
+
     from videophy_bench.common import hub
 
     try:
